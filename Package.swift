@@ -1,0 +1,33 @@
+// swift-tools-version:5.10
+import PackageDescription
+
+let package = Package(
+    name: "hidden-mpi",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "hidden-mpi", targets: ["hidden-mpi"]),
+        .library(name: "HiddenNetworks", targets: ["HiddenNetworks"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // C shims: module maps and static inline wrappers only, no public API of their own.
+        .systemLibrary(name: "CMPI", path: "Sources/CMPI", pkgConfig: "ompi-c",
+                       providers: [.apt(["libopenmpi-dev"])]),
+        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib", providers: [.apt(["zlib1g-dev"])]),
+        // The library: pure Swift over BLAS; never imports MPI.
+        .target(name: "HiddenNetworks", dependencies: ["CBLAS", "CZlib"],
+                swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]),
+        // The MPI communicator: the only importer of CMPI.
+        .target(name: "HiddenMPI", dependencies: ["CMPI", "HiddenNetworks"]),
+        .executableTarget(name: "hidden-mpi", dependencies: [
+            "HiddenNetworks", "HiddenMPI",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .testTarget(name: "HiddenNetworksTests", dependencies: ["HiddenNetworks"]),
+        .testTarget(name: "HiddenMPITests", dependencies: ["HiddenNetworks"]),
+    ]
+)

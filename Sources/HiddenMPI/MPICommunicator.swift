@@ -1,0 +1,80 @@
+// The MPI communicator: the only code that talks to Open MPI. Errors return codes (not the default
+// abort-in-place) so a failure becomes an MPIError with the call's name; the caller then aborts
+// the whole job, so no rank is left waiting in a collective.
+
+import CMPI
+import HiddenNetworks
+import Foundation
+
+public struct MPIError: Error, CustomStringConvertible {
+    public let call: String
+    public let code: Int32
+    public var description: String {
+        var buffer = [CChar](repeating: 0, count: 512)
+        var length: Int32 = 0
+        MPI_Error_string(code, &buffer, &length)
+        return "\(call) failed: \(String(cString: buffer)) (code \(code))"
+    }
+}
+
+@inline(__always)
+func check(_ code: Int32, _ call: String) throws {
+    if code != cmpi_success() { throw MPIError(call: call, code: code) }
+}
+
+public final class MPICommunicator: Communicator {
+    public let rank: Int
+    public let size: Int
+    private let world = cmpi_comm_world()
+    private static var initialized = false
+
+    /// Initialises MPI (once per process) and reads rank and size of MPI_COMM_WORLD.
+    public init() throws {
+        precondition(!MPICommunicator.initialized, "MPI_Init may run once per process")
+        MPICommunicator.initialized = true
+        try check(MPI_Init(nil, nil), "MPI_Init")
+        try check(MPI_Comm_set_errhandler(world, cmpi_errors_return()), "MPI_Comm_set_errhandler")
+        var r: Int32 = 0, s: Int32 = 0
+        try check(MPI_Comm_rank(world, &r), "MPI_Comm_rank")
+        try check(MPI_Comm_size(world, &s), "MPI_Comm_size")
+        rank = Int(r); size = Int(s)
+    }
+
+    public func finalize() { MPI_Finalize() }
+
+    public func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) {
+        guard size > 1, let base = buffer.baseAddress else { return }
+        fatalIfFailed(MPI_Allreduce(cmpi_in_place(), base, Int32(buffer.count), cmpi_float(), cmpi_sum(), world),
+                      "MPI_Allreduce")
+    }
+
+    public func allreduce(_ values: inout [Double], op: ReduceOp) {
+        guard size > 1 else { return }
+        let mpiOp: MPI_Op
+        switch op {
+        case .sum: mpiOp = cmpi_sum()
+        case .max: mpiOp = cmpi_max()
+        case .min: mpiOp = cmpi_min()
+        }
+        let n = Int32(values.count)
+        let code = values.withUnsafeMutableBufferPointer {
+            MPI_Allreduce(cmpi_in_place(), $0.baseAddress, n, cmpi_double(), mpiOp, world)
+        }
+        fatalIfFailed(code, "MPI_Allreduce")
+    }
+
+    public func barrier() { fatalIfFailed(MPI_Barrier(world), "MPI_Barrier") }
+
+    public func abort(code: Int32) -> Never {
+        MPI_Abort(world, code)
+        exit(code)
+    }
+
+    /// A collective that fails mid-run leaves the others waiting: report it and end the job.
+    private func fatalIfFailed(_ code: Int32, _ call: String) {
+        guard code != cmpi_success() else { return }
+        let message = "hidden-mpi: error on rank \(rank): \(MPIError(call: call, code: code))\n"
+        FileHandle.standardError.write(message.data(using: .utf8)!)
+        abort(code: 3)
+    }
+}

@@ -1,0 +1,116 @@
+// File formats: IDX (MNIST, Fashion-MNIST; gzipped or not) and the CIFAR-10 binary version.
+// Every size is checked against the file before a byte is trusted.
+
+import CZlib
+import Foundation
+
+/// Whole file, inflated if it is gzip (zlib's gzread passes plain files through unchanged).
+public func readMaybeGzipped(_ path: String) throws -> [UInt8] {
+    guard FileManager.default.isReadableFile(atPath: path) else {
+        throw HiddenError("cannot read \(path)")
+    }
+    guard let file = gzopen(path, "rb") else { throw HiddenError("cannot open \(path)") }
+    defer { gzclose(file) }
+    var out: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 1 << 20)
+    while true {
+        let n = chunk.withUnsafeMutableBytes { gzread(file, $0.baseAddress, UInt32($0.count)) }
+        if n < 0 {
+            var code: Int32 = 0
+            let msg = gzerror(file, &code).map { String(cString: $0) } ?? "unknown"
+            throw HiddenError("\(path) is corrupt: gzip error (\(msg))", hint: "download the file again")
+        }
+        if n == 0 { break }
+        out.append(contentsOf: chunk[0..<Int(n)])
+    }
+    return out
+}
+
+/// An IDX file: magic (0, 0, type 0x08 = ubyte, dims), big-endian sizes, then the data.
+public struct IDXFile {
+    public let dims: [Int]
+    public let data: ArraySlice<UInt8>
+
+    public init(bytes: [UInt8], name: String) throws {
+        guard bytes.count >= 4 else { throw HiddenError("\(name) is truncated: \(bytes.count) bytes, not even an IDX header") }
+        guard bytes[0] == 0, bytes[1] == 0 else {
+            throw HiddenError("\(name) is not an IDX file (magic \(bytes[0..<4].map { String(format: "%02x", $0) }.joined()))")
+        }
+        guard bytes[2] == 0x08 else { throw HiddenError("\(name): IDX type 0x\(String(bytes[2], radix: 16)) is not unsigned bytes (0x08)") }
+        let rank = Int(bytes[3])
+        guard rank >= 1 && rank <= 4, bytes.count >= 4 + 4 * rank else {
+            throw HiddenError("\(name) is truncated or malformed: header of \(rank) dimensions")
+        }
+        var dims: [Int] = []
+        for d in 0..<rank {
+            let o = 4 + 4 * d
+            dims.append(Int(bytes[o]) << 24 | Int(bytes[o + 1]) << 16 | Int(bytes[o + 2]) << 8 | Int(bytes[o + 3]))
+        }
+        let expected = dims.reduce(1, *)
+        let have = bytes.count - 4 - 4 * rank
+        guard have == expected else {
+            throw HiddenError("\(name) is \(have < expected ? "truncated" : "malformed"): header says \(dims.map(String.init).joined(separator: "x")) = \(expected) bytes of data, file has \(have)",
+                              hint: "download the file again")
+        }
+        self.dims = dims
+        data = bytes[(4 + 4 * rank)...]
+    }
+}
+
+/// Finds `base` in `dir` as base.gz, base, or with the common '.' spelling (train-images.idx3-ubyte).
+func findFile(_ dir: String, _ base: String) -> String? {
+    let dotted = base.replacingOccurrences(of: "-idx", with: ".idx")
+    for name in [base + ".gz", base, dotted, dotted + ".gz"] {
+        let path = (dir as NSString).appendingPathComponent(name)
+        if FileManager.default.fileExists(atPath: path) { return path }
+    }
+    return nil
+}
+
+/// One split of an MNIST-style data set: images [N, 1, H, W] normalised with (mean, std).
+public func loadIDXSplit(dir: String, prefix: String, mean: Float, std: Float) throws -> (Split, Shape, missing: [String]) {
+    let imageBase = "\(prefix)-images-idx3-ubyte", labelBase = "\(prefix)-labels-idx1-ubyte"
+    let imagePath = findFile(dir, imageBase), labelPath = findFile(dir, labelBase)
+    let missing = [imagePath == nil ? imageBase : nil, labelPath == nil ? labelBase : nil].compactMap { $0 }
+    guard let imagePath, let labelPath else { return (Split(images: [], labels: []), Shape([0]), missing) }
+    let images = try IDXFile(bytes: readMaybeGzipped(imagePath), name: imagePath)
+    let labels = try IDXFile(bytes: readMaybeGzipped(labelPath), name: labelPath)
+    guard images.dims.count == 3 else { throw HiddenError("\(imagePath): expected 3 dimensions (N, H, W), found \(images.dims)") }
+    guard labels.dims.count == 1 else { throw HiddenError("\(labelPath): expected 1 dimension (N), found \(labels.dims)") }
+    guard images.dims[0] == labels.dims[0] else {
+        throw HiddenError("\(imagePath) has \(images.dims[0]) images but \(labelPath) has \(labels.dims[0]) labels")
+    }
+    let scale = 1 / (255 * std), shift = mean / std
+    let x = images.data.map { Float($0) * scale - shift }
+    let y = labels.data.map { Int32($0) }
+    if let bad = y.first(where: { $0 > 9 }) {
+        throw HiddenError("\(labelPath) holds label \(bad), outside 0...9")
+    }
+    return (Split(images: x, labels: y), Shape([1, images.dims[1], images.dims[2]]), [])
+}
+
+/// CIFAR-10 binary records: 1 label byte + 3072 bytes (R, G, B planes of 32x32).
+public func loadCIFARFiles(_ paths: [String], mean: [Float], std: [Float]) throws -> Split {
+    var x: [Float] = []
+    var y: [Int32] = []
+    let record = 1 + 3 * 32 * 32
+    for path in paths {
+        guard let data = FileManager.default.contents(atPath: path) else { throw HiddenError("cannot read \(path)") }
+        guard data.count > 0, data.count % record == 0 else {
+            throw HiddenError("\(path) is truncated or malformed: \(data.count) bytes is not a whole number of \(record)-byte CIFAR-10 records",
+                              hint: "download cifar-10-binary.tar.gz again and unpack it")
+        }
+        let bytes = [UInt8](data)
+        x.reserveCapacity(x.count + bytes.count)
+        for r in 0..<(bytes.count / record) {
+            let label = bytes[r * record]
+            guard label < 10 else { throw HiddenError("\(path): record \(r) has label \(label), outside 0...9 (is this CIFAR-100?)") }
+            y.append(Int32(label))
+            for p in 0..<(3 * 1024) {
+                let c = p / 1024
+                x.append((Float(bytes[r * record + 1 + p]) / 255 - mean[c]) / std[c])
+            }
+        }
+    }
+    return Split(images: x, labels: y)
+}

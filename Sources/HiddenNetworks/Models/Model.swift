@@ -1,0 +1,105 @@
+// A sequential model with every buffer it needs for a batch of up to `maxBatch` samples: the
+// scores of all layers in one contiguous arena (so score gradients allreduce as one buffer),
+// activations per layer, and two ping-pong gradient buffers. Nothing is allocated per step.
+
+public struct ModelConfig: Equatable, Sendable {
+    public var architecture: Architecture
+    public var width: Double = 1
+    public var k: Double = 0.5
+    public var weightInit: WeightInit = .signedConstant
+    public var scaleFan: Bool = false
+    public var seed: UInt64 = 0
+    public var inputShape: Shape
+    public var classes: Int = 10
+
+    public init(architecture: Architecture, width: Double = 1, k: Double = 0.5, weightInit: WeightInit = .signedConstant,
+                scaleFan: Bool = false, seed: UInt64 = 0, inputShape: Shape, classes: Int = 10) {
+        self.architecture = architecture; self.width = width; self.k = k; self.weightInit = weightInit
+        self.scaleFan = scaleFan; self.seed = seed; self.inputShape = inputShape; self.classes = classes
+    }
+}
+
+public final class Model {
+    public let config: ModelConfig
+    public let layers: [Layer]
+    public let masked: [MaskedWeights]
+    public let maxBatch: Int
+    /// All scores, layer after layer; and their gradients, in the same order.
+    public let scores: FloatBuffer
+    public let scoreGrads: FloatBuffer
+    /// Offset of each masked layer's slice in the arenas.
+    public let offsets: [Int]
+    public let input: FloatBuffer
+    private let activations: [FloatBuffer]
+    private let gradA: FloatBuffer
+    private let gradB: FloatBuffer
+
+    public init(_ config: ModelConfig, maxBatch: Int) throws {
+        self.config = config
+        self.maxBatch = max(1, maxBatch)
+        layers = try config.architecture.layers(input: config.inputShape, classes: config.classes,
+                                                width: config.width, k: config.k)
+        masked = layers.compactMap { $0.masked }
+        var offs: [Int] = []
+        var total = 0
+        for m in masked { offs.append(total); total += m.count }
+        offsets = offs
+        scores = FloatBuffer(count: total)
+        scoreGrads = FloatBuffer(count: total)
+        for (l, m) in masked.enumerated() {
+            m.bind(scores: scores.pointer + offs[l], scoreGrad: scoreGrads.pointer + offs[l])
+            config.weightInit.fill(m.weights.pointer, count: m.count, layer: l, seed: config.seed,
+                                   fanIn: m.fanIn, fanOut: m.fanOut, scaleFan: config.scaleFan, k: config.k)
+            initScores(m.scores, count: m.count, layer: l, seed: config.seed, fanIn: m.fanIn)
+        }
+        let rows = self.maxBatch
+        input = FloatBuffer(count: rows * config.inputShape.count)
+        activations = layers.map { FloatBuffer(count: rows * $0.outputShape.count) }
+        let largest = layers.map { $0.outputShape.count }.max() ?? 1
+        gradA = FloatBuffer(count: rows * max(largest, config.inputShape.count))
+        gradB = FloatBuffer(count: rows * max(largest, config.inputShape.count))
+    }
+
+    public var parameterCount: Int { scores.count }
+    public var outputCount: Int { config.classes }
+    public var forwardFLOPsPerSample: Int { layers.reduce(0) { $0 + $1.forwardFLOPsPerSample } }
+
+    /// Recomputes every layer's mask from its scores (once per step, and before evaluation).
+    public func updateMasks() { for m in masked { m.updateMask() } }
+
+    /// Runs the forward pass on the first `batch` samples of `input`; returns the logits [batch, classes].
+    @discardableResult
+    public func forward(batch: Int) -> UnsafeMutablePointer<Float> {
+        var x = UnsafePointer(input.pointer)
+        for (i, layer) in layers.enumerated() {
+            layer.forward(x, activations[i].pointer, batch: batch)
+            x = UnsafePointer(activations[i].pointer)
+        }
+        return activations[layers.count - 1].pointer
+    }
+
+    /// Backward pass from dL/dlogits; leaves dL/dS of every layer in `scoreGrads`.
+    public func backward(logitGrad: UnsafePointer<Float>, batch: Int) {
+        var dy = logitGrad
+        var out = gradA
+        for i in stride(from: layers.count - 1, through: 0, by: -1) {
+            let x = i == 0 ? UnsafePointer(input.pointer) : UnsafePointer(activations[i - 1].pointer)
+            let dx: UnsafeMutablePointer<Float>? = i == 0 ? nil : out.pointer
+            layers[i].backward(x, UnsafePointer(activations[i].pointer), dy, dx, batch: batch)
+            dy = UnsafePointer(out.pointer)
+            out = out === gradA ? gradB : gradA
+        }
+    }
+
+    /// FNV-1a over the bit patterns of every frozen weight: equal on every rank or the run is wrong.
+    public func weightChecksum() -> UInt64 {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for m in masked {
+            let bits = UnsafeRawPointer(m.weights.pointer).assumingMemoryBound(to: UInt32.self)
+            for i in 0..<m.count {
+                h = (h ^ UInt64(bits[i])) &* 0x0000_0100_0000_01B3
+            }
+        }
+        return h
+    }
+}

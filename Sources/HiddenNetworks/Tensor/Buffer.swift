@@ -1,0 +1,47 @@
+// Flat float storage. Buffers are sized once per model and batch; the step loop only reads and
+// writes through their pointers and never allocates.
+
+/// An owned, zero-initialised block of floats.
+public final class FloatBuffer {
+    public let count: Int
+    public let pointer: UnsafeMutablePointer<Float>
+
+    public init(count: Int) {
+        self.count = count
+        pointer = .allocate(capacity: max(count, 1))
+        pointer.initialize(repeating: 0, count: max(count, 1))
+    }
+
+    deinit { pointer.deallocate() }
+
+    public var buffer: UnsafeMutableBufferPointer<Float> { UnsafeMutableBufferPointer(start: pointer, count: count) }
+    public var array: [Float] { Array(buffer) }
+    public func zero() { pointer.update(repeating: 0, count: count) }
+    public subscript(i: Int) -> Float {
+        get { pointer[i] }
+        set { pointer[i] = newValue }
+    }
+}
+
+/// A per-sample shape: `[C, H, W]` for images, `[F]` for features.
+public struct Shape: Equatable, CustomStringConvertible, Sendable {
+    public var dims: [Int]
+    public init(_ dims: [Int]) { self.dims = dims }
+    public var count: Int { dims.reduce(1, *) }
+    public var description: String { dims.map(String.init).joined(separator: "x") }
+
+    /// Parses "3x32x32", "1x28x28" or "784".
+    public init?(parsing text: String) {
+        let parts = text.split(separator: "x", omittingEmptySubsequences: false).map { Int($0) }
+        guard !parts.isEmpty, parts.count <= 3, parts.allSatisfy({ ($0 ?? 0) > 0 }) else { return nil }
+        dims = parts.map { $0! }
+    }
+}
+
+import CBLAS
+
+/// OpenBLAS threads per rank. One rank per core with one BLAS thread is the default.
+public enum BLASThreads {
+    public static func set(_ n: Int) { openblas_set_num_threads(Int32(max(1, n))) }
+    public static var current: Int { Int(openblas_get_num_threads()) }
+}

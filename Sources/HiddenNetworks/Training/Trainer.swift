@@ -1,0 +1,165 @@
+// The data-parallel training loop (DESIGN.md, section 2). The permutation of epoch e is a pure
+// function of (seed, e); global batch b is split into contiguous per-rank slices; each rank's
+// summed-loss score gradient is allreduced and divided by the global batch; every rank takes the
+// same optimiser step. Evaluation is sharded and its counts allreduced.
+
+import Foundation
+
+public struct TrainConfig: Equatable, Sendable {
+    public var model: ModelConfig
+    public var sgd: SGDConfig = SGDConfig()
+    public var schedule: ScheduleKind = .cosine
+    public var warmup: Int = 0
+    public var epochs: Int = 1
+    public var globalBatch: Int = 128
+    public var labelSmoothing: Double = 0
+    /// Stop after this many optimiser steps in all (tests, quick looks); nil runs every epoch out.
+    public var maxSteps: Int? = nil
+
+    public init(model: ModelConfig) { self.model = model }
+
+    public var lrSchedule: LearningRateSchedule {
+        LearningRateSchedule(kind: schedule, baseLR: sgd.lr, epochs: epochs, warmup: warmup)
+    }
+}
+
+/// One optimiser step as every rank saw it.
+public struct StepMetrics: Sendable {
+    public var epoch: Int
+    public var step: Int          // global step count, from 1
+    public var stepInEpoch: Int   // from 1
+    public var stepsPerEpoch: Int
+    public var loss: Double       // mean over the global batch
+    public var accuracy: Double
+    public var lr: Double
+}
+
+public struct EpochMetrics: Codable, Sendable {
+    public var epoch: Int
+    public var steps: Int
+    public var train_loss: Double
+    public var train_acc: Double
+    public var test_loss: Double
+    public var test_acc: Double
+    public var lr: Double
+    public var seconds: Double
+    public var images_per_s: Double
+    public var world_size: Int
+    public var compute_s: Double
+    public var allreduce_s: Double
+}
+
+public final class Trainer {
+    public let config: TrainConfig
+    public let data: Dataset
+    public let comm: Communicator
+    public let model: Model
+    public let optimizer: SGD
+    /// Largest slice of a global batch any rank gets.
+    public let maxLocalBatch: Int
+    private let labels: UnsafeMutablePointer<Int32>
+    private let logitGrad: FloatBuffer
+    public private(set) var globalStep = 0
+
+    public init(config: TrainConfig, data: Dataset, comm: Communicator) throws {
+        guard config.globalBatch >= comm.size else {
+            throw HiddenError("global batch \(config.globalBatch) is smaller than the \(comm.size) ranks: every rank needs at least one sample per step",
+                              hint: "raise --batch-size to at least \(comm.size), or launch fewer ranks (mpirun -np \(config.globalBatch))")
+        }
+        guard data.train.count >= comm.size else {
+            throw HiddenError("the training set has \(data.train.count) samples, fewer than the \(comm.size) ranks",
+                              hint: "launch at most \(data.train.count) ranks")
+        }
+        self.config = config
+        self.data = data
+        self.comm = comm
+        maxLocalBatch = (config.globalBatch + comm.size - 1) / comm.size
+        model = try Model(config.model, maxBatch: maxLocalBatch)
+        optimizer = SGD(config: config.sgd, count: model.parameterCount)
+        labels = .allocate(capacity: maxLocalBatch)
+        logitGrad = FloatBuffer(count: maxLocalBatch * config.model.classes)
+    }
+
+    deinit { labels.deallocate() }
+
+    public var stepsPerEpoch: Int { (data.train.count + config.globalBatch - 1) / config.globalBatch }
+
+    /// Contiguous slice of `count` items for this rank: [count * r / P, count * (r + 1) / P).
+    public func localRange(count: Int) -> Range<Int> {
+        (count * comm.rank / comm.size)..<(count * (comm.rank + 1) / comm.size)
+    }
+
+    /// Trains epochs `startEpoch..<epochs`, calling back after each step and each epoch.
+    public func run(startEpoch: Int = 0, onStep: (StepMetrics) -> Void = { _ in },
+                    onEpoch: (EpochMetrics) -> Void = { _ in }) {
+        let schedule = config.lrSchedule
+        let classes = config.model.classes
+        for epoch in startEpoch..<config.epochs {
+            if let cap = config.maxSteps, globalStep >= cap { break }
+            let started = Date()
+            var computeTime = 0.0, reduceTime = 0.0
+            let lr = schedule.lr(epoch: epoch)
+            let order = epochPermutation(count: data.train.count, seed: config.model.seed, epoch: epoch)
+            var lossSum = 0.0, correct = 0.0, seen = 0
+            var stepsDone = 0
+            for b in 0..<stepsPerEpoch {
+                if let cap = config.maxSteps, globalStep >= cap { break }
+                let lo = b * config.globalBatch
+                let batch = min(config.globalBatch, data.train.count - lo)
+                let mine = localRange(count: batch)
+                let t0 = Date()
+                data.gatherTrain(order[(lo + mine.lowerBound)..<(lo + mine.upperBound)], epoch: epoch,
+                                 seed: config.model.seed, x: model.input.pointer, y: labels)
+                model.updateMasks()
+                let logits = model.forward(batch: mine.count)
+                let result = softmaxCrossEntropy(logits: logits, labels: labels, batch: mine.count, classes: classes,
+                                                 smoothing: config.labelSmoothing, grad: logitGrad.pointer)
+                model.backward(logitGrad: logitGrad.pointer, batch: mine.count)
+                let t1 = Date()
+                comm.allreduceSum(model.scoreGrads.buffer)
+                var stats = [result.lossSum, Double(result.correct)]
+                comm.allreduce(&stats, op: .sum)
+                let t2 = Date()
+                optimizer.step(params: model.scores.pointer, grads: model.scoreGrads.pointer, count: model.parameterCount,
+                               lr: lr, gradScale: 1 / Float(batch))
+                let t3 = Date()
+                computeTime += t1.timeIntervalSince(t0) + t3.timeIntervalSince(t2)
+                reduceTime += t2.timeIntervalSince(t1)
+                lossSum += stats[0]; correct += stats[1]; seen += batch
+                globalStep += 1; stepsDone += 1
+                onStep(StepMetrics(epoch: epoch, step: globalStep, stepInEpoch: b + 1, stepsPerEpoch: stepsPerEpoch,
+                                   loss: stats[0] / Double(batch), accuracy: stats[1] / Double(batch), lr: lr))
+            }
+            let trainSeconds = Date().timeIntervalSince(started)
+            let (testLoss, testAcc) = evaluate()
+            let seconds = Date().timeIntervalSince(started)
+            onEpoch(EpochMetrics(epoch: epoch + 1, steps: stepsDone,
+                                 train_loss: seen > 0 ? lossSum / Double(seen) : .nan,
+                                 train_acc: seen > 0 ? correct / Double(seen) : .nan,
+                                 test_loss: testLoss, test_acc: testAcc, lr: lr, seconds: seconds,
+                                 images_per_s: Double(seen) / max(trainSeconds, 1e-9), world_size: comm.size,
+                                 compute_s: computeTime, allreduce_s: reduceTime))
+        }
+    }
+
+    /// Mean loss and accuracy on the test split, sharded over the ranks, with the current scores.
+    public func evaluate() -> (loss: Double, accuracy: Double) {
+        model.updateMasks()
+        let mine = localRange(count: data.test.count)
+        var lossSum = 0.0, correct = 0
+        var start = mine.lowerBound
+        while start < mine.upperBound {
+            let n = min(maxLocalBatch, mine.upperBound - start)
+            data.gatherTest(start: start, count: n, x: model.input.pointer, y: labels)
+            let logits = model.forward(batch: n)
+            let r = softmaxCrossEntropy(logits: logits, labels: labels, batch: n, classes: config.model.classes,
+                                        smoothing: 0, grad: nil)
+            lossSum += r.lossSum; correct += r.correct
+            start += n
+        }
+        var stats = [lossSum, Double(correct)]
+        comm.allreduce(&stats, op: .sum)
+        let total = Double(max(data.test.count, 1))
+        return (stats[0] / total, stats[1] / total)
+    }
+}

@@ -1,0 +1,78 @@
+// Option groups shared by the subcommands.
+
+import ArgumentParser
+import HiddenNetworks
+
+extension Architecture: ExpressibleByArgument {}
+extension WeightInit: ExpressibleByArgument {}
+extension DataSource: ExpressibleByArgument {}
+extension ScheduleKind: ExpressibleByArgument {}
+extension Shape: ExpressibleByArgument {
+    public init?(argument: String) { self.init(parsing: argument) }
+}
+
+struct ModelOptions: ParsableArguments {
+    @Option(help: "Architecture: \(Architecture.allCases.map(\.rawValue).joined(separator: ", ")). fc is 300-100-10; convN has N 3x3 convolutions (64, 64, pool, 128, 128, pool, ...) and a 256-256 head.")
+    var model: Architecture = .conv2
+
+    @Option(help: "Width multiplier: every hidden width n becomes Int(n * width).")
+    var width: Double = 1
+
+    @Option(help: "Fraction of each layer's weights kept (top-k of |scores|), in (0, 1].")
+    var k: Double = 0.5
+
+    @Option(name: .customLong("init"), help: "Frozen weight init: \(WeightInit.allCases.map(\.rawValue).joined(separator: ", ")).")
+    var weightInit: WeightInit = .signedConstant
+
+    @Flag(help: "Scale the init's fan by k (the paper's scaled variants: std grows by sqrt(1/k)).")
+    var scaleFan = false
+
+    @Option(help: "Seed of weights, scores, data order and augmentation. Same seed, same run.")
+    var seed: UInt64 = 0
+
+    func validate() throws {
+        guard k > 0 && k <= 1 else { throw ValidationError("--k must be in (0, 1], got \(k): it is the fraction of weights kept") }
+        guard width > 0 && width.isFinite else { throw ValidationError("--width must be positive, got \(width)") }
+    }
+
+    func config(input: Shape, classes: Int) -> ModelConfig {
+        ModelConfig(architecture: model, width: width, k: k, weightInit: weightInit, scaleFan: scaleFan,
+                    seed: seed, inputShape: input, classes: classes)
+    }
+}
+
+struct DataOptions: ParsableArguments {
+    @Option(help: "Data set: fashion-mnist (default, Debian's dataset-fashion-mnist), mnist, cifar10 (binary version), synthetic.")
+    var dataset: DataSource = .fashionMNIST
+
+    @Option(help: "Folder with the data set's files (default for fashion-mnist: /usr/share/datasets/fashion-mnist).")
+    var dataDir: String?
+
+    @Option(help: "Synthetic data: per-sample shape CxHxW (or F for flat features).")
+    var input: Shape = Shape([3, 32, 32])
+
+    @Option(help: "Synthetic data: number of classes.")
+    var classes: Int = 10
+
+    @Option(help: "Synthetic data: training samples.")
+    var trainSize: Int = 1024
+
+    @Option(help: "Synthetic data: test samples.")
+    var testSize: Int = 256
+
+    func validate() throws {
+        guard classes >= 2 else { throw ValidationError("--classes must be at least 2, got \(classes)") }
+        guard trainSize >= 1, testSize >= 1 else { throw ValidationError("--train-size and --test-size must be at least 1") }
+    }
+
+    var synthetic: SyntheticSpec { SyntheticSpec(shape: input, classes: classes, trainCount: trainSize, testCount: testSize) }
+
+    /// Per-sample shape and class count without reading the files.
+    var shapeAndClasses: (Shape, Int) {
+        switch dataset {
+        case .fashionMNIST, .mnist: return (Shape([1, 28, 28]), 10)
+        case .cifar10: return (Shape([3, 32, 32]), 10)
+        case .synthetic: return (input, classes)
+        }
+    }
+}

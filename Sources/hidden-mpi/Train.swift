@@ -1,0 +1,183 @@
+// `hidden-mpi train`: the edge-popup training run.
+
+import ArgumentParser
+import Foundation
+import HiddenNetworks
+
+struct Train: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Train the scores of a randomly weighted network (edge-popup); weights stay frozen.",
+        discussion: """
+        Defaults follow the reference's small-scale configs: SGD lr 0.1, momentum 0.9, weight decay 1e-4 \
+        on the scores, global batch 128, cosine schedule, signed-constant weights, k 0.5.
+
+        --batch-size is the global batch: it is split over the ranks, so -np 1 and -np 4 follow the \
+        same trajectory up to summation order. Rank 0 prints one line per epoch and, with --metrics, \
+        writes JSON Lines (a "run" object, then one "epoch" object per epoch; "step" objects too with \
+        --log-steps).
+
+        Examples:
+          mpirun -np 2 hidden-mpi train --model fc --epochs 10
+          mpirun -np 4 hidden-mpi train --model conv4 --dataset cifar10 --data-dir ~/cifar-10-batches-bin --epochs 100
+          hidden-mpi train --dataset synthetic --input 3x32x32 --model conv2 --max-steps 20
+        """)
+
+    @OptionGroup(title: "Model") var modelOptions: ModelOptions
+    @OptionGroup(title: "Data") var dataOptions: DataOptions
+
+    @Option(help: "Epochs to train.")
+    var epochs: Int = 10
+
+    @Option(help: "Global batch size, split over all ranks.")
+    var batchSize: Int = 128
+
+    @Option(help: "Base learning rate.")
+    var lr: Double = 0.1
+
+    @Option(help: "SGD momentum (0 for plain SGD).")
+    var momentum: Double = 0.9
+
+    @Option(help: "L2 weight decay on the scores, coupled (g + wd * s).")
+    var weightDecay: Double = 1e-4
+
+    @Flag(help: "Use Nesterov momentum.")
+    var nesterov = false
+
+    @Option(help: "Learning-rate schedule, set once per epoch: cosine or constant.")
+    var schedule: ScheduleKind = .cosine
+
+    @Option(help: "Linear warm-up epochs before the schedule.")
+    var warmup: Int = 0
+
+    @Option(help: "Label smoothing eps in [0, 1): targets (1 - eps) one-hot + eps / classes.")
+    var labelSmoothing: Double = 0
+
+    @Option(help: "Stop after this many optimiser steps in all (quick looks and tests).")
+    var maxSteps: Int?
+
+    @Option(help: "Write JSON Lines metrics to FILE (rank 0).")
+    var metrics: String?
+
+    @Option(help: "Also record the loss of each of the first N steps (in --metrics and, for N <= 20, on screen).")
+    var logSteps: Int = 0
+
+    @Option(help: "Seconds between progress lines inside an epoch, on stderr (0 turns them off).")
+    var progress: Double = 10
+
+    func validate() throws {
+        guard epochs >= 1 else { throw ValidationError("--epochs must be at least 1, got \(epochs)") }
+        guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
+        guard lr >= 0, lr.isFinite else { throw ValidationError("--lr must be a non-negative number, got \(lr)") }
+        guard momentum >= 0, momentum < 1 else { throw ValidationError("--momentum must be in [0, 1), got \(momentum)") }
+        guard weightDecay >= 0 else { throw ValidationError("--weight-decay must be non-negative, got \(weightDecay)") }
+        guard warmup >= 0, warmup < epochs || warmup == 0 else {
+            throw ValidationError("--warmup \(warmup) must be smaller than --epochs \(epochs)")
+        }
+        guard labelSmoothing >= 0, labelSmoothing < 1 else {
+            throw ValidationError("--label-smoothing must be in [0, 1), got \(labelSmoothing)")
+        }
+        if let maxSteps, maxSteps < 1 { throw ValidationError("--max-steps must be at least 1") }
+    }
+
+    func trainConfig(input: Shape, classes: Int) -> TrainConfig {
+        var c = TrainConfig(model: modelOptions.config(input: input, classes: classes))
+        c.sgd = SGDConfig(lr: lr, momentum: momentum, weightDecay: weightDecay, nesterov: nesterov)
+        c.schedule = schedule
+        c.warmup = warmup
+        c.epochs = epochs
+        c.globalBatch = batchSize
+        c.labelSmoothing = labelSmoothing
+        c.maxSteps = maxSteps
+        return c
+    }
+
+    func run() throws {
+        if ProcessInfo.processInfo.environment["OPENBLAS_NUM_THREADS"] == nil { BLASThreads.set(1) }
+        let comm: Communicator
+        do { comm = try Launch.communicator() } catch {
+            Launch.writeError("error: cannot start MPI: \(error)"); throw ExitCode(2)
+        }
+        let out = Reporter(enabled: comm.rank == 0)
+
+        // Set-up: every rank loads and builds; any failure is reported once and all ranks exit.
+        var trainer: Trainer?
+        var metricsFile: JSONLines?
+        var setupError: Error?
+        do {
+            let data = try loadDataset(dataOptions.dataset, directory: dataOptions.dataDir,
+                                       synthetic: dataOptions.synthetic, seed: modelOptions.seed)
+            trainer = try Trainer(config: trainConfig(input: data.shape, classes: data.classes), data: data, comm: comm)
+            if comm.rank == 0, let path = metrics { metricsFile = try JSONLines(path: path) }
+        } catch { setupError = error }
+        Launch.agree(comm, setupError)
+        guard let trainer else { Launch.finish(comm, code: 1) }
+
+        let checksums = try verifyWeights(trainer.model, comm)
+        printHeader(trainer, checksums, out)
+        metricsFile?.write(runObject(trainer, checksums))
+
+        var lastProgress = Date()
+        trainer.run(onStep: { s in
+            if s.step <= logSteps {
+                metricsFile?.write(["kind": "step", "epoch": s.epoch + 1, "step": s.step, "loss": s.loss,
+                                    "train_acc": s.accuracy, "lr": s.lr])
+                if logSteps <= 20 { out.line(String(format: "  step %4d  loss %.6f", s.step, s.loss)) }
+            }
+            if progress > 0, Date().timeIntervalSince(lastProgress) >= progress, s.stepInEpoch < s.stepsPerEpoch {
+                lastProgress = Date()
+                out.progress(String(format: "  epoch %d  step %d/%d  loss %.4f  acc %.2f%%", s.epoch + 1,
+                                    s.stepInEpoch, s.stepsPerEpoch, s.loss, 100 * s.accuracy))
+            }
+        }, onEpoch: { e in
+            lastProgress = Date()
+            out.line(String(format: "%5d  %10.4f  %8.2f%%  %9.4f  %7.2f%%  %8.5f  %8.1f  %9.0f",
+                            e.epoch, e.train_loss, 100 * e.train_acc, e.test_loss, 100 * e.test_acc,
+                            e.lr, e.seconds, e.images_per_s))
+            var object = (try? JSONSerialization.jsonObject(with: JSONEncoder().encode(e))) as? [String: Any] ?? [:]
+            object["kind"] = "epoch"
+            metricsFile?.write(object)
+        })
+        metricsFile?.close()
+        Launch.finish(comm, code: 0)
+    }
+
+    /// Each rank's weight checksum, gathered on all ranks; aborts the job if any differs.
+    func verifyWeights(_ model: Model, _ comm: Communicator) throws -> [UInt64] {
+        let mine = model.weightChecksum()
+        var slots = [Double](repeating: 0, count: 2 * comm.size)
+        slots[2 * comm.rank] = Double(mine >> 32)
+        slots[2 * comm.rank + 1] = Double(mine & 0xFFFF_FFFF)
+        comm.allreduce(&slots, op: .sum)
+        let all = (0..<comm.size).map { UInt64(slots[2 * $0]) << 32 | UInt64(slots[2 * $0 + 1]) }
+        if Set(all).count != 1 {
+            let list = all.enumerated().map { "rank \($0.offset): \(hex($0.element))" }.joined(separator: ", ")
+            if comm.rank == 0 {
+                Launch.writeError("error: the ranks built different weights from the same seed (\(list))\nhint: run the same hidden-mpi binary and BLAS on every node")
+            }
+            Launch.finish(comm, code: 1)
+        }
+        return all
+    }
+
+    func printHeader(_ t: Trainer, _ checksums: [UInt64], _ out: Reporter) {
+        let m = t.model, c = t.config
+        let kept = m.masked.reduce(0) { $0 + $1.kept }
+        out.line("hidden-mpi train: \(c.model.architecture.rawValue) x\(c.model.width) on \(t.data.name) \(t.data.shape) (\(t.data.train.count) train / \(t.data.test.count) test)")
+        out.line("  \(m.parameterCount) weights, \(kept) kept at k = \(c.model.k); init \(c.model.weightInit.rawValue)\(c.model.scaleFan ? " (scaled fan)" : ""), seed \(c.model.seed), weight checksum \(hex(checksums[0])) on all \(checksums.count) rank(s)")
+        out.line("  \(t.comm.size) rank(s) x \(BLASThreads.current) BLAS thread(s); global batch \(c.globalBatch) (<= \(t.maxLocalBatch) per rank), \(t.stepsPerEpoch) steps/epoch; SGD lr \(c.sgd.lr) momentum \(c.sgd.momentum)\(c.sgd.nesterov ? " nesterov" : "") wd \(c.sgd.weightDecay), \(c.schedule.rawValue)\(c.warmup > 0 ? " after \(c.warmup) warm-up epochs" : "")")
+        out.line("epoch  train_loss  train_acc  test_loss  test_acc        lr   seconds   images/s")
+    }
+
+    func runObject(_ t: Trainer, _ checksums: [UInt64]) -> [String: Any] {
+        let c = t.config
+        return ["kind": "run", "model": c.model.architecture.rawValue, "width": c.model.width, "k": c.model.k,
+                "init": c.model.weightInit.rawValue, "scale_fan": c.model.scaleFan, "seed": c.model.seed,
+                "dataset": t.data.name, "input": t.data.shape.description, "train_size": t.data.train.count,
+                "test_size": t.data.test.count, "world_size": t.comm.size, "global_batch": c.globalBatch,
+                "lr": c.sgd.lr, "momentum": c.sgd.momentum, "weight_decay": c.sgd.weightDecay, "nesterov": c.sgd.nesterov,
+                "schedule": c.schedule.rawValue, "warmup": c.warmup, "epochs": c.epochs, "label_smoothing": c.labelSmoothing,
+                "parameters": t.model.parameterCount, "weight_checksums": checksums.map(hex)]
+    }
+}
+
+func hex(_ v: UInt64) -> String { String(format: "%016llx", v) }
