@@ -69,6 +69,16 @@ public final class MaskedConv2d: Layer {
         weights.accumulateScoreGrad()
     }
 
+    /// Output columns ox whose input column ox * stride - padding + kj lies inside the image.
+    @inline(__always)
+    private func validColumns(_ kj: Int) -> Range<Int> {
+        // ix = ox * stride - padding + kj in [0, width)  <=>  ox in [ceil((p - kj) / s), ceil((W + p - kj) / s))
+        func ceilDiv(_ a: Int, _ b: Int) -> Int { a >= 0 ? (a + b - 1) / b : -((-a) / b) }
+        let lo = max(0, ceilDiv(padding - kj, stride))
+        let hi = min(outWidth, ceilDiv(width + padding - kj, stride))
+        return lo..<max(lo, hi)
+    }
+
     /// col [C*KH*KW, OH*OW] from one image [C, H, W]; zero where the window leaves the image.
     func im2col(_ x: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Float>) {
         let P = positions
@@ -76,16 +86,22 @@ public final class MaskedConv2d: Layer {
             for ki in 0..<kernel {
                 for kj in 0..<kernel {
                     let row = col + ((c * kernel + ki) * kernel + kj) * P
+                    let valid = validColumns(kj)
                     for oy in 0..<outHeight {
                         let iy = oy * stride - padding + ki
                         let out = row + oy * outWidth
-                        if iy < 0 || iy >= height {
+                        if iy < 0 || iy >= height || valid.isEmpty {
                             out.update(repeating: 0, count: outWidth); continue
                         }
-                        let src = x + (c * height + iy) * width
-                        for ox in 0..<outWidth {
-                            let ix = ox * stride - padding + kj
-                            out[ox] = (ix >= 0 && ix < width) ? src[ix] : 0
+                        let src = x + (c * height + iy) * width - padding + kj
+                        if valid.lowerBound > 0 { out.update(repeating: 0, count: valid.lowerBound) }
+                        if stride == 1 {
+                            (out + valid.lowerBound).update(from: src + valid.lowerBound, count: valid.count)
+                        } else {
+                            for ox in valid { out[ox] = src[ox * stride] }
+                        }
+                        if valid.upperBound < outWidth {
+                            (out + valid.upperBound).update(repeating: 0, count: outWidth - valid.upperBound)
                         }
                     }
                 }
@@ -101,15 +117,13 @@ public final class MaskedConv2d: Layer {
             for ki in 0..<kernel {
                 for kj in 0..<kernel {
                     let row = col + ((c * kernel + ki) * kernel + kj) * P
+                    let valid = validColumns(kj)
                     for oy in 0..<outHeight {
                         let iy = oy * stride - padding + ki
                         if iy < 0 || iy >= height { continue }
-                        let dst = dx + (c * height + iy) * width
+                        let dst = dx + (c * height + iy) * width - padding + kj
                         let src = row + oy * outWidth
-                        for ox in 0..<outWidth {
-                            let ix = ox * stride - padding + kj
-                            if ix >= 0 && ix < width { dst[ix] += src[ox] }
-                        }
+                        for ox in valid { dst[ox * stride] += src[ox] }
                     }
                 }
             }

@@ -45,3 +45,16 @@ public enum BLASThreads {
     public static func set(_ n: Int) { openblas_set_num_threads(Int32(max(1, n))) }
     public static var current: Int { Int(openblas_get_num_threads()) }
 }
+
+extension BLASThreads {
+    /// The kernel family OpenBLAS chose for this CPU ("Cooperlake", "Haswell", "Prescott", ...).
+    public static var coreName: String { openblas_get_corename().map { String(cString: $0) } ?? "unknown" }
+
+    /// A hint when OpenBLAS fell back to a generic kernel on a CPU it did not recognise (seen with
+    /// OpenBLAS 0.3.21 on newer Xeons: "Prescott", SSE3 only, 3-4x slower than the AVX-512 kernel).
+    public static var fallbackHint: String? {
+        let generic = ["prescott", "core2", "katmai", "coppermine", "northwood", "banias", "atom", "nehalem"]
+        guard generic.contains(coreName.lowercased()) else { return nil }
+        return "OpenBLAS runs its generic \(coreName) kernel on this CPU: sgemm is several times slower than it could be. If the CPU has AVX-512 set OPENBLAS_CORETYPE=SkylakeX (AVX2 only: Haswell) in the job's environment; a newer OpenBLAS may recognise it by itself."
+    }
+}
