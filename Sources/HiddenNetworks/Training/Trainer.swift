@@ -23,6 +23,27 @@ public struct TrainConfig: Equatable, Sendable {
     }
 }
 
+/// Where a run stands between two steps. With the scores and momentum it is everything the rest
+/// of the run depends on: the running sums make a resumed epoch report exactly what an
+/// uninterrupted one would have.
+public struct TrainState: Equatable, Sendable {
+    /// The epoch in progress (0-based) and how many of its steps are done.
+    public var epoch = 0
+    public var stepInEpoch = 0
+    public var globalStep = 0
+    /// Sums over the steps of the epoch in progress.
+    public var lossSum = 0.0
+    public var correct = 0.0
+    public var seen = 0
+
+    public init(epoch: Int = 0, stepInEpoch: Int = 0, globalStep: Int = 0, lossSum: Double = 0, correct: Double = 0, seen: Int = 0) {
+        self.epoch = epoch; self.stepInEpoch = stepInEpoch; self.globalStep = globalStep
+        self.lossSum = lossSum; self.correct = correct; self.seen = seen
+    }
+}
+
+public enum RunOutcome: Sendable { case finished, stopped }
+
 /// One optimiser step as every rank saw it.
 public struct StepMetrics: Sendable {
     public var epoch: Int
@@ -59,7 +80,7 @@ public final class Trainer {
     public let maxLocalBatch: Int
     private let labels: UnsafeMutablePointer<Int32>
     private let logitGrad: FloatBuffer
-    public private(set) var globalStep = 0
+    public var globalStep: Int { state.globalStep }
 
     public init(config: TrainConfig, data: Dataset, comm: Communicator) throws {
         guard config.globalBatch >= comm.size else {
@@ -92,19 +113,35 @@ public final class Trainer {
     /// Trains epochs `startEpoch..<epochs`, calling back after each step and each epoch.
     public func run(startEpoch: Int = 0, onStep: (StepMetrics) -> Void = { _ in },
                     onEpoch: (EpochMetrics) -> Void = { _ in }) {
+        if startEpoch > state.epoch { state = TrainState(epoch: startEpoch, globalStep: state.globalStep) }
+        train(onStep: { m, _ in onStep(m) }, onEpoch: { m, _ in onEpoch(m) })
+    }
+
+    /// Where the run stands: everything the future depends on besides scores and momentum.
+    public internal(set) var state = TrainState()
+
+    /// Continues from a checkpoint's state (scores and momentum are loaded separately).
+    public func restore(_ s: TrainState) { state = s }
+
+    /// Trains from `state` to the end of the last epoch (or `maxSteps`). `stopRequested` is polled
+    /// on every rank before each step's allreduce; if any rank asks, every rank finishes that step
+    /// and returns `.stopped`, together, at the same step boundary.
+    @discardableResult
+    public func train(stopRequested: () -> Bool = { false },
+                      onStep: (StepMetrics, TrainState) -> Void,
+                      onEpoch: (EpochMetrics, TrainState) -> Void) -> RunOutcome {
         let schedule = config.lrSchedule
         let classes = config.model.classes
-        for epoch in startEpoch..<config.epochs {
-            if let cap = config.maxSteps, globalStep >= cap { break }
+        while state.epoch < config.epochs {
+            if let cap = config.maxSteps, state.globalStep >= cap { break }
+            let epoch = state.epoch
             let started = Date()
-            var computeTime = 0.0, reduceTime = 0.0
+            var computeTime = 0.0, reduceTime = 0.0, trainedHere = 0
             let lr = schedule.lr(epoch: epoch)
             let order = epochPermutation(count: data.train.count, seed: config.model.seed, epoch: epoch)
-            var lossSum = 0.0, correct = 0.0, seen = 0
-            var stepsDone = 0
-            for b in 0..<stepsPerEpoch {
-                if let cap = config.maxSteps, globalStep >= cap { break }
-                let lo = b * config.globalBatch
+            while state.stepInEpoch < stepsPerEpoch {
+                if let cap = config.maxSteps, state.globalStep >= cap { break }
+                let lo = state.stepInEpoch * config.globalBatch
                 let batch = min(config.globalBatch, data.train.count - lo)
                 let mine = localRange(count: batch)
                 let t0 = Date()
@@ -117,7 +154,7 @@ public final class Trainer {
                 model.backward(logitGrad: logitGrad.pointer, batch: mine.count)
                 let t1 = Date()
                 comm.allreduceSum(model.scoreGrads.buffer)
-                var stats = [result.lossSum, Double(result.correct)]
+                var stats = [result.lossSum, Double(result.correct), stopRequested() ? 1 : 0]
                 comm.allreduce(&stats, op: .sum)
                 let t2 = Date()
                 optimizer.step(params: model.scores.pointer, grads: model.scoreGrads.pointer, count: model.parameterCount,
@@ -125,21 +162,27 @@ public final class Trainer {
                 let t3 = Date()
                 computeTime += t1.timeIntervalSince(t0) + t3.timeIntervalSince(t2)
                 reduceTime += t2.timeIntervalSince(t1)
-                lossSum += stats[0]; correct += stats[1]; seen += batch
-                globalStep += 1; stepsDone += 1
-                onStep(StepMetrics(epoch: epoch, step: globalStep, stepInEpoch: b + 1, stepsPerEpoch: stepsPerEpoch,
-                                   loss: stats[0] / Double(batch), accuracy: stats[1] / Double(batch), lr: lr))
+                state.lossSum += stats[0]; state.correct += stats[1]; state.seen += batch
+                state.globalStep += 1; state.stepInEpoch += 1
+                trainedHere += batch
+                onStep(StepMetrics(epoch: epoch, step: state.globalStep, stepInEpoch: state.stepInEpoch,
+                                   stepsPerEpoch: stepsPerEpoch, loss: stats[0] / Double(batch),
+                                   accuracy: stats[1] / Double(batch), lr: lr), state)
+                if stats[2] > 0 { return .stopped }
             }
             let trainSeconds = Date().timeIntervalSince(started)
             let (testLoss, testAcc) = evaluate()
             let seconds = Date().timeIntervalSince(started)
-            onEpoch(EpochMetrics(epoch: epoch + 1, steps: stepsDone,
-                                 train_loss: seen > 0 ? lossSum / Double(seen) : .nan,
-                                 train_acc: seen > 0 ? correct / Double(seen) : .nan,
-                                 test_loss: testLoss, test_acc: testAcc, lr: lr, seconds: seconds,
-                                 images_per_s: Double(seen) / max(trainSeconds, 1e-9), world_size: comm.size,
-                                 compute_s: computeTime, allreduce_s: reduceTime))
+            let metrics = EpochMetrics(epoch: epoch + 1, steps: state.stepInEpoch,
+                                       train_loss: state.seen > 0 ? state.lossSum / Double(state.seen) : .nan,
+                                       train_acc: state.seen > 0 ? state.correct / Double(state.seen) : .nan,
+                                       test_loss: testLoss, test_acc: testAcc, lr: lr, seconds: seconds,
+                                       images_per_s: Double(trainedHere) / max(trainSeconds, 1e-9), world_size: comm.size,
+                                       compute_s: computeTime, allreduce_s: reduceTime)
+            state = TrainState(epoch: epoch + 1, globalStep: state.globalStep)
+            onEpoch(metrics, state)
         }
+        return .finished
     }
 
     /// Mean loss and accuracy on the test split, sharded over the ranks, with the current scores.
