@@ -61,11 +61,14 @@ struct Reporter {
 /// One JSON object per line, written by rank 0 only.
 final class JSONLines {
     private let handle: FileHandle
-    init(path: String) throws {
-        guard FileManager.default.createFile(atPath: path, contents: nil),
+    /// Truncates the file, or appends to it (a resumed run continues its log).
+    init(path: String, append: Bool = false) throws {
+        let exists = FileManager.default.fileExists(atPath: path)
+        guard (append && exists) || FileManager.default.createFile(atPath: path, contents: nil),
               let h = FileHandle(forWritingAtPath: path) else {
             throw HiddenError("cannot write metrics file \(path)", hint: "check that its folder exists and is writable")
         }
+        if append { h.seekToEndOfFile() }
         handle = h
     }
     func write(_ object: [String: Any]) {

@@ -64,6 +64,18 @@ struct Train: ParsableCommand {
     @Option(help: "Seconds between progress lines inside an epoch, on stderr (0 turns them off).")
     var progress: Double = 10
 
+    @Option(help: ArgumentHelp("Folder for score checkpoints (rank 0 writes them; written atomically).", valueName: "dir"))
+    var checkpointDir: String?
+
+    @Option(help: "Also checkpoint every N optimiser steps (0: only at the end of each epoch and of the run).")
+    var checkpointEvery: Int = 0
+
+    @Option(help: "How many of the newest checkpoints to keep.")
+    var keepCheckpoints: Int = 3
+
+    @Option(help: ArgumentHelp("Resume from a checkpoint file, or `auto`: the newest valid one in --checkpoint-dir (a fresh start if there is none). The configuration comes from the checkpoint; only --epochs, the number of ranks and output paths may change.", valueName: "path|auto"))
+    var resume: String?
+
     func validate() throws {
         guard epochs >= 1 else { throw ValidationError("--epochs must be at least 1, got \(epochs)") }
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
@@ -77,6 +89,14 @@ struct Train: ParsableCommand {
             throw ValidationError("--label-smoothing must be in [0, 1), got \(labelSmoothing)")
         }
         if let maxSteps, maxSteps < 1 { throw ValidationError("--max-steps must be at least 1") }
+        guard checkpointEvery >= 0 else { throw ValidationError("--checkpoint-every must be 0 or more steps") }
+        guard keepCheckpoints >= 1 else { throw ValidationError("--keep-checkpoints must be at least 1") }
+        if checkpointDir == nil && checkpointEvery > 0 {
+            throw ValidationError("--checkpoint-every needs --checkpoint-dir")
+        }
+        if resume == "auto" && checkpointDir == nil {
+            throw ValidationError("--resume auto needs --checkpoint-dir: it resumes from the newest checkpoint there")
+        }
     }
 
     func trainConfig(input: Shape, classes: Int) -> TrainConfig {
@@ -103,21 +123,80 @@ struct Train: ParsableCommand {
         var trainer: Trainer?
         var metricsFile: JSONLines?
         var setupError: Error?
+        var notes: [String] = []
+        let directory = checkpointDir.map(CheckpointDirectory.init)
         do {
-            let data = try loadDataset(dataOptions.dataset, directory: dataOptions.dataDir,
-                                       synthetic: dataOptions.synthetic, seed: modelOptions.seed)
-            trainer = try Trainer(config: trainConfig(input: data.shape, classes: data.classes), data: data, comm: comm)
-            if comm.rank == 0, let path = metrics { metricsFile = try JSONLines(path: path) }
+            var config: TrainConfig?
+            var identity: DataIdentity?
+            var checkpoint: (path: String, file: SafeTensorsFile)?
+            if let resume {
+                if resume == "auto", let directory {
+                    if let found = directory.newestValid() {
+                        notes += found.skipped
+                        if !found.skipped.isEmpty { notes.append("falling back to \(found.path)") }
+                        checkpoint = (found.path, found.file)
+                    } else {
+                        let count = directory.list().count
+                        notes.append(count == 0 ? "no checkpoint in \(directory.path): starting a fresh run"
+                                                : "none of the \(count) checkpoints in \(directory.path) is valid: starting a fresh run")
+                    }
+                } else {
+                    checkpoint = (resume, try ScoreCheckpoint.load(resume))
+                }
+            }
+            if let checkpoint {
+                let (c, d) = try resumedConfig(checkpoint.file, path: checkpoint.path)
+                (config, identity) = (c, d)
+                notes.append("resuming from \(checkpoint.path) (epoch \((Int(checkpoint.file.metadata["epoch"] ?? "") ?? 0) + 1), step \(checkpoint.file.metadata["global_step"] ?? "?"))")
+            }
+            let source = try identity.map { id -> DataSource in
+                guard let s = DataSource(rawValue: id.dataset) else { throw HiddenError("checkpoint names unknown data set \(id.dataset)") }
+                return s
+            } ?? dataOptions.dataset
+            let synthetic = identity.map { SyntheticSpec(shape: $0.input, classes: $0.classes, trainCount: $0.trainSize, testCount: $0.testSize) }
+                ?? dataOptions.synthetic
+            let data = try loadDataset(source, directory: dataOptions.dataDir, synthetic: synthetic,
+                                       seed: config?.model.seed ?? modelOptions.seed)
+            if let identity, identity != DataIdentity(data) {
+                throw HiddenError("the data set differs from the checkpoint's: \(DataIdentity(data)) vs \(identity)",
+                                  hint: "point --data-dir at the data the run was started with")
+            }
+            let built = try Trainer(config: config ?? trainConfig(input: data.shape, classes: data.classes), data: data, comm: comm)
+            if let checkpoint { try ScoreCheckpoint.restore(checkpoint.file, into: built, path: checkpoint.path) }
+            try directory?.prepare()
+            if comm.rank == 0, let path = metrics { metricsFile = try JSONLines(path: path, append: checkpoint != nil) }
+            trainer = built
         } catch { setupError = error }
         Launch.agree(comm, setupError)
         guard let trainer else { Launch.finish(comm, code: 1) }
 
         let checksums = try verifyWeights(trainer.model, comm)
+        for note in notes { out.progress("hidden-mpi: \(note)") }
         printHeader(trainer, checksums, out)
         metricsFile?.write(runObject(trainer, checksums))
+        if trainer.state.epoch >= trainer.config.epochs {
+            out.line("nothing to train: the checkpoint has finished all \(trainer.config.epochs) epochs (pass --epochs N to extend the run)")
+            metricsFile?.close()
+            Launch.finish(comm, code: 0)
+        }
 
+        // Rank 0 writes checkpoints; a failure to write ends the job (no rank waits on a dead one).
+        var lastWritten: TrainState?
+        func checkpoint(_ why: String) {
+            guard comm.rank == 0, let directory, lastWritten != trainer.state else { return }
+            do {
+                let path = try directory.write(trainer, keep: keepCheckpoints)
+                lastWritten = trainer.state
+                if why != "step" { out.progress("hidden-mpi: checkpoint \(path) (\(why))") }
+            } catch {
+                Launch.writeError("error: \(error)")
+                comm.abort(code: 1)
+            }
+        }
+
+        installStopHandlers()
         var lastProgress = Date()
-        trainer.run(onStep: { s in
+        let outcome = trainer.train(stopRequested: { stopSignal != 0 }, onStep: { s, state in
             if s.step <= logSteps {
                 metricsFile?.write(["kind": "step", "epoch": s.epoch + 1, "step": s.step, "loss": s.loss,
                                     "train_acc": s.accuracy, "lr": s.lr])
@@ -128,7 +207,8 @@ struct Train: ParsableCommand {
                 out.progress(String(format: "  epoch %d  step %d/%d  loss %.4f  acc %.2f%%", s.epoch + 1,
                                     s.stepInEpoch, s.stepsPerEpoch, s.loss, 100 * s.accuracy))
             }
-        }, onEpoch: { e in
+            if checkpointEvery > 0, state.globalStep % checkpointEvery == 0 { checkpoint("step") }
+        }, onEpoch: { e, _ in
             lastProgress = Date()
             out.line(String(format: "%5d  %10.4f  %8.2f%%  %9.4f  %7.2f%%  %8.5f  %8.1f  %9.0f",
                             e.epoch, e.train_loss, 100 * e.train_acc, e.test_loss, 100 * e.test_acc,
@@ -136,10 +216,47 @@ struct Train: ParsableCommand {
             var object = (try? JSONSerialization.jsonObject(with: JSONEncoder().encode(e))) as? [String: Any] ?? [:]
             object["kind"] = "epoch"
             metricsFile?.write(object)
+            checkpoint("end of epoch \(e.epoch)")
         })
+        if outcome == .stopped {
+            checkpoint("stopped by signal")
+            metricsFile?.write(["kind": "stopped", "step": trainer.state.globalStep, "epoch": trainer.state.epoch + 1])
+            metricsFile?.close()
+            out.progress("hidden-mpi: stopped by a signal at step \(trainer.state.globalStep)\(directory == nil ? " (no --checkpoint-dir: nothing saved)" : "; continue with --resume auto"); exit status \(preemptedExitCode)")
+            comm.barrier()
+            Launch.finish(comm, code: preemptedExitCode)
+        }
+        checkpoint("end of run")
         metricsFile?.close()
         Launch.finish(comm, code: 0)
     }
+
+    /// The checkpoint's configuration, with --epochs applied; a flag given on the command line
+    /// that contradicts the checkpoint is refused, naming the field and both values.
+    func resumedConfig(_ file: SafeTensorsFile, path: String) throws -> (TrainConfig, DataIdentity) {
+        var (config, identity) = try RunFields.parse(file.metadata, source: path)
+        let given = Set(CommandLine.arguments.filter { $0.hasPrefix("--") }.map { String($0.split(separator: "=")[0]) })
+        let (shape, classes) = dataOptions.shapeAndClasses
+        let mine = Dictionary(uniqueKeysWithValues: RunFields.fields(
+            trainConfig(input: shape, classes: classes),
+            DataIdentity(dataset: dataOptions.dataset.rawValue, input: shape, classes: classes,
+                         trainSize: dataOptions.trainSize, testSize: dataOptions.testSize)).map { ($0.key, $0.value) })
+        for (key, theirs) in RunFields.fields(config, identity) where !RunFields.changeableOnResume.contains(key) {
+            guard let flag = Self.flagForField[key], given.contains(flag), let value = mine[key], value != theirs else { continue }
+            throw HiddenError("\(flag) \(value) contradicts the checkpoint \(path), which has \(key) = \(theirs)",
+                              hint: "drop \(flag) to continue the checkpoint's run, or start a new run without --resume")
+        }
+        if given.contains("--epochs") { config.epochs = epochs }
+        config.maxSteps = maxSteps
+        return (config, identity)
+    }
+
+    static let flagForField: [String: String] = [
+        "model": "--model", "width": "--width", "k": "--k", "init": "--init", "scale_fan": "--scale-fan", "seed": "--seed",
+        "dataset": "--dataset", "input": "--input", "classes": "--classes", "train_size": "--train-size",
+        "test_size": "--test-size", "global_batch": "--batch-size", "lr": "--lr", "momentum": "--momentum",
+        "weight_decay": "--weight-decay", "nesterov": "--nesterov", "schedule": "--schedule", "warmup": "--warmup",
+        "label_smoothing": "--label-smoothing", "epochs": "--epochs"]
 
     /// Each rank's weight checksum, gathered on all ranks; aborts the job if any differs.
     func verifyWeights(_ model: Model, _ comm: Communicator) throws -> [UInt64] {

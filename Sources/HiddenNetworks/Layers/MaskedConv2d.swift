@@ -33,7 +33,8 @@ public final class MaskedConv2d: Layer {
         }
         outputShape = Shape([outChannels, outHeight, outWidth])
         let rows = inChannels * kernel * kernel
-        weights = MaskedWeights(count: outChannels * rows, fanIn: rows, fanOut: outChannels * kernel * kernel, k: k)
+        weights = MaskedWeights(count: outChannels * rows, fanIn: rows, fanOut: outChannels * kernel * kernel, k: k,
+                                shape: [outChannels, inChannels, kernel, kernel])
         col = FloatBuffer(count: rows * outHeight * outWidth)
     }
 

@@ -18,7 +18,8 @@ public final class MaskedLinear: Layer {
         inFeatures = input.count
         self.outFeatures = outFeatures
         outputShape = Shape([outFeatures])
-        weights = MaskedWeights(count: inFeatures * outFeatures, fanIn: inFeatures, fanOut: outFeatures, k: k)
+        weights = MaskedWeights(count: inFeatures * outFeatures, fanIn: inFeatures, fanOut: outFeatures, k: k,
+                                shape: [outFeatures, inFeatures])
     }
 
     public func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int) {

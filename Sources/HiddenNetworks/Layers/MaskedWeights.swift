@@ -19,8 +19,13 @@ public final class MaskedWeights {
     public private(set) var scoreGrad: UnsafeMutablePointer<Float>
     private let scratch: UnsafeMutablePointer<UInt32>
 
-    public init(count: Int, fanIn: Int, fanOut: Int, k: Double) {
+    /// The weight tensor's shape: [out, in] for linear, [out, in, kh, kw] for conv.
+    public let shape: [Int]
+
+    public init(count: Int, fanIn: Int, fanOut: Int, k: Double, shape: [Int]? = nil) {
         self.count = count; self.fanIn = fanIn; self.fanOut = fanOut
+        self.shape = shape ?? [count]
+        precondition(self.shape.reduce(1, *) == count)
         kept = keptCount(n: count, k: k)
         weights = FloatBuffer(count: count)
         effective = FloatBuffer(count: count)

@@ -1,0 +1,113 @@
+// Score checkpoints: each layer's scores and momentum buffers in safetensors, with the run's
+// configuration, where it stands, and checksums in the metadata. Weights are never stored: they
+// are rebuilt from the seed, and the stored weight checksum proves they came out the same.
+
+import CZlib
+import Foundation
+
+public enum ScoreCheckpoint {
+    public static let format = "hidden-mpi-scores"
+    public static let version = "1"
+
+    /// The trainer's current scores, momentum and state as a safetensors file.
+    public static func capture(_ t: Trainer) -> SafeTensorsFile {
+        var meta: [String: String] = ["format": format, "format_version": version]
+        for (k, v) in RunFields.fields(t.config, DataIdentity(t.data)) { meta[k] = v }
+        let s = t.state
+        meta["epoch"] = "\(s.epoch)"
+        meta["step_in_epoch"] = "\(s.stepInEpoch)"
+        meta["global_step"] = "\(s.globalStep)"
+        meta["epoch_loss_sum"] = hexBits(s.lossSum)
+        meta["epoch_correct"] = hexBits(s.correct)
+        meta["epoch_seen"] = "\(s.seen)"
+        meta["world_size"] = "\(t.comm.size)"
+        meta["weight_checksum"] = String(format: "%016llx", t.model.weightChecksum())
+        meta["layers"] = "\(t.model.masked.count)"
+        var tensors: [StoredTensor] = []
+        for (l, m) in t.model.masked.enumerated() {
+            tensors.append(StoredTensor(name: "scores.\(l)", floats: UnsafeBufferPointer(start: m.scores, count: m.count), shape: m.shape))
+        }
+        for (l, m) in t.model.masked.enumerated() {
+            let buf = UnsafeBufferPointer(start: t.optimizer.momentum.pointer + t.model.offsets[l], count: m.count)
+            tensors.append(StoredTensor(name: "momentum.\(l)", floats: buf, shape: m.shape))
+        }
+        meta["data_crc32"] = SafeTensorsFile.dataChecksum(tensors)
+        meta["header_crc32"] = headerChecksum(meta, tensors)
+        return SafeTensorsFile(metadata: meta, tensors: tensors)
+    }
+
+    /// Reads and verifies a checkpoint: format, version, both checksums, a tensor pair per layer.
+    public static func load(_ path: String) throws -> SafeTensorsFile {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw HiddenError("cannot read checkpoint \(path)", hint: "check the path (or use --resume auto with --checkpoint-dir)")
+        }
+        let file = try SafeTensorsFile(bytes: [UInt8](data), name: path)
+        try verify(file, path: path, format: format)
+        guard let layers = file.metadata["layers"].flatMap(Int.init), layers > 0,
+              (0..<layers).allSatisfy({ file.tensor("scores.\($0)") != nil && file.tensor("momentum.\($0)") != nil }),
+              file.tensors.count == 2 * layers else {
+            throw HiddenError("\(path) does not hold a scores and a momentum tensor for each of its layers")
+        }
+        return file
+    }
+
+    /// Checks the format name and version and recomputes both checksums.
+    static func verify(_ file: SafeTensorsFile, path: String, format expected: String) throws {
+        let meta = file.metadata
+        guard meta["format"] == expected else {
+            throw HiddenError("\(path) is not a hidden-mpi \(expected == format ? "checkpoint" : "subnetwork") (format \"\(meta["format"] ?? "none")\")",
+                              hint: expected == format ? "pass a ckpt-*.safetensors written by `hidden-mpi train --checkpoint-dir`" : "pass a file written by `hidden-mpi export`")
+        }
+        guard meta["format_version"] == version else {
+            throw HiddenError("\(path) has format version \(meta["format_version"] ?? "none"); this hidden-mpi reads version \(version)")
+        }
+        guard meta["data_crc32"] == SafeTensorsFile.dataChecksum(file.tensors) else {
+            throw HiddenError("\(path) is corrupted: its data does not match its checksum", hint: "use an earlier checkpoint")
+        }
+        guard meta["header_crc32"] == headerChecksum(meta, file.tensors) else {
+            throw HiddenError("\(path) is corrupted: its header does not match its checksum", hint: "use an earlier checkpoint")
+        }
+    }
+
+    /// Copies scores, momentum and state into a trainer built from the checkpoint's configuration.
+    public static func restore(_ file: SafeTensorsFile, into t: Trainer, path: String) throws {
+        let m = file.metadata
+        guard m["weight_checksum"] == String(format: "%016llx", t.model.weightChecksum()) else {
+            throw HiddenError("\(path): the weights rebuilt from seed \(m["seed"] ?? "?") differ from the ones this checkpoint was trained with (checksum \(m["weight_checksum"] ?? "?"))",
+                              hint: "resume with the hidden-mpi version that wrote the checkpoint")
+        }
+        guard Int(m["layers"] ?? "") == t.model.masked.count else {
+            throw HiddenError("\(path) has \(m["layers"] ?? "?") layers, the model has \(t.model.masked.count)")
+        }
+        for (l, layer) in t.model.masked.enumerated() {
+            guard let s = file.tensor("scores.\(l)"), let v = file.tensor("momentum.\(l)"), s.dtype == .f32, v.dtype == .f32,
+                  s.shape == layer.shape, v.shape == layer.shape else {
+                throw HiddenError("\(path): layer \(l) does not have the shape \(layer.shape) of the model's layer")
+            }
+            s.copyFloats(into: layer.scores, count: layer.count)
+            v.copyFloats(into: t.optimizer.momentum.pointer + t.model.offsets[l], count: layer.count)
+        }
+        guard let epoch = m["epoch"].flatMap(Int.init), let step = m["step_in_epoch"].flatMap(Int.init),
+              let global = m["global_step"].flatMap(Int.init), let seen = m["epoch_seen"].flatMap(Int.init),
+              let loss = m["epoch_loss_sum"].flatMap(fromHexBits), let correct = m["epoch_correct"].flatMap(fromHexBits) else {
+            throw HiddenError("\(path) lacks where the run stood (epoch, step, running sums)")
+        }
+        guard step <= t.stepsPerEpoch else {
+            throw HiddenError("\(path) stopped at step \(step) of an epoch of \(t.stepsPerEpoch) steps: the data set or batch differs")
+        }
+        t.restore(TrainState(epoch: epoch, stepInEpoch: step, globalStep: global, lossSum: loss, correct: correct, seen: seen))
+    }
+
+    /// CRC-32 of the metadata (sorted, without itself) and each tensor's name, dtype and shape.
+    static func headerChecksum(_ meta: [String: String], _ tensors: [StoredTensor]) -> String {
+        var text = ""
+        for key in meta.keys.sorted() where key != "header_crc32" { text += "\(key)=\(meta[key]!)\n" }
+        for t in tensors.sorted(by: { $0.name < $1.name }) { text += "\(t.name) \(t.dtype.rawValue) \(t.shape)\n" }
+        let bytes = Array(text.utf8)
+        let crc = bytes.withUnsafeBufferPointer { crc32(0, $0.baseAddress, UInt32($0.count)) }
+        return String(format: "%08x", UInt32(crc))
+    }
+
+    static func hexBits(_ x: Double) -> String { String(format: "%016llx", x.bitPattern) }
+    static func fromHexBits(_ s: String) -> Double? { UInt64(s, radix: 16).map(Double.init(bitPattern:)) }
+}
