@@ -15,10 +15,10 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Architecture: \(Architecture.allCases.map(\.rawValue).joined(separator: ", ")). fc is 300-100-10; convN has N 3x3 convolutions (64, 64, pool, 128, 128, pool, ...) and a 256-256 head.")
     var model: Architecture = .conv2
 
-    @Option(help: "Width multiplier: every hidden width n becomes Int(n * width).")
+    @Option(parsing: .unconditional, help: "Width multiplier: every hidden width n becomes max(1, Int(n * width)).")
     var width: Double = 1
 
-    @Option(help: "Fraction of each layer's weights kept (top-k of |scores|), in (0, 1].")
+    @Option(parsing: .unconditional, help: "Fraction of each layer's weights kept (top-k of |scores|), in (0, 1].")
     var k: Double = 0.5
 
     @Option(name: .customLong("init"), help: "Frozen weight init: \(WeightInit.allCases.map(\.rawValue).joined(separator: ", ")).")

@@ -31,13 +31,13 @@ struct Train: ParsableCommand {
     @Option(help: "Global batch size, split over all ranks.")
     var batchSize: Int = 128
 
-    @Option(help: "Base learning rate.")
+    @Option(parsing: .unconditional, help: "Base learning rate.")
     var lr: Double = 0.1
 
-    @Option(help: "SGD momentum (0 for plain SGD).")
+    @Option(parsing: .unconditional, help: "SGD momentum (0 for plain SGD).")
     var momentum: Double = 0.9
 
-    @Option(help: "L2 weight decay on the scores, coupled (g + wd * s).")
+    @Option(parsing: .unconditional, help: "L2 weight decay on the scores, coupled (g + wd * s).")
     var weightDecay: Double = 1e-4
 
     @Flag(help: "Use Nesterov momentum.")
@@ -46,10 +46,10 @@ struct Train: ParsableCommand {
     @Option(help: "Learning-rate schedule, set once per epoch: cosine or constant.")
     var schedule: ScheduleKind = .cosine
 
-    @Option(help: "Linear warm-up epochs before the schedule.")
+    @Option(parsing: .unconditional, help: "Linear warm-up epochs before the schedule.")
     var warmup: Int = 0
 
-    @Option(help: "Label smoothing eps in [0, 1): targets (1 - eps) one-hot + eps / classes.")
+    @Option(parsing: .unconditional, help: "Label smoothing eps in [0, 1): targets (1 - eps) one-hot + eps / classes.")
     var labelSmoothing: Double = 0
 
     @Option(help: "Stop after this many optimiser steps in all (quick looks and tests).")

@@ -16,11 +16,13 @@ struct HiddenMPICommand: ParsableCommand {
           mpirun -np 2 hidden-mpi train --model fc --epochs 10
           hidden-mpi info --model conv4 --dataset cifar10
         """,
-        subcommands: [Train.self, Info.self])
+        subcommands: [Train.self, Info.self, Export.self, Eval.self])
 
     /// Argument errors come from rank 0 only; the other ranks exit with the same code quietly.
     static func main() {
         setvbuf(stdout, nil, _IOLBF, 0)
+        // ArgumentParser writes errors a byte at a time: line-buffer so mpirun never tears a message.
+        setvbuf(stderr, nil, _IOLBF, 0)
         do {
             var command = try parseAsRoot()
             try command.run()

@@ -76,6 +76,16 @@ public func loadDataset(_ source: DataSource, directory: String?, synthetic: Syn
         guard missing.isEmpty else {
             throw HiddenError("data set cifar10 not found in \(base): missing \(missing.joined(separator: ", "))", hint: source.installHint)
         }
+        // Each file of the binary version holds exactly 10,000 records of 1 + 3072 bytes.
+        let batchBytes = 10_000 * 3073
+        for name in names {
+            let path = (base as NSString).appendingPathComponent(name)
+            let size = ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber)?.intValue ?? -1
+            guard size == batchBytes else {
+                throw HiddenError("\(path) is \(size < batchBytes ? "truncated" : "malformed"): \(size) bytes, a CIFAR-10 batch has 10000 records of 3073 bytes (\(batchBytes))",
+                                  hint: source.installHint)
+            }
+        }
         let mean: [Float] = [0.491, 0.482, 0.447], std: [Float] = [0.247, 0.243, 0.262]
         let train = try loadCIFARFiles(trainNames.map { (base as NSString).appendingPathComponent($0) }, mean: mean, std: std)
         let test = try loadCIFARFiles([(base as NSString).appendingPathComponent("test_batch.bin")], mean: mean, std: std)

@@ -23,6 +23,12 @@ public func readMaybeGzipped(_ path: String) throws -> [UInt8] {
         if n == 0 { break }
         out.append(contentsOf: chunk[0..<Int(n)])
     }
+    // A gzip stream cut short ends reads quietly; zlib then reports Z_BUF_ERROR.
+    var code: Int32 = 0
+    _ = gzerror(file, &code)
+    if code == Z_BUF_ERROR {
+        throw HiddenError("\(path) is truncated: the gzip stream ends early", hint: "download the file again")
+    }
     return out
 }
 

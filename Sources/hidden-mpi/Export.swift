@@ -1,0 +1,116 @@
+// `hidden-mpi export` and `hidden-mpi eval`: take a found subnetwork out of a checkpoint, and
+// measure a checkpoint's or subnetwork's test accuracy with weights rebuilt from the seed.
+
+import ArgumentParser
+import Foundation
+import HiddenNetworks
+
+struct Export: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write the subnetwork a checkpoint has found: seed, model and one bit per weight.",
+        discussion: """
+        The output is safetensors: a U8 tensor mask.<layer> per layer (bits packed most significant \
+        first, as numpy.unpackbits reads them) and the model description in the metadata. The weights \
+        are not stored: `hidden-mpi eval --subnetwork F` rebuilds them from the seed.
+        """)
+
+    @Option(help: "Score checkpoint to export (a ckpt-*.safetensors).")
+    var checkpoint: String
+
+    @Option(help: "Subnetwork file to write (written atomically; nothing is written if the checkpoint is bad).")
+    var output: String
+
+    func run() throws {
+        do {
+            let file = try ScoreCheckpoint.load(checkpoint)
+            let (config, identity) = try RunFields.parse(file.metadata, source: checkpoint)
+            let model = try Model(config.model, maxBatch: 1)
+            try loadScores(file, into: model, path: checkpoint)
+            var source = ["global_batch": "\(config.globalBatch)", "train_size": "\(identity.trainSize)",
+                          "test_size": "\(identity.testSize)"]
+            for key in ["epoch", "step_in_epoch", "global_step"] { source["source_\(key)"] = file.metadata[key] }
+            let sub = Subnetwork.capture(model, dataset: identity.dataset, source: source)
+            let bytes = try sub.serialized()
+            try writeAtomically(bytes, to: output)
+            let kept = model.masked.reduce(0) { $0 + $1.kept }
+            print("wrote \(output): \(model.masked.count) layers, \(kept) of \(model.parameterCount) weights kept, \(bytes.count) bytes (the float weights would take \(4 * model.parameterCount))")
+        } catch let error as HiddenError {
+            Launch.writeError("error: \(error)"); throw ExitCode(1)
+        }
+    }
+}
+
+/// Copies a checkpoint's scores into a bare model (no trainer, no data).
+func loadScores(_ file: SafeTensorsFile, into model: Model, path: String) throws {
+    guard file.metadata["weight_checksum"] == String(format: "%016llx", model.weightChecksum()) else {
+        throw HiddenError("\(path): the weights rebuilt from its seed differ from the ones it was trained with")
+    }
+    for (l, m) in model.masked.enumerated() {
+        guard let t = file.tensor("scores.\(l)"), t.shape == m.shape else {
+            throw HiddenError("\(path): layer \(l) does not have the model's shape \(m.shape)")
+        }
+        t.copyFloats(into: m.scores, count: m.count)
+    }
+}
+
+struct Eval: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Test accuracy of a checkpoint or an exported subnetwork, weights rebuilt from the seed.",
+        discussion: "Runs under mpirun too (the test set is sharded over the ranks). Give exactly one of --checkpoint and --subnetwork.")
+
+    @Option(help: "Score checkpoint: masks are the top-k of its scores, as in training.")
+    var checkpoint: String?
+
+    @Option(help: "Subnetwork file written by `hidden-mpi export`.")
+    var subnetwork: String?
+
+    @Option(help: "Folder with the data set's files, where it is not the default one.")
+    var dataDir: String?
+
+    @Flag(help: "Print one JSON object instead of a sentence.")
+    var json = false
+
+    func validate() throws {
+        guard (checkpoint == nil) != (subnetwork == nil) else {
+            throw ValidationError("give exactly one of --checkpoint and --subnetwork")
+        }
+    }
+
+    func run() throws {
+        if ProcessInfo.processInfo.environment["OPENBLAS_NUM_THREADS"] == nil { BLASThreads.set(1) }
+        let comm = try Launch.communicator()
+        var trainer: Trainer?
+        var failure: Error?
+        do {
+            let path = checkpoint ?? subnetwork!
+            let file = checkpoint != nil ? try ScoreCheckpoint.load(path) : try Subnetwork.load(path)
+            let (model, dataset) = try RunFields.parseModel(file.metadata, source: path)
+            guard let source = DataSource(rawValue: dataset) else { throw HiddenError("\(path) names unknown data set \(dataset)") }
+            let trainSize = Int(file.metadata["train_size"] ?? "") ?? 1024, testSize = Int(file.metadata["test_size"] ?? "") ?? 256
+            let data = try loadDataset(source, directory: dataDir,
+                                       synthetic: SyntheticSpec(shape: model.inputShape, classes: model.classes,
+                                                                trainCount: trainSize, testCount: testSize),
+                                       seed: model.seed)
+            var config = TrainConfig(model: model)
+            config.globalBatch = max(comm.size, Int(file.metadata["global_batch"] ?? "") ?? 128)
+            let t = try Trainer(config: config, data: data, comm: comm)
+            if checkpoint != nil { try loadScores(file, into: t.model, path: path) } else { try Subnetwork.apply(file, to: t.model, path: path) }
+            trainer = t
+        } catch { failure = error }
+        Launch.agree(comm, failure)
+        guard let trainer else { Launch.finish(comm, code: 1) }
+        let (loss, accuracy) = trainer.evaluate()
+        if comm.rank == 0 {
+            let correct = Int((accuracy * Double(trainer.data.test.count)).rounded())
+            if json {
+                let object: [String: Any] = ["test_acc": accuracy, "test_loss": loss, "correct": correct,
+                                             "test_size": trainer.data.test.count, "world_size": comm.size]
+                print(String(data: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), encoding: .utf8)!)
+            } else {
+                print(String(format: "test accuracy %.2f%% (%d of %d), test loss %.4f", 100 * accuracy, correct,
+                             trainer.data.test.count, loss))
+            }
+        }
+        Launch.finish(comm, code: 0)
+    }
+}
