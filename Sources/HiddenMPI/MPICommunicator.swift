@@ -50,17 +50,54 @@ public final class MPICommunicator: Communicator {
 
     public func allreduce(_ values: inout [Double], op: ReduceOp) {
         guard size > 1 else { return }
-        let mpiOp: MPI_Op
+        values.withUnsafeMutableBufferPointer { allreduce($0, op: op) }
+    }
+
+    public func allreduce(_ values: UnsafeMutableBufferPointer<Double>, op: ReduceOp) {
+        guard size > 1 else { return }
+        fatalIfFailed(MPI_Allreduce(cmpi_in_place(), values.baseAddress, Int32(values.count), cmpi_double(), mpiOp(op), world),
+                      "MPI_Allreduce")
+    }
+
+    /// Requests of the reductions in flight; grows once to the number of layers, then is reused.
+    private var requests: [MPI_Request?] = []
+    private var inFlight = 0
+
+    public func startAllreduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) {
+        guard size > 1, let base = buffer.baseAddress else { return }
+        if inFlight == requests.count { requests.append(cmpi_request_null()) }
+        let code = requests.withUnsafeMutableBufferPointer {
+            MPI_Iallreduce(cmpi_in_place(), base, Int32(buffer.count), cmpi_float(), cmpi_sum(), world, $0.baseAddress! + inFlight)
+        }
+        fatalIfFailed(code, "MPI_Iallreduce")
+        inFlight += 1
+    }
+
+    public func pollAllreduces() {
+        guard inFlight > 0 else { return }
+        var done: Int32 = 0
+        let code = requests.withUnsafeMutableBufferPointer {
+            MPI_Testall(Int32(inFlight), $0.baseAddress, &done, cmpi_statuses_ignore())
+        }
+        fatalIfFailed(code, "MPI_Testall")
+        if done != 0 { inFlight = 0 }
+    }
+
+    public func waitAllreduces() {
+        guard inFlight > 0 else { return }
+        let code = requests.withUnsafeMutableBufferPointer {
+            MPI_Waitall(Int32(inFlight), $0.baseAddress, cmpi_statuses_ignore())
+        }
+        fatalIfFailed(code, "MPI_Waitall")
+        inFlight = 0
+    }
+
+    private func mpiOp(_ op: ReduceOp) -> MPI_Op {
         switch op {
-        case .sum: mpiOp = cmpi_sum()
-        case .max: mpiOp = cmpi_max()
-        case .min: mpiOp = cmpi_min()
+        case .sum: return cmpi_sum()
+        case .max: return cmpi_max()
+        case .min: return cmpi_min()
         }
-        let n = Int32(values.count)
-        let code = values.withUnsafeMutableBufferPointer {
-            MPI_Allreduce(cmpi_in_place(), $0.baseAddress, n, cmpi_double(), mpiOp, world)
-        }
-        fatalIfFailed(code, "MPI_Allreduce")
     }
 
     public func barrier() { fatalIfFailed(MPI_Barrier(world), "MPI_Barrier") }

@@ -64,6 +64,16 @@ public final class Model {
     public var outputCount: Int { config.classes }
     public var forwardFLOPsPerSample: Int { layers.reduce(0) { $0 + $1.forwardFLOPsPerSample } }
 
+    /// For each layer, the index of its masked weights in `masked` (nil for parameter-free layers).
+    public var maskedIndexOfLayer: [Int?] {
+        var next = 0
+        return layers.map { layer in
+            guard layer.masked != nil else { return nil }
+            defer { next += 1 }
+            return next
+        }
+    }
+
     /// Recomputes every layer's mask from its scores (once per step, and before evaluation).
     public func updateMasks() { for m in masked { m.updateMask() } }
 
@@ -78,14 +88,16 @@ public final class Model {
         return activations[layers.count - 1].pointer
     }
 
-    /// Backward pass from dL/dlogits; leaves dL/dS of every layer in `scoreGrads`.
-    public func backward(logitGrad: UnsafePointer<Float>, batch: Int) {
+    /// Backward pass from dL/dlogits; leaves dL/dS of every layer in `scoreGrads`. `afterLayer`
+    /// runs after each layer with its index: a layer's score gradients are final from then on.
+    public func backward(logitGrad: UnsafePointer<Float>, batch: Int, afterLayer: (Int) -> Void = { _ in }) {
         var dy = logitGrad
         var out = gradA
         for i in stride(from: layers.count - 1, through: 0, by: -1) {
             let x = i == 0 ? UnsafePointer(input.pointer) : UnsafePointer(activations[i - 1].pointer)
             let dx: UnsafeMutablePointer<Float>? = i == 0 ? nil : out.pointer
             layers[i].backward(x, UnsafePointer(activations[i].pointer), dy, dx, batch: batch)
+            afterLayer(i)
             dy = UnsafePointer(out.pointer)
             out = out === gradA ? gradB : gradA
         }

@@ -10,9 +10,36 @@ public protocol Communicator: AnyObject {
     func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Float>)
     /// In-place reduction of a few doubles (counters, timings, checksums).
     func allreduce(_ values: inout [Double], op: ReduceOp)
+    /// The same without an array (the step loop allocates nothing).
+    func allreduce(_ values: UnsafeMutableBufferPointer<Double>, op: ReduceOp)
+    /// Starts a non-blocking in-place sum of `buffer`; it is complete after `waitAllreduces()`.
+    /// The score gradients of a layer start as soon as its backward pass is done.
+    func startAllreduceSum(_ buffer: UnsafeMutableBufferPointer<Float>)
+    /// Lets started reductions progress (MPI moves them on only inside MPI calls).
+    func pollAllreduces()
+    /// Blocks until every started reduction is complete.
+    func waitAllreduces()
     func barrier()
     /// Ends every rank of the job with `code`.
     func abort(code: Int32) -> Never
+}
+
+extension Communicator {
+    public func allreduce(_ values: UnsafeMutableBufferPointer<Double>, op: ReduceOp) {
+        var copy = Array(values)
+        allreduce(&copy, op: op)
+        for i in 0..<values.count { values[i] = copy[i] }
+    }
+    public func startAllreduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) { allreduceSum(buffer) }
+    public func pollAllreduces() {}
+    public func waitAllreduces() {}
+}
+
+/// Seconds on a monotonic clock, for timing phases of a step.
+public func monotonicSeconds() -> Double {
+    var t = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &t)
+    return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
 }
 
 public final class SingleProcessCommunicator: Communicator {
@@ -21,6 +48,7 @@ public final class SingleProcessCommunicator: Communicator {
     public var size: Int { 1 }
     public func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) {}
     public func allreduce(_ values: inout [Double], op: ReduceOp) {}
+    public func allreduce(_ values: UnsafeMutableBufferPointer<Double>, op: ReduceOp) {}
     public func barrier() {}
     public func abort(code: Int32) -> Never { exit(code) }
 }

@@ -44,6 +44,16 @@ public struct TrainState: Equatable, Sendable {
 
 public enum RunOutcome: Sendable { case finished, stopped }
 
+/// Seconds spent in each phase of one step on this rank. The score gradients of each layer are
+/// allreduced (non-blocking) as soon as its backward pass is done; `allreduceWait` is the time
+/// blocked after the backward pass until all of them completed, `allreduceLifetime` the time from
+/// the first start to that completion: the difference was hidden behind the backward pass.
+public struct StepTiming: Sendable {
+    public var data = 0.0, mask = 0.0, forward = 0.0, backward = 0.0
+    public var allreduceWait = 0.0, allreduceLifetime = 0.0, optimizer = 0.0, total = 0.0
+    public init() {}
+}
+
 /// One optimiser step as every rank saw it.
 public struct StepMetrics: Sendable {
     public var epoch: Int
@@ -53,6 +63,8 @@ public struct StepMetrics: Sendable {
     public var loss: Double       // mean over the global batch
     public var accuracy: Double
     public var lr: Double
+    /// This rank's phase times of the step.
+    public var timing = StepTiming()
 }
 
 public struct EpochMetrics: Codable, Sendable {
@@ -80,6 +92,9 @@ public final class Trainer {
     public let maxLocalBatch: Int
     private let labels: UnsafeMutablePointer<Int32>
     private let logitGrad: FloatBuffer
+    /// Loss sum, correct count and stop flag, reduced with every step.
+    private let stepStats: UnsafeMutableBufferPointer<Double>
+    private let maskedIndexOfLayer: [Int?]
     public var globalStep: Int { state.globalStep }
 
     public init(config: TrainConfig, data: Dataset, comm: Communicator) throws {
@@ -99,9 +114,49 @@ public final class Trainer {
         optimizer = SGD(config: config.sgd, count: model.parameterCount)
         labels = .allocate(capacity: maxLocalBatch)
         logitGrad = FloatBuffer(count: maxLocalBatch * config.model.classes)
+        stepStats = .allocate(capacity: 3)
+        maskedIndexOfLayer = model.maskedIndexOfLayer
     }
 
-    deinit { labels.deallocate() }
+    deinit { labels.deallocate(); stepStats.deallocate() }
+
+    /// One optimiser step on global batch slice `lo..<lo+batch` of `order`; returns the global
+    /// loss sum, correct count and whether any rank asked to stop, with this rank's phase times.
+    func step(order: [Int32], lo: Int, batch: Int, epoch: Int, lr: Double, stop: Bool) -> (Double, Double, Bool, StepTiming) {
+        var timing = StepTiming()
+        let mine = localRange(count: batch)
+        let t0 = monotonicSeconds()
+        data.gatherTrain(order[(lo + mine.lowerBound)..<(lo + mine.upperBound)], epoch: epoch,
+                         seed: config.model.seed, x: model.input.pointer, y: labels)
+        let t1 = monotonicSeconds()
+        model.updateMasks()
+        let t2 = monotonicSeconds()
+        let logits = model.forward(batch: mine.count)
+        let result = softmaxCrossEntropy(logits: logits, labels: labels, batch: mine.count, classes: config.model.classes,
+                                         smoothing: config.labelSmoothing, grad: logitGrad.pointer)
+        let t3 = monotonicSeconds()
+        var firstStart = 0.0
+        model.backward(logitGrad: logitGrad.pointer, batch: mine.count) { layer in
+            if let l = self.maskedIndexOfLayer[layer] {
+                if firstStart == 0 { firstStart = monotonicSeconds() }
+                let m = self.model.masked[l]
+                self.comm.startAllreduceSum(UnsafeMutableBufferPointer(start: m.scoreGrad, count: m.count))
+            }
+            self.comm.pollAllreduces()
+        }
+        let t4 = monotonicSeconds()
+        comm.waitAllreduces()
+        stepStats[0] = result.lossSum; stepStats[1] = Double(result.correct); stepStats[2] = stop ? 1 : 0
+        comm.allreduce(stepStats, op: .sum)
+        let t5 = monotonicSeconds()
+        optimizer.step(params: model.scores.pointer, grads: model.scoreGrads.pointer, count: model.parameterCount,
+                       lr: lr, gradScale: 1 / Float(batch))
+        let t6 = monotonicSeconds()
+        timing.data = t1 - t0; timing.mask = t2 - t1; timing.forward = t3 - t2; timing.backward = t4 - t3
+        timing.allreduceWait = t5 - t4; timing.allreduceLifetime = firstStart > 0 ? t5 - firstStart : t5 - t4
+        timing.optimizer = t6 - t5; timing.total = t6 - t0
+        return (stepStats[0], stepStats[1], stepStats[2] > 0, timing)
+    }
 
     public var stepsPerEpoch: Int { (data.train.count + config.globalBatch - 1) / config.globalBatch }
 
@@ -131,7 +186,6 @@ public final class Trainer {
                       onStep: (StepMetrics, TrainState) -> Void,
                       onEpoch: (EpochMetrics, TrainState) -> Void) -> RunOutcome {
         let schedule = config.lrSchedule
-        let classes = config.model.classes
         while state.epoch < config.epochs {
             if let cap = config.maxSteps, state.globalStep >= cap { break }
             let epoch = state.epoch
@@ -143,32 +197,17 @@ public final class Trainer {
                 if let cap = config.maxSteps, state.globalStep >= cap { break }
                 let lo = state.stepInEpoch * config.globalBatch
                 let batch = min(config.globalBatch, data.train.count - lo)
-                let mine = localRange(count: batch)
-                let t0 = Date()
-                data.gatherTrain(order[(lo + mine.lowerBound)..<(lo + mine.upperBound)], epoch: epoch,
-                                 seed: config.model.seed, x: model.input.pointer, y: labels)
-                model.updateMasks()
-                let logits = model.forward(batch: mine.count)
-                let result = softmaxCrossEntropy(logits: logits, labels: labels, batch: mine.count, classes: classes,
-                                                 smoothing: config.labelSmoothing, grad: logitGrad.pointer)
-                model.backward(logitGrad: logitGrad.pointer, batch: mine.count)
-                let t1 = Date()
-                comm.allreduceSum(model.scoreGrads.buffer)
-                var stats = [result.lossSum, Double(result.correct), stopRequested() ? 1 : 0]
-                comm.allreduce(&stats, op: .sum)
-                let t2 = Date()
-                optimizer.step(params: model.scores.pointer, grads: model.scoreGrads.pointer, count: model.parameterCount,
-                               lr: lr, gradScale: 1 / Float(batch))
-                let t3 = Date()
-                computeTime += t1.timeIntervalSince(t0) + t3.timeIntervalSince(t2)
-                reduceTime += t2.timeIntervalSince(t1)
-                state.lossSum += stats[0]; state.correct += stats[1]; state.seen += batch
+                let (lossSum, correct, stop, timing) = step(order: order, lo: lo, batch: batch, epoch: epoch, lr: lr,
+                                                            stop: stopRequested())
+                computeTime += timing.total - timing.allreduceWait
+                reduceTime += timing.allreduceWait
+                state.lossSum += lossSum; state.correct += correct; state.seen += batch
                 state.globalStep += 1; state.stepInEpoch += 1
                 trainedHere += batch
                 onStep(StepMetrics(epoch: epoch, step: state.globalStep, stepInEpoch: state.stepInEpoch,
-                                   stepsPerEpoch: stepsPerEpoch, loss: stats[0] / Double(batch),
-                                   accuracy: stats[1] / Double(batch), lr: lr), state)
-                if stats[2] > 0 { return .stopped }
+                                   stepsPerEpoch: stepsPerEpoch, loss: lossSum / Double(batch),
+                                   accuracy: correct / Double(batch), lr: lr, timing: timing), state)
+                if stop { return .stopped }
             }
             let trainSeconds = Date().timeIntervalSince(started)
             let (testLoss, testAcc) = evaluate()
