@@ -1,0 +1,167 @@
+// `hidden-mpi bench`: training steps on synthetic data, timed by phase, against the sgemm peak
+// this machine reaches with the same threads. A benchmark, not a test: compare ratios in one run.
+
+import ArgumentParser
+import CBLAS
+import Foundation
+import HiddenNetworks
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Time training steps by phase on synthetic data and compare with the sgemm peak.",
+        discussion: """
+        Runs --warmup-steps, then --steps timed steps of the same training step `train` runs (masks, \
+        forward, backward with the per-layer non-blocking allreduce, optimiser) on random data, and \
+        reports medians. Under mpirun, rank 0 reports, with the spread of step times over ranks.
+
+        Examples:
+          hidden-mpi bench --model conv4 --input 3x32x32 --batch-size 128
+          mpirun -np 2 hidden-mpi bench --model conv4 --rank-batch 128 --json
+        """)
+
+    @OptionGroup(title: "Model") var modelOptions: ModelOptions
+
+    @Option(help: "Per-sample input shape CxHxW (or F).")
+    var input: Shape = Shape([3, 32, 32])
+
+    @Option(help: "Number of classes.")
+    var classes: Int = 10
+
+    @Option(help: "Global batch, split over the ranks.")
+    var batchSize: Int = 128
+
+    @Option(help: "Per-rank batch instead: the global batch becomes this times the number of ranks.")
+    var rankBatch: Int?
+
+    @Option(help: "Timed steps.")
+    var steps: Int = 20
+
+    @Option(help: "Untimed steps first (caches, page faults, first-touch).")
+    var warmupSteps: Int = 3
+
+    @Option(help: "BLAS threads per rank (default: OPENBLAS_NUM_THREADS, else 1).")
+    var threads: Int?
+
+    @Flag(help: "Print one JSON object instead of the table.")
+    var json = false
+
+    func validate() throws {
+        guard steps >= 1, warmupSteps >= 0 else { throw ValidationError("--steps must be at least 1 and --warmup-steps at least 0") }
+        guard batchSize >= 1, (rankBatch ?? 1) >= 1 else { throw ValidationError("batch sizes must be at least 1") }
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+    }
+
+    func run() throws {
+        setBLASThreads(threads)
+        let comm = try Launch.communicator()
+        let global = rankBatch.map { $0 * comm.size } ?? batchSize
+        var trainer: Trainer?
+        var failure: Error?
+        do {
+            let total = warmupSteps + steps
+            let data = try loadDataset(.synthetic, directory: nil, synthetic: SyntheticSpec(shape: input, classes: classes, trainCount: global * total,
+                                                   testCount: comm.size), seed: modelOptions.seed)
+            var config = TrainConfig(model: modelOptions.config(input: input, classes: classes))
+            config.globalBatch = global
+            config.epochs = 1
+            config.maxSteps = total
+            trainer = try Trainer(config: config, data: data, comm: comm)
+        } catch { failure = error }
+        Launch.agree(comm, failure)
+        guard let trainer else { Launch.finish(comm, code: 1) }
+
+        let peak = sgemmPeakGFLOPs()
+        var timings: [StepTiming] = []
+        timings.reserveCapacity(steps)
+        var allocationsBefore = 0, allocationsAfter = 0
+        trainer.train(onStep: { s, _ in
+            if s.step == warmupSteps { allocationsBefore = allocationCount() ?? 0 }
+            if s.step > warmupSteps { timings.append(s.timing) }
+            if s.step == warmupSteps + steps { allocationsAfter = allocationCount() ?? 0 }
+        }, onEpoch: { _, _ in })
+        if warmupSteps == 0 { allocationsBefore = 0 }
+
+        func median(_ f: (StepTiming) -> Double) -> Double {
+            let v = timings.map(f).sorted()
+            return v.count % 2 == 1 ? v[v.count / 2] : 0.5 * (v[v.count / 2 - 1] + v[v.count / 2])
+        }
+        let step = median { $0.total }
+        var spread = [step, -step, peak, -peak]
+        comm.allreduce(&spread, op: .max)
+        let model = trainer.model
+        let flopsPerImage = 3.0 * Double(model.forwardFLOPsPerSample)
+        let localBatch = trainer.localRange(count: global).count
+        let gflops = flopsPerImage * Double(localBatch) / step / 1e9
+        let wait = median { $0.allreduceWait }, lifetime = median { $0.allreduceLifetime }
+        let phases: [(String, Double)] = [("data", median { $0.data }), ("mask selection", median { $0.mask }),
+                                          ("forward", median { $0.forward }), ("backward", median { $0.backward }),
+                                          ("allreduce wait", wait), ("optimizer", median { $0.optimizer })]
+        let hidden: Double? = comm.size > 1 && lifetime > 0 ? max(0, 1 - wait / lifetime) : nil
+        let allocations: Double? = allocationCount() == nil ? nil : Double(allocationsAfter - allocationsBefore) / Double(steps)
+        guard comm.rank == 0 else { Launch.finish(comm, code: 0) }
+
+        let result: [String: Any] = [
+            "model": modelOptions.model.rawValue, "width": modelOptions.width, "k": modelOptions.k,
+            "input": input.description, "global_batch": global, "rank_batch": localBatch,
+            "world_size": comm.size, "threads": BLASThreads.current, "blas_core": BLASThreads.coreName,
+            "steps": steps, "step_s": step, "step_s_min_rank": -spread[1], "step_s_max_rank": spread[0],
+            "images_per_s": Double(global) / step, "images_per_s_per_rank": Double(localBatch) / step,
+            "mflop_per_image": flopsPerImage / 1e6, "step_gflops": gflops,
+            "sgemm_peak_gflops": peak, "sgemm_peak_gflops_min_rank": -spread[3], "peak_fraction": gflops / peak,
+            "mask_fraction": median { $0.mask } / step,
+            "phases_s": Dictionary(uniqueKeysWithValues: phases.map { ($0.0.replacingOccurrences(of: " ", with: "_"), $0.1) }),
+            "allreduce_lifetime_s": lifetime, "allreduce_wait_s": wait,
+            "allreduce_hidden_fraction": hidden.map { $0 as Any } ?? NSNull(),
+            "allreduce_bytes_per_step": 4 * model.parameterCount,
+            "allreduce_stats_bytes_per_step": 24,
+            "allocations_per_step": allocations.map { $0 as Any } ?? NSNull(),
+        ]
+        if json {
+            print(String(data: try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys]), encoding: .utf8)!)
+            Launch.finish(comm, code: 0)
+        }
+        print("hidden-mpi bench: \(modelOptions.model.rawValue) x\(modelOptions.width), k \(modelOptions.k), input \(input), batch \(global) (\(localBatch) per rank), \(comm.size) rank(s) x \(BLASThreads.current) BLAS thread(s), OpenBLAS \(BLASThreads.coreName)")
+        print(String(format: "sgemm peak (1024^3, same threads): %.1f GFLOP/s (slowest rank %.1f)", peak, -spread[3]))
+        print(String(format: "step: median %.2f ms over %d steps (ranks %.2f..%.2f ms)  ->  %.1f images/s (%.1f per rank)",
+                     1e3 * step, steps, -1e3 * spread[1], 1e3 * spread[0], Double(global) / step, Double(localBatch) / step))
+        for (name, t) in phases {
+            let label = name + String(repeating: " ", count: max(0, 16 - name.count))
+            print("  " + label + String(format: "%9.2f ms  %5.1f%%", 1e3 * t, 100 * t / step))
+        }
+        print(String(format: "achieved: %.1f GFLOP/s over the whole step (%.1f MFLOP per image) = %.1f%% of the sgemm peak",
+                     gflops, flopsPerImage / 1e6, 100 * gflops / peak))
+        if let hidden {
+            print(String(format: "allreduce: %d bytes of score gradients per rank per step; %.2f ms in flight, %.2f ms waited: %.0f%% hidden behind backward",
+                         4 * model.parameterCount, 1e3 * lifetime, 1e3 * wait, 100 * hidden))
+        }
+        if let allocations { print(String(format: "heap allocations per step (counted by the preloaded counter): %.1f", allocations)) }
+        Launch.finish(comm, code: 0)
+    }
+}
+
+/// BLAS threads per rank: the flag, else OPENBLAS_NUM_THREADS (OpenBLAS reads it itself), else 1.
+func setBLASThreads(_ threads: Int?) {
+    if let threads { BLASThreads.set(threads) } else if ProcessInfo.processInfo.environment["OPENBLAS_NUM_THREADS"] == nil { BLASThreads.set(1) }
+}
+
+/// Best of five 1024^3 sgemm runs, in GFLOP/s.
+func sgemmPeakGFLOPs() -> Double {
+    let n = 1024
+    let a = FloatBuffer(count: n * n), b = FloatBuffer(count: n * n), c = FloatBuffer(count: n * n)
+    for i in 0..<(n * n) { a[i] = Float(i % 97) / 97 - 0.5; b[i] = Float(i % 89) / 89 - 0.5 }
+    var best = Double.infinity
+    for _ in 0..<5 {
+        let t = monotonicSeconds()
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(n), Int32(n), Int32(n), 1, a.pointer, Int32(n),
+                    b.pointer, Int32(n), 0, c.pointer, Int32(n))
+        best = min(best, monotonicSeconds() - t)
+    }
+    return 2 * Double(n * n * n) / best / 1e9
+}
+
+/// Heap allocations so far, when the counting allocator of scripts/alloc-count.c is preloaded.
+func allocationCount() -> Int? {
+    typealias Counter = @convention(c) () -> UInt64
+    guard let symbol = dlsym(nil, "hidden_mpi_alloc_count") else { return nil }
+    return Int(unsafeBitCast(symbol, to: Counter.self)())
+}
