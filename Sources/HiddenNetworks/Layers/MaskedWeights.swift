@@ -45,9 +45,8 @@ public final class MaskedWeights {
 
     /// Recomputes the mask from |scores| and W_eff from it.
     public func updateMask() {
-        topKMask(scores: scores, count: count, kept: kept, mask: mask.pointer, scratch: scratch)
-        let w = weights.pointer, m = mask.pointer, e = effective.pointer
-        for i in 0..<count { e[i] = w[i] * m[i] }
+        applyTopKMask(scores: scores, weights: weights.pointer, count: count, kept: kept,
+                      mask: mask.pointer, effective: effective.pointer, scratch: scratch)
     }
 
     /// Straight-through estimator: dL/dS = sign(S) * W * dL/dW_eff for every edge, pruned ones too.

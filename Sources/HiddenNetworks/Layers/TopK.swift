@@ -71,3 +71,34 @@ public func kthLargestMagnitude(scores: UnsafePointer<Float>, count n: Int, rank
         shift = 0
     }
 }
+
+/// The same selection as `topKMask`, fused with W_eff = W * mask: one pass writes both once the
+/// threshold is known (three passes over the scores in all, instead of five). Ties at the
+/// threshold are taken tentatively and the surplus, if any, is given back from the highest index.
+public func applyTopKMask(scores: UnsafePointer<Float>, weights: UnsafePointer<Float>, count n: Int, kept: Int,
+                          mask: UnsafeMutablePointer<Float>, effective: UnsafeMutablePointer<Float>,
+                          scratch: UnsafeMutablePointer<UInt32>) {
+    precondition(kept >= 0 && kept <= n)
+    if kept == n || kept == 0 {
+        let m: Float = kept == n ? 1 : 0
+        mask.update(repeating: m, count: n)
+        for i in 0..<n { effective[i] = weights[i] * m }
+        return
+    }
+    let t = kthLargestMagnitude(scores: scores, count: n, rank: kept - 1, scratch: scratch)
+    let bits = UnsafeRawPointer(scores).assumingMemoryBound(to: UInt32.self)
+    var taken = 0
+    for i in 0..<n {
+        let v = bits[i] & 0x7FFF_FFFF
+        let m: Float = v >= t ? 1 : 0
+        taken &+= v >= t ? 1 : 0
+        mask[i] = m
+        effective[i] = weights[i] * m
+    }
+    var surplus = taken - kept
+    var i = n - 1
+    while surplus > 0 {
+        if bits[i] & 0x7FFF_FFFF == t { mask[i] = 0; effective[i] = 0; surplus -= 1 }
+        i -= 1
+    }
+}
