@@ -77,7 +77,7 @@ struct Eval: ParsableCommand {
     }
 
     func run() throws {
-        if ProcessInfo.processInfo.environment["OPENBLAS_NUM_THREADS"] == nil { BLASThreads.set(1) }
+        setBLASThreads(nil)
         let comm = try Launch.communicator()
         var trainer: Trainer?
         var failure: Error?
