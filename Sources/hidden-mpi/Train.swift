@@ -287,6 +287,7 @@ struct Train: ParsableCommand {
         out.line("  \(m.parameterCount) weights, \(kept) kept at k = \(c.model.k); init \(c.model.weightInit.rawValue)\(c.model.scaleFan ? " (scaled fan)" : ""), seed \(c.model.seed), weight checksum \(hex(checksums[0])) on all \(checksums.count) rank(s)")
         out.line("  \(t.comm.size) rank(s) x \(BLASThreads.current) BLAS thread(s) (OpenBLAS \(BLASThreads.coreName)); global batch \(c.globalBatch) (<= \(t.maxLocalBatch) per rank), \(t.stepsPerEpoch) steps/epoch; SGD lr \(c.sgd.lr) momentum \(c.sgd.momentum)\(c.sgd.nesterov ? " nesterov" : "") wd \(c.sgd.weightDecay), \(c.schedule.rawValue)\(c.warmup > 0 ? " after \(c.warmup) warm-up epochs" : "")")
         if let hint = BLASThreads.fallbackHint { out.progress("hidden-mpi: note: \(hint)") }
+        if let note = BLASCoreChoice.note { out.progress("hidden-mpi: note: \(note)") }
         out.line("epoch  train_loss  train_acc  test_loss  test_acc        lr   seconds   images/s")
     }
 

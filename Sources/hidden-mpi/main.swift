@@ -20,6 +20,7 @@ struct HiddenMPICommand: ParsableCommand {
 
     /// Argument errors come from rank 0 only; the other ranks exit with the same code quietly.
     static func main() {
+        BLASCoreChoice.reexecIfGeneric()
         setvbuf(stdout, nil, _IOLBF, 0)
         // ArgumentParser writes errors a byte at a time: line-buffer so mpirun never tears a message.
         setvbuf(stderr, nil, _IOLBF, 0)
