@@ -62,10 +62,29 @@ public final class MPICommunicator: Communicator {
     /// Requests of the reductions in flight; grows once to the number of layers, then is reused.
     private var requests: [MPI_Request?] = []
     private var inFlight = 0
+    /// One persistent allreduce per gradient buffer, made the first time that buffer is reduced.
+    private var persistent: [UnsafeMutablePointer<Float>: (count: Int, request: MPI_Request?)] = [:]
+    private var persistentUnavailable = false
 
     public func startAllreduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) {
         guard size > 1, let base = buffer.baseAddress else { return }
         if inFlight == requests.count { requests.append(cmpi_request_null()) }
+        if !persistentUnavailable {
+            if persistent[base]?.count != buffer.count {
+                var request: MPI_Request? = cmpi_request_null()
+                if cmpi_allreduce_init(base, Int32(buffer.count), cmpi_float(), cmpi_sum(), world, &request) == cmpi_success() {
+                    persistent[base] = (buffer.count, request)
+                } else {
+                    persistentUnavailable = true
+                }
+            }
+            if var entry = persistent[base] {
+                fatalIfFailed(MPI_Start(&entry.request), "MPI_Start")
+                requests[inFlight] = entry.request
+                inFlight += 1
+                return
+            }
+        }
         let code = requests.withUnsafeMutableBufferPointer {
             MPI_Iallreduce(cmpi_in_place(), base, Int32(buffer.count), cmpi_float(), cmpi_sum(), world, $0.baseAddress! + inFlight)
         }

@@ -1,0 +1,77 @@
+// `hidden-mpi bench` reports what the speed issue asks for, under mpirun too, and the step loop
+// allocates nothing once warm (counted by the preloaded allocator of scripts/alloc-count.c).
+// These check the report's content and invariants, never a speed: timings are measured, not asserted.
+
+import Foundation
+import XCTest
+
+final class BenchTests: XCTestCase {
+    static let small = ["bench", "--model", "conv2", "--width", "0.25", "--input", "3x16x16", "--steps", "3",
+                        "--warmup-steps", "2", "--json"]
+
+    func report(_ r: RunResult) throws -> [String: Any] {
+        XCTAssertEqual(r.status, 0, r.transcript)
+        let line = r.stdout.split(separator: "\n").last.map(String.init) ?? ""
+        guard let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
+            throw HarnessError("bench --json printed no JSON object\n\(r.transcript)")
+        }
+        return object
+    }
+
+    func parameters() throws -> Int {
+        let r = try Harness.hiddenMPI(["info", "--model", "conv2", "--width", "0.25", "--dataset", "synthetic",
+                                       "--input", "3x16x16", "--json"])
+        let total = r.stdout.split(separator: "\n").compactMap {
+            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+        }.first { $0["layer"] as? String == "total" }
+        return try XCTUnwrap((total?["weights"] as? NSNumber)?.intValue)
+    }
+
+    func testReportHasEveryFieldOnOneAndTwoRanks() throws {
+        let weights = try parameters()
+        for np in [1, 2] {
+            let d = try report(try Harness.hiddenMPI(Self.small + ["--rank-batch", "8"], np: np))
+            for key in ["images_per_s", "step_gflops", "sgemm_peak_gflops", "mask_fraction", "allreduce_hidden_fraction",
+                        "allreduce_bytes_per_step", "world_size", "phases_s", "peak_fraction"] {
+                XCTAssertNotNil(d[key], "np \(np): missing \(key)")
+            }
+            XCTAssertEqual((d["world_size"] as? NSNumber)?.intValue, np)
+            XCTAssertEqual((d["global_batch"] as? NSNumber)?.intValue, 8 * np, "--rank-batch 8 gives 8 per rank")
+            // Score gradients and nothing else: 4 bytes per weight of the model.
+            XCTAssertEqual((d["allreduce_bytes_per_step"] as? NSNumber)?.intValue, 4 * weights)
+            let mask = try XCTUnwrap((d["mask_fraction"] as? NSNumber)?.doubleValue)
+            XCTAssert(mask > 0 && mask < 1, "mask_fraction \(mask)")
+            let gflops = try XCTUnwrap((d["step_gflops"] as? NSNumber)?.doubleValue)
+            let peak = try XCTUnwrap((d["sgemm_peak_gflops"] as? NSNumber)?.doubleValue)
+            XCTAssert(gflops > 0 && peak > 0, "gflops \(gflops), peak \(peak)")
+            let phases = try XCTUnwrap(d["phases_s"] as? [String: Double])
+            let step = try XCTUnwrap((d["step_s"] as? NSNumber)?.doubleValue)
+            XCTAssertLessThanOrEqual(phases.values.reduce(0, +), step * 1.05, "phases add up to at most the step")
+            if np == 1 {
+                XCTAssert(d["allreduce_hidden_fraction"] is NSNull, "one rank has no allreduce to hide")
+            } else {
+                let hidden = try XCTUnwrap((d["allreduce_hidden_fraction"] as? NSNumber)?.doubleValue)
+                XCTAssert(hidden >= 0 && hidden <= 1, "hidden fraction \(hidden)")
+            }
+        }
+    }
+
+    func testStepLoopAllocatesNothingAfterWarmUp() throws {
+        let dir = try Harness.makeTempDir(prefix: "alloc")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let lib = dir.appendingPathComponent("alloc-count.so").path
+        let source = Harness.packageRoot.appendingPathComponent("scripts/alloc-count.c").path
+        let cc = try Harness.run(["/usr/bin/cc", "-O2", "-shared", "-fPIC", source, "-o", lib, "-ldl"],
+                                 environment: Harness.childEnvironment(), timeout: 60)
+        XCTAssertEqual(cc.status, 0, cc.transcript)
+        // Without the counter there is nothing to report; with it, zero per step for conv and fc.
+        let plain = try report(try Harness.hiddenMPI(Self.small + ["--batch-size", "8"]))
+        XCTAssert(plain["allocations_per_step"] is NSNull)
+        for model in [["--model", "conv2", "--width", "0.25"], ["--model", "fc", "--input", "1x28x28"]] {
+            var args = Self.small + ["--batch-size", "8"]
+            args.replaceSubrange(1...4, with: model)
+            let d = try report(try Harness.hiddenMPI(args, env: ["LD_PRELOAD": lib]))
+            XCTAssertEqual((d["allocations_per_step"] as? NSNumber)?.doubleValue, 0, "\(model): heap allocations in the step loop")
+        }
+    }
+}
