@@ -1,0 +1,190 @@
+// Every layer's backward pass against central finite differences of L = sum(y * r) for a fixed
+// random r (so dL/dy = r). For masked layers, dL/dW_eff is checked by perturbing `effective`
+// directly (the mask makes L piecewise constant in S), and dL/dS against the straight-through
+// rule of REFERENCE.md: dL/dS = sign(S) * W * dL/dW_eff, pruned edges included.
+
+import XCTest
+@testable import HiddenNetworks
+
+final class LayerGradientTests: XCTestCase {
+    let eps: Float = 1e-2, rtol = 1e-2, atol = 1e-3
+
+    func forwardLoss(_ layer: Layer, _ x: FloatBuffer, batch: Int, _ r: [Float]) -> Double {
+        let y = FloatBuffer(count: batch * layer.outputShape.count)
+        layer.forward(x.pointer, y.pointer, batch: batch)
+        return dotLoss(y.pointer, r)
+    }
+
+    /// Runs forward then backward with dy = r; returns dL/dx.
+    func backward(_ layer: Layer, _ x: FloatBuffer, batch: Int, _ r: [Float]) -> [Float] {
+        let y = FloatBuffer(count: batch * layer.outputShape.count)
+        layer.forward(x.pointer, y.pointer, batch: batch)
+        let dy = buffer(r)
+        let dx = FloatBuffer(count: x.count)
+        for i in 0..<dx.count { dx[i] = .nan }  // every entry must be written
+        layer.backward(x.pointer, y.pointer, dy.pointer, dx.pointer, batch: batch)
+        withExtendedLifetime((y, dy)) {}
+        return dx.array
+    }
+
+    func checkInputGradient(_ layer: Layer, _ x: FloatBuffer, batch: Int, _ r: [Float], _ what: String,
+                            file: StaticString = #filePath, line: UInt = #line) {
+        let dx = backward(layer, x, batch: batch, r)
+        for i in 0..<x.count {
+            checkDerivative(analytic: Double(dx[i]), at: x.pointer + i, eps: eps, rtol: rtol, atol: atol,
+                            "\(what) dL/dx[\(i)]", file: file, line: line) { forwardLoss(layer, x, batch: batch, r) }
+        }
+        XCTAssert(dx.contains { abs($0) > 10 * Float(atol) }, "\(what): dL/dx is all but zero, the check is vacuous", file: file, line: line)
+    }
+
+    /// dL/dW_eff by differences on `effective`; dL/dS = sign(S) * W * that, for every edge.
+    func checkWeightGradients(_ layer: Layer, _ m: MaskedWeights, _ arena: ScoreArena, _ x: FloatBuffer, batch: Int,
+                              _ r: [Float], _ what: String, file: StaticString = #filePath, line: UInt = #line) {
+        _ = backward(layer, x, batch: batch, r)
+        let effectiveGrad = m.effectiveGrad.array, scoreGrad = arena.grads.array
+        var prunedNonZero = 0
+        for j in 0..<m.count {
+            let loss = { self.forwardLoss(layer, x, batch: batch, r) }
+            checkDerivative(analytic: Double(effectiveGrad[j]), at: m.effective.pointer + j, eps: eps, rtol: rtol, atol: atol,
+                            "\(what) dL/dW_eff[\(j)]", file: file, line: line, loss)
+            let s = arena.scores[j]
+            let factor = Double(s > 0 ? 1 : (s < 0 ? -1 : 0)) * Double(m.weights[j])
+            checkDerivative(analytic: Double(scoreGrad[j]), scale: factor, at: m.effective.pointer + j, eps: eps, rtol: rtol, atol: atol,
+                            "\(what) dL/dS[\(j)] (mask \(m.mask[j]))", file: file, line: line, loss)
+            if m.mask[j] == 0 && abs(scoreGrad[j]) > Float(10 * atol) { prunedNonZero += 1 }
+        }
+        if m.kept < m.count {
+            XCTAssertGreaterThan(prunedNonZero, 0, "\(what): pruned edges got no score gradient (straight-through)", file: file, line: line)
+        }
+        // Backward overwrites the gradients; it does not add to the last step's.
+        _ = backward(layer, x, batch: batch, r)
+        XCTAssertEqual(arena.grads.array, scoreGrad, "\(what): a second backward changed dL/dS", file: file, line: line)
+        XCTAssertEqual(m.effectiveGrad.array, effectiveGrad, "\(what): a second backward changed dL/dW_eff", file: file, line: line)
+    }
+
+    func testMaskedLinear() {
+        // (input shape, out features, k, batch)
+        let table: [(Shape, Int, Double, Int)] = [
+            (Shape([5]), 3, 0.5, 4),
+            (Shape([2, 3, 2]), 4, 0.3, 2),  // any input shape, flattened
+            (Shape([17]), 1, 1.0, 3),
+            (Shape([1]), 6, 0.5, 1),
+            (Shape([9]), 7, 0.1, 5),
+        ]
+        var rng = TestRNG(10)
+        for (input, out, k, batch) in table {
+            let what = "linear \(input)->\(out) k \(k) batch \(batch)"
+            let layer = MaskedLinear(input: input, outFeatures: out, k: k)
+            XCTAssertEqual(layer.outputShape, Shape([out]))
+            let arena = prepare(layer.weights, rng: &rng)
+            if layer.weights.count > 2 { arena.scores[1] = 0; layer.weights.updateMask() }  // sign(0) = 0
+            let x = buffer(rng.floats(batch * input.count))
+            let r = rng.floats(batch * out)
+            checkInputGradient(layer, x, batch: batch, r, what)
+            checkWeightGradients(layer, layer.weights, arena, x, batch: batch, r, what)
+            if layer.weights.count > 2 { XCTAssertEqual(arena.grads[1], 0, "\(what): dL/dS at S = 0") }
+        }
+    }
+
+    func testMaskedConv2d() throws {
+        // (C, H, W, out channels, kernel, stride, padding, batch, k)
+        let table: [(Int, Int, Int, Int, Int, Int, Int, Int, Double)] = [
+            (2, 5, 5, 3, 3, 1, 1, 2, 0.5),   // k3 s1 p1
+            (2, 7, 6, 3, 3, 2, 0, 2, 0.5),   // k3 s2 p0, non-square
+            (1, 6, 7, 2, 5, 1, 2, 2, 0.3),   // k5 s1 p2
+            (3, 4, 5, 2, 1, 1, 0, 3, 0.5),   // k1 s1 p0
+            (2, 6, 9, 2, 3, 2, 1, 2, 0.7),   // k3 s2 p1, non-square
+            (1, 3, 2, 2, 5, 1, 2, 2, 0.5),   // kernel wider than the image
+        ]
+        var rng = TestRNG(11)
+        for (c, h, w, co, kernel, stride, padding, batch, k) in table {
+            let what = "conv \(c)x\(h)x\(w) -> \(co) k\(kernel) s\(stride) p\(padding) batch \(batch)"
+            let layer = try MaskedConv2d(input: Shape([c, h, w]), outChannels: co, kernel: kernel, stride: stride, padding: padding, k: k)
+            let arena = prepare(layer.weights, rng: &rng)
+            let x = buffer(rng.floats(batch * c * h * w))
+            let r = rng.floats(batch * layer.outputShape.count)
+            checkInputGradient(layer, x, batch: batch, r, what)
+            checkWeightGradients(layer, layer.weights, arena, x, batch: batch, r, what)
+        }
+    }
+
+    func testReLU() {
+        var rng = TestRNG(12)
+        let layer = ReLU(input: Shape([3, 4, 5]))
+        let batch = 2
+        // Keep every x at least 0.1 from the kink at 0 (eps is 0.01).
+        let x = buffer((0..<(batch * 60)).map { _ in rng.uniform(0.1, 1) * (rng.unit() < 0.5 ? -1 : 1) })
+        let r = rng.floats(batch * 60)
+        checkInputGradient(layer, x, batch: batch, r, "relu")
+        let y = FloatBuffer(count: x.count)
+        layer.forward(x.pointer, y.pointer, batch: batch)
+        XCTAssertEqual(y.array, x.array.map { max($0, 0) })
+        // At and next to the kink: the gradient passes only where x > 0 (ReLU'(0) = 0, as PyTorch).
+        // 2 x 19 values: whole 16-lane blocks and a scalar tail both see every case.
+        let pattern: [Float] = [0, -0.0, 1e-30, -1e-30, 2, -2]
+        let edge = ReLU(input: Shape([19]))
+        let xs = (0..<38).map { pattern[$0 % pattern.count] }
+        let dys = (0..<38).map { Float($0 + 1) }
+        let dx = backward(edge, buffer(xs), batch: 2, dys)
+        XCTAssertEqual(dx, (0..<38).map { xs[$0] > 0 ? dys[$0] : 0 })
+        let edgeX = buffer(xs), edgeY = FloatBuffer(count: 38)
+        edge.forward(edgeX.pointer, edgeY.pointer, batch: 2)
+        withExtendedLifetime(edgeX) {}
+        XCTAssertEqual(edgeY.array, xs.map { $0 > 0 ? $0 : 0 })
+    }
+
+    func testMaxPool() throws {
+        var rng = TestRNG(13)
+        // (C, H, W, size, batch); widths not divisible by the window drop the last columns.
+        for (c, h, w, size, batch) in [(2, 4, 4, 2, 2), (1, 6, 7, 2, 3), (3, 5, 6, 3, 1), (1, 2, 2, 2, 1)] {
+            let layer = try MaxPool2d(input: Shape([c, h, w]), size: size)
+            XCTAssertEqual(layer.outputShape, Shape([c, h / size, w / size]))
+            let n = batch * c * h * w
+            // Distinct values 0.05 apart: a step of 0.01 never changes a window's maximum.
+            let values = (0..<n).map { Float($0) * 0.05 - 2 }.shuffled(using: &rng)
+            let x = buffer(values)
+            let r = rng.floats(batch * layer.outputShape.count)
+            let what = "maxpool \(c)x\(h)x\(w) size \(size)"
+            checkInputGradient(layer, x, batch: batch, r, what)
+            // Forward against a direct maximum.
+            let y = FloatBuffer(count: batch * layer.outputShape.count)
+            layer.forward(x.pointer, y.pointer, batch: batch)
+            let (oh, ow) = (h / size, w / size)
+            for plane in 0..<(batch * c) {
+                for oy in 0..<oh {
+                    for ox in 0..<ow {
+                        var best = -Float.infinity
+                        for dy in 0..<size { for dx in 0..<size { best = max(best, values[plane * h * w + (oy * size + dy) * w + ox * size + dx]) } }
+                        XCTAssertEqual(y[(plane * oh + oy) * ow + ox], best, "\(what) plane \(plane) (\(oy), \(ox))")
+                    }
+                }
+            }
+        }
+    }
+
+    func testMaxPoolTiesGoToTheFirstMaximum() throws {
+        let layer = try MaxPool2d(input: Shape([1, 2, 4]), size: 2)
+        let x = buffer([1, 1, -1, 0.5,
+                        0, 1, 0.5, 0.5])
+        let dx = backward(layer, x, batch: 1, [3, 5])
+        XCTAssertEqual(dx, [3, 0, 0, 5,
+                            0, 0, 0, 0])
+    }
+
+    func testMaxPoolRejectsTooSmallInput() {
+        assertThrowsHiddenError(try MaxPool2d(input: Shape([1, 1, 4]), size: 2), containing: ["max-pool does not fit"])
+        assertThrowsHiddenError(try MaxPool2d(input: Shape([8]), size: 2), containing: ["max-pool does not fit"])
+    }
+
+    func testFlatten() {
+        var rng = TestRNG(14)
+        let layer = Flatten(input: Shape([2, 3, 4]))
+        XCTAssertEqual(layer.outputShape, Shape([24]))
+        let x = buffer(rng.floats(2 * 24))
+        let r = rng.floats(2 * 24)
+        checkInputGradient(layer, x, batch: 2, r, "flatten")
+        let y = FloatBuffer(count: 48)
+        layer.forward(x.pointer, y.pointer, batch: 2)
+        XCTAssertEqual(y.array, x.array)
+    }
+}
