@@ -1,0 +1,184 @@
+// Invariant 3 of DESIGN.md, resume is exact: a run stopped and resumed from its checkpoint ends
+// with byte-identical scores and momentum and reports exactly the same epochs as the run that was
+// never stopped, with one rank and with two, from an epoch's end and from the middle of an epoch;
+// a two-rank checkpoint resumed on one rank agrees up to summation order. Also the checkpoint
+// folder's housekeeping: what a run writes is what `--resume auto` finds next.
+
+import Foundation
+import XCTest
+
+final class CheckpointResumeTests: XCTestCase {
+    var dir: URL!
+
+    override func setUpWithError() throws {
+        dir = try Harness.makeTempDir(prefix: "hidden-mpi-resume")
+    }
+
+    override func tearDownWithError() throws {
+        if let dir { try? FileManager.default.removeItem(at: dir) }
+    }
+
+    func path(_ name: String) -> String { dir.appendingPathComponent(name).path }
+
+    /// fc on flat synthetic data: 600 samples, global batch 64, 10 steps per epoch (the last one of 24).
+    static let fc = ["--dataset", "synthetic", "--input", "1x12x12", "--classes", "4", "--train-size", "600",
+                     "--test-size", "100", "--model", "fc", "--batch-size", "64", "--seed", "11", "--progress", "0"]
+    /// conv2 at width 0.25 on 3x16x16 images (4-D score tensors): 320 samples, 5 steps per epoch.
+    static let conv = ["--dataset", "synthetic", "--input", "3x16x16", "--classes", "4", "--train-size", "320",
+                       "--test-size", "64", "--model", "conv2", "--width", "0.25", "--batch-size", "64", "--seed", "5",
+                       "--progress", "0"]
+
+    /// Trains `hidden-mpi train args`; fails the test (and throws) unless it exits 0.
+    @discardableResult
+    func train(_ args: [String], np: Int? = nil, file: StaticString = #filePath, line: UInt = #line) throws -> RunResult {
+        let r = try Harness.hiddenMPI(["train"] + args, np: np, timeout: 90, file: file, line: line)
+        guard r.status == 0 else {
+            XCTFail("training failed\n\(r.transcript)", file: file, line: line)
+            throw HarnessError("training failed")
+        }
+        return r
+    }
+
+    /// 2 epochs straight vs 1 epoch, then `--resume` of its end-of-epoch checkpoint with --epochs 2
+    /// (the same flags repeated, as a job script repeats them): same tensors, same epoch reports.
+    func assertOnePlusOneEqualsTwo(_ base: [String], np: Int?, tag: String) throws {
+        let straight = path("\(tag)-straight"), split = path("\(tag)-split")
+        try train(base + ["--epochs", "2", "--checkpoint-dir", straight, "--metrics", path("\(tag)-straight.jsonl")], np: np)
+        try train(base + ["--epochs", "1", "--checkpoint-dir", split, "--metrics", path("\(tag)-split.jsonl")], np: np)
+        let trainSize = Int(base[base.firstIndex(of: "--train-size")! + 1])!, batch = Int(base[base.firstIndex(of: "--batch-size")! + 1])!
+        let steps = (trainSize + batch - 1) / batch
+        let afterOne = (split as NSString).appendingPathComponent(CheckpointFolder.name(step: steps, epoch: 1))
+        XCTAssertTrue(FileManager.default.fileExists(atPath: afterOne),
+                      "[\(tag)] end-of-epoch checkpoint \(afterOne) missing; folder: \(CheckpointFolder.names(split))")
+        let resumed = try train(base + ["--epochs", "2", "--resume", afterOne, "--checkpoint-dir", split,
+                                        "--metrics", path("\(tag)-split.jsonl")], np: np)
+        XCTAssertTrue(resumed.stderr.contains("resuming from \(afterOne)"), "[\(tag)] says where it resumes\n\(resumed.transcript)")
+        let final = CheckpointFolder.name(step: 2 * steps, epoch: 2)
+        assertSameTensors((straight as NSString).appendingPathComponent(final), (split as NSString).appendingPathComponent(final),
+                          "[\(tag), np \(np ?? 1)] final checkpoint, 2 epochs vs 1 + resumed 1")
+        assertSameEpochMetrics(path("\(tag)-straight.jsonl"), path("\(tag)-split.jsonl"), "[\(tag), np \(np ?? 1)]")
+        // The resumed run appends to the metrics file: a second "run" object, then its epoch.
+        let objects = try Harness.readJSONLines(path("\(tag)-split.jsonl"))
+        XCTAssertEqual(objects.compactMap { $0["kind"] as? String }, ["run", "epoch", "run", "epoch"], "[\(tag)] metrics file")
+    }
+
+    func testResumeAfterOneEpochIsExactOnOneRank() throws {
+        try assertOnePlusOneEqualsTwo(Self.fc, np: nil, tag: "fc")
+    }
+
+    func testResumeAfterOneEpochIsExactOnTwoRanks() throws {
+        try assertOnePlusOneEqualsTwo(Self.conv, np: 2, tag: "conv")
+    }
+
+    /// Checkpoints every 3 steps; resuming from one in the middle of epoch 1 and from one in the
+    /// middle of epoch 2 (the running loss and accuracy sums of the epoch come from the checkpoint)
+    /// ends exactly where the uninterrupted run ends and reports the same epochs.
+    func testResumeFromMidEpochCheckpointIsExact() throws {
+        let straight = path("straight")
+        try train(Self.fc + ["--epochs", "2", "--checkpoint-dir", straight, "--checkpoint-every", "3",
+                             "--keep-checkpoints", "50", "--metrics", path("straight.jsonl")])
+        let names = CheckpointFolder.names(straight)
+        XCTAssertEqual(names, ["ckpt-s000000003-e0000", "ckpt-s000000006-e0000", "ckpt-s000000009-e0000",
+                               "ckpt-s000000010-e0001", "ckpt-s000000012-e0001", "ckpt-s000000015-e0001",
+                               "ckpt-s000000018-e0001", "ckpt-s000000020-e0002"].map { $0 + ".safetensors" },
+                       "checkpoints every 3 steps and at each epoch's end")
+        for (name, epoch, stepInEpoch) in [("ckpt-s000000006-e0000", 0, 6), ("ckpt-s000000015-e0001", 1, 5)] {
+            let blob = try SafeTensorsBlob(path: (straight as NSString).appendingPathComponent(name + ".safetensors"))
+            XCTAssertEqual(blob.metadata["epoch"], "\(epoch)", name)
+            XCTAssertEqual(blob.metadata["step_in_epoch"], "\(stepInEpoch)", name)
+            XCTAssertNotEqual(blob.metadata["epoch_seen"], "0", "\(name): mid-epoch running sums")
+
+            let resumeDir = path("from-\(name)")
+            try FileManager.default.createDirectory(atPath: resumeDir, withIntermediateDirectories: true)
+            let start = (resumeDir as NSString).appendingPathComponent(name + ".safetensors")
+            try CheckpointFolder.copy(blob.path, to: start)
+            // The metrics of the epochs before the checkpoint, as the interrupted run would have left them.
+            let metrics = path("from-\(name).jsonl")
+            let before = try Harness.readJSONLines(path("straight.jsonl")).filter {
+                $0["kind"] as? String == "run" || ($0["epoch"] as? NSNumber).map { $0.intValue <= epoch } == true
+            }
+            try before.map { String(decoding: try JSONSerialization.data(withJSONObject: $0), as: UTF8.self) + "\n" }
+                .joined().write(toFile: metrics, atomically: true, encoding: .utf8)
+            try train(Self.fc + ["--checkpoint-dir", resumeDir, "--resume", "auto", "--checkpoint-every", "3",
+                                 "--keep-checkpoints", "50", "--metrics", metrics])
+            assertSameTensors((straight as NSString).appendingPathComponent("ckpt-s000000020-e0002.safetensors"),
+                              (resumeDir as NSString).appendingPathComponent("ckpt-s000000020-e0002.safetensors"),
+                              "resumed from \(name)")
+            assertSameEpochMetrics(path("straight.jsonl"), metrics, "resumed from \(name)")
+            // Every checkpoint the resumed run wrote is the uninterrupted run's one, byte for byte.
+            for later in CheckpointFolder.names(resumeDir) where later > name {
+                XCTAssertEqual(FileManager.default.contents(atPath: (resumeDir as NSString).appendingPathComponent(later)),
+                               FileManager.default.contents(atPath: (straight as NSString).appendingPathComponent(later)),
+                               "resumed from \(name): \(later) differs from the uninterrupted run's")
+            }
+        }
+    }
+
+    /// --max-steps ending in the middle of an epoch leaves a checkpoint; resuming it (without
+    /// --max-steps) must carry on with the rest of that epoch and end where the uninterrupted run ends.
+    func testResumeAfterMaxStepsInTheMiddleOfAnEpochIsExact() throws {
+        let straight = path("straight"), capped = path("capped")
+        try train(Self.fc + ["--epochs", "2", "--checkpoint-dir", straight, "--metrics", path("straight.jsonl")])
+        try train(Self.fc + ["--epochs", "2", "--max-steps", "3", "--checkpoint-dir", capped])
+        let first = CheckpointFolder.paths(capped)
+        XCTAssertEqual(first.count, 1, "one checkpoint after 3 steps: \(first)")
+        if let only = first.first, let blob = try? SafeTensorsBlob(path: only) {
+            XCTAssertEqual(CheckpointFolder.step(only), 3)
+            XCTAssertEqual([blob.metadata["epoch"], blob.metadata["step_in_epoch"]], ["0", "3"],
+                           "the checkpoint after 3 of the 10 steps of epoch 1 must say so (it is \((only as NSString).lastPathComponent))")
+        }
+        let r = try train(Self.fc + ["--epochs", "2", "--checkpoint-dir", capped, "--resume", "auto"])
+        XCTAssertEqual(CheckpointFolder.step(CheckpointFolder.newest(capped) ?? ""), 20,
+                       "the resumed run must train the remaining 17 steps\n\(r.transcript)")
+        assertSameTensors((straight as NSString).appendingPathComponent("ckpt-s000000020-e0002.safetensors"),
+                          CheckpointFolder.newest(capped) ?? "", "resumed after --max-steps 3")
+    }
+
+    /// A checkpoint written by two ranks, resumed on one: it runs, and ends within summation-order
+    /// tolerance of the two-rank run.
+    func testTwoRankCheckpointResumesOnOneRank() throws {
+        let straight = path("np2"), mixed = path("np2-then-np1")
+        try train(Self.fc + ["--epochs", "2", "--checkpoint-dir", straight, "--metrics", path("np2.jsonl")], np: 2)
+        let afterOne = (straight as NSString).appendingPathComponent(CheckpointFolder.name(step: 10, epoch: 1))
+        let blob = try SafeTensorsBlob(path: afterOne)
+        XCTAssertEqual(blob.metadata["world_size"], "2")
+        try FileManager.default.createDirectory(atPath: mixed, withIntermediateDirectories: true)
+        try CheckpointFolder.copy(afterOne, to: (mixed as NSString).appendingPathComponent(CheckpointFolder.name(step: 10, epoch: 1)))
+        try train(Self.fc + ["--checkpoint-dir", mixed, "--resume", "auto", "--metrics", path("np1.jsonl")])
+        let a = try epochsByNumber(path("np2.jsonl")), b = try epochsByNumber(path("np1.jsonl"))
+        XCTAssertEqual(b.keys.sorted(), [2], "the one-rank run trains the second epoch only")
+        let la = (a[2]?["train_loss"] as? NSNumber)?.doubleValue ?? .nan, lb = (b[2]?["train_loss"] as? NSNumber)?.doubleValue ?? .nan
+        XCTAssertTrue(relativelyClose(la, lb, 1e-3), "epoch 2 train_loss: \(lb) resumed on 1 rank vs \(la) on 2 (1e-3 relative)")
+        let ta = (a[2]?["test_acc"] as? NSNumber)?.doubleValue ?? .nan, tb = (b[2]?["test_acc"] as? NSNumber)?.doubleValue ?? .nan
+        XCTAssertLessThanOrEqual(abs(ta - tb), 1.0 / 100 + 1e-12, "epoch 2 test_acc: \(tb) on 1 rank vs \(ta) on 2 (one sample)")
+        let final = try SafeTensorsBlob(path: (mixed as NSString).appendingPathComponent(CheckpointFolder.name(step: 20, epoch: 2)))
+        XCTAssertEqual(final.metadata["world_size"], "1")
+        XCTAssertEqual(final.metadata["global_step"], "20")
+    }
+
+    /// A run writes its checkpoints into a folder that holds checkpoints of an earlier, longer run
+    /// (a reused folder). Either it refuses to start there (naming the folder, touching nothing), or
+    /// what it reports writing stays there and `--resume auto` finds this run's newest checkpoint
+    /// next, not the other run's.
+    func testRunInAReusedFolderKeepsItsOwnCheckpoints() throws {
+        let folder = path("reused")
+        try train(Self.fc + ["--epochs", "4", "--checkpoint-dir", folder])
+        XCTAssertEqual(CheckpointFolder.names(folder), ["ckpt-s000000020-e0002", "ckpt-s000000030-e0003",
+                                                        "ckpt-s000000040-e0004"].map { $0 + ".safetensors" })
+        let before = CheckpointFolder.snapshot(folder)
+        let r = try Harness.hiddenMPI(["train"] + Self.fc + ["--epochs", "1", "--seed", "12", "--checkpoint-dir", folder], timeout: 60)
+        if r.status != 0 {
+            XCTAssertTrue(r.combined.contains(folder), "a refusal names the folder\n\(r.transcript)")
+            XCTAssertEqual(CheckpointFolder.snapshot(folder), before, "a refusal leaves the folder alone")
+            return
+        }
+        let reported = (folder as NSString).appendingPathComponent(CheckpointFolder.name(step: 10, epoch: 1))
+        XCTAssertTrue(r.stderr.contains("checkpoint \(reported) (end of epoch 1)"), r.transcript)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: reported),
+                      "the run reported writing \(reported) but it is gone; the folder holds \(CheckpointFolder.names(folder)) (--keep-checkpoints keeps the names that sort last, the other run's, and deleted this run's checkpoint right after writing it)")
+        if let newest = CheckpointFolder.newest(folder), let blob = try? SafeTensorsBlob(path: newest) {
+            XCTAssertEqual(blob.metadata["seed"], "12",
+                           "`--resume auto` would now pick \(newest), a checkpoint of the earlier run (seed \(blob.metadata["seed"] ?? "?")), not this run's")
+        }
+    }
+}
