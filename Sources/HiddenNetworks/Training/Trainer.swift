@@ -106,6 +106,13 @@ public final class Trainer {
             throw HiddenError("the training set has \(data.train.count) samples, fewer than the \(comm.size) ranks",
                               hint: "launch at most \(data.train.count) ranks")
         }
+        guard config.model.inputShape.count == data.shape.count else {
+            throw HiddenError("the model is built for input \(config.model.inputShape) but data set \(data.name) gives \(data.shape)",
+                              hint: "build the model with the data set's shape")
+        }
+        guard config.model.classes >= data.classes else {
+            throw HiddenError("the model has \(config.model.classes) outputs but data set \(data.name) has \(data.classes) classes")
+        }
         self.config = config
         self.data = data
         self.comm = comm
