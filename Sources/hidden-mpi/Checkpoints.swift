@@ -33,22 +33,39 @@ struct CheckpointDirectory {
         }
     }
 
+    /// Writes the trainer's checkpoint, then keeps the `keep` newest of this run's: only files
+    /// older than the one just written are pruned, never it nor any whose name sorts after it.
     func write(_ trainer: Trainer, keep: Int) throws -> String {
         let target = (path as NSString).appendingPathComponent(fileName(trainer.state))
         try writeAtomically(try ScoreCheckpoint.capture(trainer).serialized(), to: target)
-        for old in list().dropFirst(max(keep, 1)) { try? FileManager.default.removeItem(atPath: old) }
+        let older = list().filter { $0 < target }
+        for old in older.dropFirst(max(keep, 1) - 1) { try? FileManager.default.removeItem(atPath: old) }
         return target
     }
 
-    /// The newest checkpoint that loads and verifies, with a note for each newer one skipped.
-    func newestValid() -> (path: String, file: SafeTensorsFile, skipped: [String])? {
+    /// The newest checkpoint that loads and verifies, with a note for each newer one skipped;
+    /// nil if the folder holds none; throws if it holds some and none is valid.
+    func newestValid() throws -> (path: String, file: SafeTensorsFile, skipped: [String])? {
         var skipped: [String] = []
         for candidate in list() {
             do { return (candidate, try ScoreCheckpoint.load(candidate), skipped) } catch {
                 skipped.append("skipping \(candidate): \(error)")
             }
         }
+        guard skipped.isEmpty else {
+            throw HiddenError("none of the \(skipped.count) checkpoints in \(path) is valid:\n" + skipped.joined(separator: "\n"),
+                              hint: "move them out of \(path) to start afresh there, or --resume a specific file")
+        }
         return nil
+    }
+
+    /// A fresh run must not mix its checkpoints with another run's.
+    func requireNoCheckpoints() throws {
+        let existing = list()
+        guard existing.isEmpty else {
+            throw HiddenError("checkpoint folder \(path) already holds \(existing.count) checkpoint(s), the newest \((existing[0] as NSString).lastPathComponent)",
+                              hint: "continue that run with --resume auto, or give this run another --checkpoint-dir")
+        }
     }
 }
 

@@ -73,8 +73,7 @@ final class JSONLines {
     }
     func write(_ object: [String: Any]) {
         guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else { return }
-        handle.write(data)
-        handle.write("\n".data(using: .utf8)!)
+        handle.write(data + "\n".data(using: .utf8)!)  // one write: a kill leaves no torn line
     }
     func close() { try? handle.close() }
 }

@@ -117,6 +117,8 @@ struct Train: ParsableCommand {
 
     func run() throws {
         setBLASThreads(threads)
+        // From the start: a signal during set-up still ends in a checkpoint and exit status 75.
+        installStopHandlers()
         let comm: Communicator
         do { comm = try Launch.communicator() } catch {
             Launch.writeError("error: cannot start MPI: \(error)"); throw ExitCode(2)
@@ -135,19 +137,18 @@ struct Train: ParsableCommand {
             var checkpoint: (path: String, file: SafeTensorsFile)?
             if let resume {
                 if resume == "auto", let directory {
-                    if let found = directory.newestValid() {
+                    if let found = try directory.newestValid() {
                         notes += found.skipped
                         if !found.skipped.isEmpty { notes.append("falling back to \(found.path)") }
                         checkpoint = (found.path, found.file)
                     } else {
-                        let count = directory.list().count
-                        notes.append(count == 0 ? "no checkpoint in \(directory.path): starting a fresh run"
-                                                : "none of the \(count) checkpoints in \(directory.path) is valid: starting a fresh run")
+                        notes.append("no checkpoint in \(directory.path): starting a fresh run")
                     }
                 } else {
                     checkpoint = (resume, try ScoreCheckpoint.load(resume))
                 }
             }
+            if checkpoint == nil, resume == nil { try directory?.requireNoCheckpoints() }
             if let checkpoint {
                 let (c, d) = try resumedConfig(checkpoint.file, path: checkpoint.path)
                 (config, identity) = (c, d)
@@ -198,7 +199,6 @@ struct Train: ParsableCommand {
             }
         }
 
-        installStopHandlers()
         var lastProgress = Date()
         let outcome = trainer.train(stopRequested: { stopSignal != 0 }, onStep: { s, state in
             if s.step <= logSteps {

@@ -225,6 +225,12 @@ public final class Trainer {
                                        test_loss: testLoss, test_acc: testAcc, lr: lr, seconds: seconds,
                                        images_per_s: Double(trainedHere) / max(trainSeconds, 1e-9), world_size: comm.size,
                                        compute_s: computeTime, allreduce_s: reduceTime)
+            if state.stepInEpoch < stepsPerEpoch {
+                // Stopped by maxSteps inside the epoch: report what was trained, but the state
+                // stays mid-epoch so that a resume trains the rest of it.
+                onEpoch(metrics, state)
+                return .finished
+            }
             state = TrainState(epoch: epoch + 1, globalStep: state.globalStep)
             onEpoch(metrics, state)
         }
