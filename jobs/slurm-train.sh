@@ -1,17 +1,31 @@
 #!/usr/bin/env bash
-# Slurm: edge-popup Conv6 on CIFAR-10, one rank per core, one BLAS thread per rank.
+# Slurm: edge-popup Conv6 on CIFAR-10, one rank per core, checkpointed and requeued before the
+# time limit (Docs/checkpoints.md explains each line).
 #   sbatch jobs/slurm-train.sh /path/to/cifar-10-batches-bin
 #SBATCH --job-name=hidden-mpi
-#SBATCH --nodes=1
 #SBATCH --ntasks-per-node=16
 #SBATCH --cpus-per-task=1
 #SBATCH --time=04:00:00
+#SBATCH --signal=B:USR1@120        # SIGUSR1 to this script 120 s before the time limit
+#SBATCH --requeue                  # allow `scontrol requeue` (and requeue on preemption)
+#SBATCH --open-mode=append         # a requeued job appends to its output file
 #SBATCH --output=hidden-mpi-%j.out
-set -euo pipefail
-DATA=${1:?usage: sbatch jobs/slurm-train.sh CIFAR_DIR}
+set -u
 export OPENBLAS_NUM_THREADS=1
 BIN=${HIDDEN_MPI_BIN:-$PWD/.build/release/hidden-mpi}
+RUN=runs/conv6-${SLURM_JOB_ID}     # the job id stays the same across requeues
 mkdir -p runs
-mpirun -np "${SLURM_NTASKS}" --bind-to core "$BIN" train \
-    --model conv6 --dataset cifar10 --data-dir "$DATA" --k 0.5 --epochs 100 \
-    --metrics "runs/conv6-${SLURM_JOB_ID}.jsonl"
+
+mpirun -np "$SLURM_NTASKS" --bind-to core "$BIN" train \
+    --model conv6 --dataset cifar10 --data-dir "$1" --epochs 100 \
+    --checkpoint-dir "$RUN" --checkpoint-every 500 --resume auto --metrics "$RUN.jsonl" &
+pid=$!
+trap 'echo "time limit near: asking hidden-mpi to checkpoint"; kill -USR1 "$pid"; signalled=1' USR1
+wait "$pid"; status=$?
+# A trapped signal interrupts `wait` (status 128 + 10): wait again for mpirun's own status.
+if [ "${signalled:-0}" = 1 ]; then wait "$pid"; status=$?; fi
+if [ "$status" -eq 75 ]; then
+    echo "checkpointed; requeueing"
+    scontrol requeue "$SLURM_JOB_ID"
+fi
+exit "$status"
