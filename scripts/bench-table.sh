@@ -9,13 +9,7 @@ STEPS=${1:-10}
 BIN=${HIDDEN_MPI_BIN:-.build/release/hidden-mpi}
 row() {  # label, then mpirun/bench arguments
     local label=$1; shift
-    "$@" --json | python3 -c '
-import json, sys
-d = json.loads(sys.stdin.read().strip().splitlines()[-1]); p = d["phases_s"]; label = sys.argv[1]
-hid = d["allreduce_hidden_fraction"]
-print(f"| {label} | {d[\"images_per_s\"]:.1f} | {d[\"step_s\"]*1e3:.0f} | {d[\"step_gflops\"]:.1f} | {d[\"sgemm_peak_gflops\"]:.1f} | "
-      f"{100*d[\"peak_fraction\"]:.0f}% | {100*d[\"mask_fraction\"]:.1f}% | {1e3*p[\"forward\"]:.0f} / {1e3*p[\"backward\"]:.0f} | "
-      f"{\"-\" if hid is None else f\"{100*hid:.0f}%\"} | {d[\"blas_core\"]} |")' "$label"
+    "$@" --json | python3 "$(dirname "$0")/bench_row.py" "$label"
 }
 echo "| run | images/s | step ms | step GFLOP/s | sgemm peak | of peak | mask | fwd / bwd ms | allreduce hidden | kernel |"
 echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
