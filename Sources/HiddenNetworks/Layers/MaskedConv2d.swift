@@ -124,10 +124,32 @@ public final class MaskedConv2d: Layer {
                         if iy < 0 || iy >= height { continue }
                         let dst = dx + (c * height + iy) * width - padding + kj
                         let src = row + oy * outWidth
-                        for ox in valid { dst[ox * stride] += src[ox] }
+                        if stride == 1 {
+                            addInPlace(dst + valid.lowerBound, src + valid.lowerBound, count: valid.count)
+                        } else {
+                            for ox in valid { dst[ox * stride] += src[ox] }
+                        }
                     }
                 }
             }
         }
     }
+}
+
+/// dst[i] += src[i], 16 lanes at a time (the compiler cannot rule out aliasing by itself).
+@inline(__always)
+func addInPlace(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, count n: Int) {
+    let d = UnsafeMutableRawPointer(dst), s = UnsafeRawPointer(src)
+    var i = 0
+    while i + 16 <= n {
+        let v = d.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self) + s.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self)
+        d.storeBytes(of: v, toByteOffset: 4 * i, as: SIMD16<Float>.self)
+        i += 16
+    }
+    while i + 4 <= n {
+        let v = d.loadUnaligned(fromByteOffset: 4 * i, as: SIMD4<Float>.self) + s.loadUnaligned(fromByteOffset: 4 * i, as: SIMD4<Float>.self)
+        d.storeBytes(of: v, toByteOffset: 4 * i, as: SIMD4<Float>.self)
+        i += 4
+    }
+    while i < n { dst[i] += src[i]; i += 1 }
 }
