@@ -1,9 +1,21 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what is missing, builds the release binary (the multi-rank
-# tests launch it under mpirun), then runs every XCTest target.
+# tests launch it under mpirun), then runs every XCTest target and ends with one summary line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 source scripts/env.sh
 swift build -c release
-swift test
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+swift test --disable-swift-testing 2>&1 | tee "$log" || status=$?
+# XCTest's last "Executed N tests, with M failures" line is the whole run's total.
+summary=$(grep -E "Executed [0-9]+ tests?, with [0-9]+ failures?" "$log" | tail -n 1 || true)
+if [ -n "$summary" ]; then
+    total=$(sed -E 's/.*Executed ([0-9]+) tests?.*/\1/' <<<"$summary")
+    failed=$(sed -E 's/.*with ([0-9]+) failures?.*/\1/' <<<"$summary")
+    skipped=$(grep -c "' skipped (" "$log" || true)
+    echo "$((total - failed - skipped)) passed, $failed failed, $skipped skipped"
+fi
+exit "$status"
