@@ -10,12 +10,15 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
 swift test --disable-swift-testing 2>&1 | tee "$log" || status=$?
-# XCTest's last "Executed N tests, with M failures" line is the whole run's total.
-summary=$(grep -E "Executed [0-9]+ tests?, with [0-9]+ failures?" "$log" | tail -n 1 || true)
+# XCTest's last "Executed N tests, with [S tests skipped and] M failures" line is the run's total.
+summary=$(grep -E "Executed [0-9]+ tests?, with " "$log" | tail -n 1 || true)
 if [ -n "$summary" ]; then
     total=$(sed -E 's/.*Executed ([0-9]+) tests?.*/\1/' <<<"$summary")
-    failed=$(sed -E 's/.*with ([0-9]+) failures?.*/\1/' <<<"$summary")
-    skipped=$(grep -c "' skipped (" "$log" || true)
+    failed=$(sed -E 's/.* ([0-9]+) failures?.*/\1/' <<<"$summary")
+    skipped=0
+    if grep -qE "[0-9]+ tests? skipped" <<<"$summary"; then
+        skipped=$(sed -E 's/.* ([0-9]+) tests? skipped.*/\1/' <<<"$summary")
+    fi
     echo "$((total - failed - skipped)) passed, $failed failed, $skipped skipped"
 fi
 exit "$status"
