@@ -25,7 +25,7 @@ struct Export: ParsableCommand {
             let file = try ScoreCheckpoint.load(checkpoint)
             let (config, identity) = try RunFields.parse(file.metadata, source: checkpoint)
             let model = try Model(config.model, maxBatch: 1)
-            try loadScores(file, into: model, path: checkpoint)
+            try ScoreCheckpoint.restoreScores(file, into: model, path: checkpoint)
             var source = ["global_batch": "\(config.globalBatch)", "train_size": "\(identity.trainSize)",
                           "test_size": "\(identity.testSize)"]
             for key in ["epoch", "step_in_epoch", "global_step"] { source["source_\(key)"] = file.metadata[key] }
@@ -37,19 +37,6 @@ struct Export: ParsableCommand {
         } catch let error as HiddenError {
             Launch.writeError("error: \(error)"); throw ExitCode(1)
         }
-    }
-}
-
-/// Copies a checkpoint's scores into a bare model (no trainer, no data).
-func loadScores(_ file: SafeTensorsFile, into model: Model, path: String) throws {
-    guard file.metadata["weight_checksum"] == String(format: "%016llx", model.weightChecksum()) else {
-        throw HiddenError("\(path): the weights rebuilt from its seed differ from the ones it was trained with")
-    }
-    for (l, m) in model.masked.enumerated() {
-        guard let t = file.tensor("scores.\(l)"), t.shape == m.shape else {
-            throw HiddenError("\(path): layer \(l) does not have the model's shape \(m.shape)")
-        }
-        t.copyFloats(into: m.scores, count: m.count)
     }
 }
 
@@ -94,7 +81,7 @@ struct Eval: ParsableCommand {
             var config = TrainConfig(model: model)
             config.globalBatch = max(comm.size, Int(file.metadata["global_batch"] ?? "") ?? 128)
             let t = try Trainer(config: config, data: data, comm: comm)
-            if checkpoint != nil { try loadScores(file, into: t.model, path: path) } else { try Subnetwork.apply(file, to: t.model, path: path) }
+            if checkpoint != nil { try ScoreCheckpoint.restoreScores(file, into: t.model, path: path) } else { try Subnetwork.apply(file, to: t.model, path: path) }
             trainer = t
         } catch { failure = error }
         Launch.agree(comm, failure)

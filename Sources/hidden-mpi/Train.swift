@@ -126,54 +126,13 @@ struct Train: ParsableCommand {
         let out = Reporter(enabled: comm.rank == 0)
 
         // Set-up: every rank loads and builds; any failure is reported once and all ranks exit.
-        var trainer: Trainer?
-        var metricsFile: JSONLines?
-        var setupError: Error?
-        var notes: [String] = []
         let directory = checkpointDir.map(CheckpointDirectory.init)
-        do {
-            var config: TrainConfig?
-            var identity: DataIdentity?
-            var checkpoint: (path: String, file: SafeTensorsFile)?
-            if let resume {
-                if resume == "auto", let directory {
-                    if let found = try directory.newestValid() {
-                        notes += found.skipped
-                        if !found.skipped.isEmpty { notes.append("falling back to \(found.path)") }
-                        checkpoint = (found.path, found.file)
-                    } else {
-                        notes.append("no checkpoint in \(directory.path): starting a fresh run")
-                    }
-                } else {
-                    checkpoint = (resume, try ScoreCheckpoint.load(resume))
-                }
-            }
-            if checkpoint == nil, resume == nil { try directory?.requireNoCheckpoints() }
-            if let checkpoint {
-                let (c, d) = try resumedConfig(checkpoint.file, path: checkpoint.path)
-                (config, identity) = (c, d)
-                notes.append("resuming from \(checkpoint.path) (epoch \((Int(checkpoint.file.metadata["epoch"] ?? "") ?? 0) + 1), step \(checkpoint.file.metadata["global_step"] ?? "?"))")
-            }
-            let source = try identity.map { id -> DataSource in
-                guard let s = DataSource(rawValue: id.dataset) else { throw HiddenError("checkpoint names unknown data set \(id.dataset)") }
-                return s
-            } ?? dataOptions.dataset
-            let synthetic = identity.map { SyntheticSpec(shape: $0.input, classes: $0.classes, trainCount: $0.trainSize, testCount: $0.testSize) }
-                ?? dataOptions.synthetic
-            let data = try loadDataset(source, directory: dataOptions.dataDir, synthetic: synthetic,
-                                       seed: config?.model.seed ?? modelOptions.seed)
-            if let identity, identity != DataIdentity(data) {
-                throw HiddenError("the data set differs from the checkpoint's: \(DataIdentity(data)) vs \(identity)",
-                                  hint: "point --data-dir at the data the run was started with")
-            }
-            let built = try Trainer(config: config ?? trainConfig(input: data.shape, classes: data.classes), data: data, comm: comm)
-            if let checkpoint { try ScoreCheckpoint.restore(checkpoint.file, into: built, path: checkpoint.path) }
-            try directory?.prepare()
-            if comm.rank == 0, let path = metrics { metricsFile = try JSONLines(path: path, append: checkpoint != nil) }
-            trainer = built
-        } catch { setupError = error }
+        var setup: (trainer: Trainer, metrics: JSONLines?, notes: [String])?
+        var setupError: Error?
+        do { setup = try setUp(comm, directory: directory) } catch { setupError = error }
         Launch.agree(comm, setupError)
-        guard let trainer else { Launch.finish(comm, code: 1) }
+        guard let setup else { Launch.finish(comm, code: 1) }
+        let (trainer, metricsFile, notes) = setup
 
         let checksums = try verifyWeights(trainer.model, comm)
         for note in notes { out.progress("hidden-mpi: \(note)") }
@@ -233,6 +192,50 @@ struct Train: ParsableCommand {
         checkpoint("end of run")
         metricsFile?.close()
         Launch.finish(comm, code: 0)
+    }
+
+    /// Everything before the first step, on every rank: the checkpoint to resume (if any), the
+    /// data, the trainer, the checkpoint folder and rank 0's metrics file.
+    func setUp(_ comm: Communicator, directory: CheckpointDirectory?) throws -> (trainer: Trainer, metrics: JSONLines?, notes: [String]) {
+        var notes: [String] = []
+        var checkpoint: (path: String, file: SafeTensorsFile)?
+        if let resume {
+            if resume == "auto", let directory {
+                if let found = try directory.newestValid() {
+                    notes += found.skipped
+                    if !found.skipped.isEmpty { notes.append("falling back to \(found.path)") }
+                    checkpoint = (found.path, found.file)
+                } else {
+                    notes.append("no checkpoint in \(directory.path): starting a fresh run")
+                }
+            } else {
+                checkpoint = (resume, try ScoreCheckpoint.load(resume))
+            }
+        }
+        if checkpoint == nil, resume == nil { try directory?.requireNoCheckpoints() }
+        var config: TrainConfig?
+        var identity: DataIdentity?
+        if let checkpoint {
+            (config, identity) = try resumedConfig(checkpoint.file, path: checkpoint.path)
+            notes.append("resuming from \(checkpoint.path) (epoch \((Int(checkpoint.file.metadata["epoch"] ?? "") ?? 0) + 1), step \(checkpoint.file.metadata["global_step"] ?? "?"))")
+        }
+        let source = try identity.map { id -> DataSource in
+            guard let s = DataSource(rawValue: id.dataset) else { throw HiddenError("checkpoint names unknown data set \(id.dataset)") }
+            return s
+        } ?? dataOptions.dataset
+        let synthetic = identity.map { SyntheticSpec(shape: $0.input, classes: $0.classes, trainCount: $0.trainSize, testCount: $0.testSize) }
+            ?? dataOptions.synthetic
+        let data = try loadDataset(source, directory: dataOptions.dataDir, synthetic: synthetic,
+                                   seed: config?.model.seed ?? modelOptions.seed)
+        if let identity, identity != DataIdentity(data) {
+            throw HiddenError("the data set differs from the checkpoint's: \(DataIdentity(data)) vs \(identity)",
+                              hint: "point --data-dir at the data the run was started with")
+        }
+        let trainer = try Trainer(config: config ?? trainConfig(input: data.shape, classes: data.classes), data: data, comm: comm)
+        if let checkpoint { try ScoreCheckpoint.restore(checkpoint.file, into: trainer, path: checkpoint.path) }
+        try directory?.prepare()
+        let metricsFile = comm.rank == 0 ? try metrics.map { try JSONLines(path: $0, append: checkpoint != nil) } : nil
+        return (trainer, metricsFile, notes)
     }
 
     /// The checkpoint's configuration, with --epochs applied; a flag given on the command line

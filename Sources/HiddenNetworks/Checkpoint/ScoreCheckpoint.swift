@@ -69,22 +69,33 @@ public enum ScoreCheckpoint {
         }
     }
 
-    /// Copies scores, momentum and state into a trainer built from the checkpoint's configuration.
-    public static func restore(_ file: SafeTensorsFile, into t: Trainer, path: String) throws {
+    /// Copies the checkpoint's scores into a model built from its configuration (export and eval
+    /// need no trainer), after checking the weights rebuilt from the seed are the trained ones.
+    public static func restoreScores(_ file: SafeTensorsFile, into model: Model, path: String) throws {
         let m = file.metadata
-        guard m["weight_checksum"] == String(format: "%016llx", t.model.weightChecksum()) else {
+        guard m["weight_checksum"] == String(format: "%016llx", model.weightChecksum()) else {
             throw HiddenError("\(path): the weights rebuilt from seed \(m["seed"] ?? "?") differ from the ones this checkpoint was trained with (checksum \(m["weight_checksum"] ?? "?"))",
-                              hint: "resume with the hidden-mpi version that wrote the checkpoint")
+                              hint: "use the hidden-mpi version that wrote the checkpoint")
         }
-        guard Int(m["layers"] ?? "") == t.model.masked.count else {
-            throw HiddenError("\(path) has \(m["layers"] ?? "?") layers, the model has \(t.model.masked.count)")
+        guard Int(m["layers"] ?? "") == model.masked.count else {
+            throw HiddenError("\(path) has \(m["layers"] ?? "?") layers, the model has \(model.masked.count)")
         }
-        for (l, layer) in t.model.masked.enumerated() {
-            guard let s = file.tensor("scores.\(l)"), let v = file.tensor("momentum.\(l)"), s.dtype == .f32, v.dtype == .f32,
-                  s.shape == layer.shape, v.shape == layer.shape else {
+        for (l, layer) in model.masked.enumerated() {
+            guard let s = file.tensor("scores.\(l)"), s.dtype == .f32, s.shape == layer.shape else {
                 throw HiddenError("\(path): layer \(l) does not have the shape \(layer.shape) of the model's layer")
             }
             s.copyFloats(into: layer.scores, count: layer.count)
+        }
+    }
+
+    /// Copies scores, momentum and state into a trainer built from the checkpoint's configuration.
+    public static func restore(_ file: SafeTensorsFile, into t: Trainer, path: String) throws {
+        let m = file.metadata
+        try restoreScores(file, into: t.model, path: path)
+        for (l, layer) in t.model.masked.enumerated() {
+            guard let v = file.tensor("momentum.\(l)"), v.dtype == .f32, v.shape == layer.shape else {
+                throw HiddenError("\(path): momentum \(l) does not have the shape \(layer.shape) of the model's layer")
+            }
             v.copyFloats(into: t.optimizer.momentum.pointer + t.model.offsets[l], count: layer.count)
         }
         guard let epoch = m["epoch"].flatMap(Int.init), let step = m["step_in_epoch"].flatMap(Int.init),
