@@ -18,8 +18,10 @@ struct Train: ParsableCommand {
 
         Examples:
           mpirun -np 2 hidden-mpi train --model fc --epochs 10
-          mpirun -np 4 hidden-mpi train --model conv4 --dataset cifar10 --data-dir ~/cifar-10-batches-bin --epochs 100
-          hidden-mpi train --dataset synthetic --input 3x32x32 --model conv2 --max-steps 20
+          mpirun -np 4 hidden-mpi train --model conv4 --dataset cifar10 \\
+              --data-dir ~/cifar-10-batches-bin --epochs 100 \\
+              --checkpoint-dir ckpt --resume auto
+          hidden-mpi train --dataset synthetic --input 3x32x32 --max-steps 20
         """)
 
     @OptionGroup(title: "Model") var modelOptions: ModelOptions
