@@ -170,24 +170,8 @@ final class BackgroundRun {
     init(_ command: [String], environment: [String: String]) throws {
         self.command = command
         dir = try Harness.makeTempDir(prefix: "hidden-mpi-bg")
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, dir.appendingPathComponent("stdout").path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        posix_spawn_file_actions_addopen(&actions, 2, dir.appendingPathComponent("stderr").path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        var attr = posix_spawnattr_t()
-        posix_spawnattr_init(&attr)
-        defer { posix_spawnattr_destroy(&attr) }
-        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETPGROUP))
-        posix_spawnattr_setpgroup(&attr, 0)
-        let argv: [UnsafeMutablePointer<CChar>?] = command.map { strdup($0) } + [nil]
-        let envp: [UnsafeMutablePointer<CChar>?] = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer { (argv + envp).forEach { free($0) } }
-        var child: pid_t = 0
-        let rc = posix_spawn(&child, command[0], &actions, &attr, argv, envp)
-        guard rc == 0 else { throw HarnessError("cannot start \(command[0]): \(String(cString: strerror(rc)))") }
-        pid = child
+        pid = try Harness.spawn(command, environment: environment, stdout: dir.appendingPathComponent("stdout").path,
+                                stderr: dir.appendingPathComponent("stderr").path)
     }
 
     /// `hidden-mpi args` under `mpirun -np np` (directly when np is nil), in the background.
