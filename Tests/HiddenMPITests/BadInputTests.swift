@@ -145,7 +145,10 @@ final class BadInputTests: XCTestCase {
                    ["cannot write metrics file /nonexistent-hidden-mpi/dir/m.jsonl"])
             + both("model too deep for the input", ["--model", "conv8", "--input", "3x8x8"], ["does not fit input 3x8x8"])
             + [Case(name: "more ranks than the global batch", args: ["train"] + s + ["--batch-size", "2"], np: 4,
-                    phrases: ["global batch 2 is smaller than the 4 ranks"], alsoContains: ["--batch-size"])]
+                    phrases: ["global batch 2 is smaller than the 4 ranks"], alsoContains: ["--batch-size"]),
+               Case(name: "more ranks than training samples",
+                    args: ["train"] + s + ["--train-size", "2", "--batch-size", "4"], np: 4,
+                    phrases: ["the training set has 2 samples, fewer than the 4 ranks"], alsoContains: ["launch at most 2 ranks"])]
         )
     }
 
