@@ -191,6 +191,9 @@ final class ReaderTests: XCTestCase {
         _ = try writeIDXSet(half)
         try FileManager.default.removeItem(atPath: half.file("t10k-labels-idx1-ubyte"))
         assertThrowsHiddenError(try loadDataset(.mnist, directory: half.path), containing: ["missing t10k-labels-idx1-ubyte"])
+        // MNIST has no Debian package, so no default folder: it needs --data-dir.
+        assertThrowsHiddenError(try loadDataset(.mnist, directory: nil), containing: ["mnist needs --data-dir"],
+                                hintContaining: ["t10k-images-idx3-ubyte"])
         // CIFAR-10 without a directory or without its files.
         assertThrowsHiddenError(try loadDataset(.cifar10, directory: nil), containing: ["--data-dir"], hintContaining: ["cifar-10-binary"])
         assertThrowsHiddenError(try loadDataset(.cifar10, directory: empty.path),

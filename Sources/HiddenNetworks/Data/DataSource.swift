@@ -12,8 +12,7 @@ public enum DataSource: String, CaseIterable, Sendable {
     public var defaultDirectory: String? {
         switch self {
         case .fashionMNIST: return "/usr/share/datasets/fashion-mnist"
-        case .mnist: return "/usr/share/datasets/mnist"
-        case .cifar10, .synthetic: return nil
+        case .mnist, .cifar10, .synthetic: return nil  // Debian ships no MNIST or CIFAR-10 package
         }
     }
 
@@ -49,7 +48,9 @@ public func loadDataset(_ source: DataSource, directory: String?, synthetic: Syn
     case .synthetic:
         return makeSynthetic(synthetic, seed: seed)
     case .fashionMNIST, .mnist:
-        guard let dir = directory ?? source.defaultDirectory else { throw HiddenError("no data directory for \(source.rawValue)") }
+        guard let dir = directory ?? source.defaultDirectory else {
+            throw HiddenError("\(source.rawValue) needs --data-dir", hint: source.installHint)
+        }
         let (mean, std): (Float, Float) = source == .mnist ? (0.1307, 0.3081) : (0.2860, 0.3530)
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else {
