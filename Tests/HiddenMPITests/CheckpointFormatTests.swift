@@ -35,12 +35,7 @@ final class CheckpointFormatTests: XCTestCase {
     static let conv = model + ["--train-size", "256", "--test-size", "64", "--batch-size", "64", "--seed", "9", "--progress", "0"]
 
     static func python() throws -> String {
-        let dirs = (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":").map(String.init)
-        for d in dirs + ["/usr/bin", "/usr/local/bin"] {
-            let p = (d as NSString).appendingPathComponent("python3")
-            if FileManager.default.isExecutableFile(atPath: p) { return p }
-        }
-        throw HarnessError("python3 not found on PATH (the format test needs python3 with numpy)")
+        try Harness.executable("python3", or: "python3 not found on PATH (the format test needs python3 with numpy)")
     }
 
     /// Trains the conv model for one epoch, exports its subnetwork and writes `info --json`.

@@ -68,12 +68,17 @@ enum Harness {
     }
 
     static func mpirun() throws -> String {
+        try executable("mpirun", or: "mpirun not found on PATH: install openmpi-bin (scripts/install-deps.sh)")
+    }
+
+    /// The first executable `name` on PATH (then /usr/bin, /usr/local/bin), or `message` as the error.
+    static func executable(_ name: String, or message: String) throws -> String {
         let dirs = (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":").map(String.init)
         for dir in dirs + ["/usr/bin", "/usr/local/bin"] {
-            let path = (dir as NSString).appendingPathComponent("mpirun")
+            let path = (dir as NSString).appendingPathComponent(name)
             if FileManager.default.isExecutableFile(atPath: path) { return path }
         }
-        throw HarnessError("mpirun not found on PATH: install openmpi-bin (scripts/install-deps.sh)")
+        throw HarnessError(message)
     }
 
     /// The inherited environment without any Open MPI / PMIx / OPAL variable (a child mpirun that
