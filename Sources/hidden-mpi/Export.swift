@@ -21,6 +21,7 @@ struct Export: ParsableCommand {
     var output: String
 
     func run() throws {
+        guard Launch.isRankZero else { return }  // under mpirun, one writer
         do {
             let file = try ScoreCheckpoint.load(checkpoint)
             let (config, identity) = try RunFields.parse(file.metadata, source: checkpoint)

@@ -16,6 +16,7 @@ struct Info: ParsableCommand {
     var json = false
 
     func run() throws {
+        guard Launch.isRankZero else { return }  // under mpirun, one table
         let (shape, classes) = dataOptions.shapeAndClasses
         let model: Model
         do { model = try Model(modelOptions.config(input: shape, classes: classes), maxBatch: 1) } catch {
