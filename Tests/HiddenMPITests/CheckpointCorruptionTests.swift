@@ -397,7 +397,7 @@ enum Rechecksummed {
         for key in meta.keys.sorted() where key != "header_crc32" { text += "\(key)=\(meta[key]!)\n" }
         for name in entries.keys.sorted() {
             let e = entries[name]!
-            text += "\(name) \(e.dtype) [\(e.shape.map(String.init).joined(separator: ", "))]\n"
+            text += "\(name) \(e.dtype) [\(e.shape.map(String.init).joined(separator: ", "))] [\(e.begin), \(e.end)]\n"
         }
         return String(format: "%08x", Fixtures.crc32(Array(text.utf8)))
     }

@@ -111,7 +111,8 @@ def check_container(path):
     assert cursor == len(data), f"{path}: {len(data) - cursor} bytes after the last tensor"
     assert meta["data_crc32"] == f"{zlib.crc32(data):08x}", f"{path}: data_crc32"
     lines = "".join(f"{key}={meta[key]}\n" for key in sorted(meta) if key != "header_crc32")
-    lines += "".join(f"{name} {e['dtype']} [{', '.join(str(d) for d in e['shape'])}]\n"
+    lines += "".join(f"{name} {e['dtype']} [{', '.join(str(d) for d in e['shape'])}] "
+                     f"[{e['data_offsets'][0]}, {e['data_offsets'][1]}]\n"
                      for name, e in sorted(header.items()) if name != "__metadata__")
     assert meta["header_crc32"] == f"{zlib.crc32(lines.encode()):08x}", f"{path}: header_crc32"
     return read_safetensors(path)

@@ -109,11 +109,19 @@ public enum ScoreCheckpoint {
         t.restore(TrainState(epoch: epoch, stepInEpoch: step, globalStep: global, lossSum: loss, correct: correct, seen: seen))
     }
 
-    /// CRC-32 of the metadata (sorted, without itself) and each tensor's name, dtype and shape.
+    /// CRC-32 of the metadata (sorted, without itself) and each tensor's name, dtype, shape and
+    /// data offsets. `tensors` are in file order (as written, and as SafeTensorsFile reads them),
+    /// so the offsets follow from their sizes; two tensors whose offsets were swapped no longer match.
     static func headerChecksum(_ meta: [String: String], _ tensors: [StoredTensor]) -> String {
         var text = ""
         for key in meta.keys.sorted() where key != "header_crc32" { text += "\(key)=\(meta[key]!)\n" }
-        for t in tensors.sorted(by: { $0.name < $1.name }) { text += "\(t.name) \(t.dtype.rawValue) \(t.shape)\n" }
+        var offset = 0
+        var lines: [(String, String)] = []
+        for t in tensors {
+            lines.append((t.name, "\(t.name) \(t.dtype.rawValue) \(t.shape) [\(offset), \(offset + t.bytes.count)]\n"))
+            offset += t.bytes.count
+        }
+        for (_, line) in lines.sorted(by: { $0.0 < $1.0 }) { text += line }
         let bytes = Array(text.utf8)
         let crc = bytes.withUnsafeBufferPointer { crc32(0, $0.baseAddress, UInt32($0.count)) }
         return String(format: "%08x", UInt32(crc))
