@@ -73,13 +73,13 @@ struct Bench: ParsableCommand {
         let peak = sgemmPeakGFLOPs()
         var timings: [StepTiming] = []
         timings.reserveCapacity(steps)
-        var allocationsBefore = 0, allocationsAfter = 0
+        // Counted from the end of the warm-up (from here when there is none) to the last timed step.
+        var allocationsBefore = allocationCount() ?? 0, allocationsAfter = 0
         trainer.train(onStep: { s, _ in
             if s.step == warmupSteps { allocationsBefore = allocationCount() ?? 0 }
             if s.step > warmupSteps { timings.append(s.timing) }
             if s.step == warmupSteps + steps { allocationsAfter = allocationCount() ?? 0 }
         }, onEpoch: { _, _ in })
-        if warmupSteps == 0 { allocationsBefore = 0 }
 
         func median(_ f: (StepTiming) -> Double) -> Double {
             let v = timings.map(f).sorted()
