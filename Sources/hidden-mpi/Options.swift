@@ -24,8 +24,9 @@ struct ModelOptions: ParsableArguments {
     @Option(name: .customLong("init"), help: "Frozen weight init: \(WeightInit.allCases.map(\.rawValue).joined(separator: ", ")).")
     var weightInit: WeightInit = .signedConstant
 
-    @Flag(help: "Scale the init's fan by k (the paper's scaled variants: std grows by sqrt(1/k)).")
-    var scaleFan = false
+    @Flag(inversion: .prefixedNo,
+          help: "Scale the init's fan by k (the paper's scaled variants: std grows by sqrt(1/k)). On by default, as in the reference's small-scale `sc` and `kn` configs; --no-scale-fan gives their unscaled `usc`/`ukn` variants.")
+    var scaleFan = true
 
     @Option(help: "Seed of weights, scores, data order and augmentation. Same seed, same run.")
     var seed: UInt64 = 0

@@ -244,7 +244,10 @@ struct Train: ParsableCommand {
     /// that contradicts the checkpoint is refused, naming the field and both values.
     func resumedConfig(_ file: SafeTensorsFile, path: String) throws -> (TrainConfig, DataIdentity) {
         var (config, identity) = try RunFields.parse(file.metadata, source: path)
-        let given = Set(CommandLine.arguments.filter { $0.hasPrefix("--") }.map { String($0.split(separator: "=")[0]) })
+        // "--no-scale-fan" counts as giving "--scale-fan".
+        let given = Set(CommandLine.arguments.filter { $0.hasPrefix("--") }
+            .map { String($0.split(separator: "=")[0]) }
+            .map { $0.hasPrefix("--no-") ? "--" + $0.dropFirst(5) : $0 })
         let (shape, classes) = dataOptions.shapeAndClasses
         let mine = Dictionary(uniqueKeysWithValues: RunFields.fields(
             trainConfig(input: shape, classes: classes),

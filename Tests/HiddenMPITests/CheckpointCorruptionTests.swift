@@ -297,6 +297,8 @@ final class CheckpointCorruptionTests: XCTestCase {
             ("other momentum", ["--momentum", "0.5"], "--momentum 0.5 contradicts the checkpoint \(c), which has momentum = 0.9", nil),
             ("nesterov", ["--nesterov"], "--nesterov true contradicts the checkpoint \(c), which has nesterov = false", nil),
             ("other schedule", ["--schedule", "constant"], "--schedule constant contradicts the checkpoint \(c), which has schedule = cosine", nil),
+            // Made with the default (scaled fan); --no-scale-fan counts as giving --scale-fan.
+            ("no scale fan", ["--no-scale-fan"], "--scale-fan false contradicts the checkpoint \(c), which has scale_fan = true", 2),
         ]
         for (name, flags, phrase, np) in rows {
             // The fc flags first, the contradicting one last (ArgumentParser keeps the last value).

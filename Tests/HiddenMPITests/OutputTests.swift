@@ -69,6 +69,28 @@ final class OutputTests: XCTestCase {
         XCTAssertEqual(rates, rates.sorted(by: >), "cosine learning rates \(rates)")
     }
 
+    /// The default init is the reference's `sc` config: signed constant with the fan scaled by k.
+    /// The default run builds the same weights as --scale-fan and others than --no-scale-fan.
+    func testScaledFanIsTheDefault() throws {
+        var seen: [String: (Bool?, [String])] = [:]
+        for (name, flag) in [("default", [String]()), ("scaled", ["--scale-fan"]), ("unscaled", ["--no-scale-fan"])] {
+            let path = dir.appendingPathComponent("\(name).jsonl").path
+            let r = try Harness.hiddenMPI(["train", "--dataset", "synthetic", "--input", "1x12x12", "--classes", "4",
+                                           "--train-size", "64", "--test-size", "16", "--model", "fc", "--batch-size", "32",
+                                           "--max-steps", "1", "--metrics", path] + flag, np: nil)
+            XCTAssertEqual(r.status, 0, r.transcript)
+            let m = try Metrics(path: path)
+            seen[name] = (m.run["scale_fan"] as? Bool, m.checksums)
+            XCTAssertEqual(r.stdout.contains("init signed-constant (scaled fan)"), name != "unscaled", r.transcript)
+        }
+        XCTAssertEqual(seen["default"]?.0, true)
+        XCTAssertEqual(seen["scaled"]?.0, true)
+        XCTAssertEqual(seen["unscaled"]?.0, false)
+        XCTAssertEqual(seen["default"]?.1, seen["scaled"]?.1)
+        XCTAssertNotEqual(seen["default"]?.1, seen["unscaled"]?.1)
+        XCTAssertEqual(seen["default"]?.1.count, 1)
+    }
+
     /// --log-steps: exactly the first N steps, numbered from 1, in the file and (N <= 20) on screen once.
     func testStepLogging() throws {
         let path = dir.appendingPathComponent("steps.jsonl").path
