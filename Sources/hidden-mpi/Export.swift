@@ -25,6 +25,15 @@ struct Export: ParsableCommand {
         do {
             let file = try ScoreCheckpoint.load(checkpoint)
             let (config, identity) = try RunFields.parse(file.metadata, source: checkpoint)
+            switch config.model.method {
+            case .edgePopup: break
+            case .dense:
+                throw HiddenError("\(checkpoint) is a dense-baseline run: it has no mask to export, its checkpoint holds the learned weights (tensors scores.<layer>)",
+                                  hint: "read the weights from the checkpoint itself; `hidden-mpi eval --checkpoint` measures them")
+            case .supermask:
+                throw HiddenError("\(checkpoint) is a supermask-baseline run: its mask is a new random sample at every pass, not one subnetwork",
+                                  hint: "`hidden-mpi eval --checkpoint` measures it with the evaluation sample")
+            }
             let model = try Model(config.model, maxBatch: 1)
             try ScoreCheckpoint.restoreScores(file, into: model, path: checkpoint)
             var source = ["global_batch": "\(config.globalBatch)", "train_size": "\(identity.trainSize)",

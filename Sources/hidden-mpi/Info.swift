@@ -29,18 +29,22 @@ struct Info: ParsableCommand {
                                       "output": layer.outputShape.description, "flops": layer.forwardFLOPsPerSample]
             if let m = layer.masked {
                 row["masked_index"] = masked; masked += 1
-                row["weights"] = m.count; row["kept"] = m.kept
+                row["weights"] = m.count
+                if modelOptions.method != .supermask { row["kept"] = m.kept }  // supermask: a new sample each pass
             }
             rows.append(row)
         }
         let totalWeights = model.masked.reduce(0) { $0 + $1.count }
+        let sampled = modelOptions.method == .supermask
         let totalKept = model.masked.reduce(0) { $0 + $1.kept }
         if json {
             for row in rows { printJSON(row) }
-            printJSON(["layer": "total", "weights": totalWeights, "kept": totalKept, "flops": model.forwardFLOPsPerSample])
+            var total: [String: Any] = ["layer": "total", "weights": totalWeights, "flops": model.forwardFLOPsPerSample]
+            if !sampled { total["kept"] = totalKept }
+            printJSON(total)
             return
         }
-        print("\(modelOptions.model.rawValue) x\(modelOptions.width), input \(shape), \(classes) classes, k = \(modelOptions.k)")
+        print("\(modelOptions.model.rawValue) x\(modelOptions.width), input \(shape), \(classes) classes, \(modelOptions.method == .edgePopup ? "k = \(modelOptions.k)" : modelOptions.method.rawValue)")
         let widths = [3, -8, -12, -12, 10, 10, 14]
         func line(_ cells: [String]) {
             print(zip(cells, widths).map { cell, w in
@@ -51,10 +55,11 @@ struct Info: ParsableCommand {
         line(["#", "layer", "input", "output", "weights", "kept", "fwd FLOPs"])
         for row in rows {
             line([String(row["index"] as! Int), row["layer"] as! String, row["input"] as! String, row["output"] as! String,
-                  (row["weights"] as? Int).map(String.init) ?? "-", (row["kept"] as? Int).map(String.init) ?? "-",
+                  (row["weights"] as? Int).map(String.init) ?? "-",
+                  (row["kept"] as? Int).map(String.init) ?? (sampled && row["weights"] != nil ? "sampled" : "-"),
                   String(row["flops"] as! Int)])
         }
-        line(["", "total", "", "", String(totalWeights), String(totalKept), String(model.forwardFLOPsPerSample)])
+        line(["", "total", "", "", String(totalWeights), sampled ? "sampled" : String(totalKept), String(model.forwardFLOPsPerSample)])
         print("a training step costs about 3x the forward FLOPs per sample: \(String(format: "%.1f", 3 * Double(model.forwardFLOPsPerSample) / 1e6)) MFLOP")
     }
 

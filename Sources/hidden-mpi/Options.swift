@@ -7,6 +7,7 @@ extension Architecture: ExpressibleByArgument {}
 extension WeightInit: ExpressibleByArgument {}
 extension DataSource: ExpressibleByArgument {}
 extension ScheduleKind: ExpressibleByArgument {}
+extension TrainingMethod: ExpressibleByArgument {}
 extension Shape: ExpressibleByArgument {
     public init?(argument: String) { self.init(parsing: argument) }
 }
@@ -21,15 +22,18 @@ struct ModelOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "Fraction of each layer's weights kept (top-k of |scores|), in (0, 1].")
     var k: Double = 0.5
 
-    @Option(name: .customLong("init"), help: "Frozen weight init: \(WeightInit.allCases.map(\.rawValue).joined(separator: ", ")).")
-    var weightInit: WeightInit = .signedConstant
+    @Option(name: .customLong("init"), help: "Frozen weight init (default: signed-constant; kaiming-normal for --method dense, as the reference's dense baselines).")
+    var weightInit: WeightInit?
 
     @Flag(inversion: .prefixedNo,
-          help: "Scale the init's fan by k (the paper's scaled variants: std grows by sqrt(1/k)). On by default, as in the reference's small-scale `sc` and `kn` configs; --no-scale-fan gives their unscaled `usc`/`ukn` variants.")
-    var scaleFan = true
+          help: "Scale the init's fan by k (the paper's scaled variants: std grows by sqrt(1/k)). On by default, as in the reference's small-scale `sc` and `kn` configs; --no-scale-fan gives their unscaled `usc`/`ukn` variants (and is the default for --method dense).")
+    var scaleFan: Bool?
 
     @Option(help: "Seed of weights, scores, data order and augmentation. Same seed, same run.")
     var seed: UInt64 = 0
+
+    @Option(help: "What is trained: edge-popup (scores of frozen random weights, top-k mask), dense (the paper's learned-weights baseline, from the same init; default lr 0.01) or supermask (Zhou et al.: masks sampled from sigmoid(scores) at every pass; default lr 200, no weight decay).")
+    var method: TrainingMethod = .edgePopup
 
     func validate() throws {
         guard k > 0 && k <= 1 else { throw ValidationError("--k must be in (0, 1], got \(k): it is the fraction of weights kept") }
@@ -37,8 +41,10 @@ struct ModelOptions: ParsableArguments {
     }
 
     func config(input: Shape, classes: Int) -> ModelConfig {
-        ModelConfig(architecture: model, width: width, k: k, weightInit: weightInit, scaleFan: scaleFan,
-                    seed: seed, inputShape: input, classes: classes)
+        ModelConfig(architecture: model, width: width, k: k,
+                    weightInit: weightInit ?? (method == .dense ? .kaimingNormal : .signedConstant),
+                    scaleFan: scaleFan ?? (method != .dense),
+                    seed: seed, inputShape: input, classes: classes, method: method)
     }
 }
 

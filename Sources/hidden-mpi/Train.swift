@@ -9,7 +9,10 @@ struct Train: ParsableCommand {
         abstract: "Train the scores of a randomly weighted network (edge-popup); weights stay frozen.",
         discussion: """
         Defaults follow the reference's small-scale configs: SGD lr 0.1, momentum 0.9, weight decay 1e-4 \
-        on the scores, global batch 128, cosine schedule, signed-constant weights, k 0.5.
+        on the scores, global batch 128, cosine schedule, signed-constant weights with the fan scaled \
+        by k, k 0.5. --method dense and --method supermask run the paper's baselines on the same \
+        model and init (learned weights; Zhou et al.'s sampled masks), each with its own default \
+        learning rate.
 
         --batch-size is the global batch: it is split over the ranks, so -np 1 and -np 4 follow the \
         same trajectory up to summation order. Rank 0 prints one line per epoch and, with --metrics, \
@@ -33,14 +36,14 @@ struct Train: ParsableCommand {
     @Option(help: "Global batch size, split over all ranks.")
     var batchSize: Int = 128
 
-    @Option(parsing: .unconditional, help: "Base learning rate.")
-    var lr: Double = 0.1
+    @Option(parsing: .unconditional, help: "Base learning rate (default: 0.1 for edge-popup, 0.01 for dense, 200 for supermask).")
+    var lr: Double?
 
     @Option(parsing: .unconditional, help: "SGD momentum (0 for plain SGD).")
     var momentum: Double = 0.9
 
-    @Option(parsing: .unconditional, help: "L2 weight decay on the scores, coupled (g + wd * s).")
-    var weightDecay: Double = 1e-4
+    @Option(parsing: .unconditional, help: "L2 weight decay on the trained parameters, coupled (g + wd * s) (default: 1e-4; 0 for supermask).")
+    var weightDecay: Double?
 
     @Flag(help: "Use Nesterov momentum.")
     var nesterov = false
@@ -84,9 +87,9 @@ struct Train: ParsableCommand {
     func validate() throws {
         guard epochs >= 1 else { throw ValidationError("--epochs must be at least 1, got \(epochs)") }
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
-        guard lr >= 0, lr.isFinite else { throw ValidationError("--lr must be a non-negative number, got \(lr)") }
+        if let lr, !(lr >= 0 && lr.isFinite) { throw ValidationError("--lr must be a non-negative number, got \(lr)") }
         guard momentum >= 0, momentum < 1 else { throw ValidationError("--momentum must be in [0, 1), got \(momentum)") }
-        guard weightDecay >= 0 else { throw ValidationError("--weight-decay must be non-negative, got \(weightDecay)") }
+        if let weightDecay, !(weightDecay >= 0) { throw ValidationError("--weight-decay must be non-negative, got \(weightDecay)") }
         guard warmup >= 0, warmup < epochs || warmup == 0 else {
             throw ValidationError("--warmup \(warmup) must be smaller than --epochs \(epochs)")
         }
@@ -107,7 +110,9 @@ struct Train: ParsableCommand {
 
     func trainConfig(input: Shape, classes: Int) -> TrainConfig {
         var c = TrainConfig(model: modelOptions.config(input: input, classes: classes))
-        c.sgd = SGDConfig(lr: lr, momentum: momentum, weightDecay: weightDecay, nesterov: nesterov)
+        let method = modelOptions.method
+        c.sgd = SGDConfig(lr: lr ?? method.defaultLR, momentum: momentum,
+                          weightDecay: weightDecay ?? method.defaultWeightDecay, nesterov: nesterov)
         c.schedule = schedule
         c.warmup = warmup
         c.epochs = epochs
@@ -268,7 +273,7 @@ struct Train: ParsableCommand {
         "dataset": "--dataset", "input": "--input", "classes": "--classes", "train_size": "--train-size",
         "test_size": "--test-size", "global_batch": "--batch-size", "lr": "--lr", "momentum": "--momentum",
         "weight_decay": "--weight-decay", "nesterov": "--nesterov", "schedule": "--schedule", "warmup": "--warmup",
-        "label_smoothing": "--label-smoothing", "epochs": "--epochs"]
+        "label_smoothing": "--label-smoothing", "epochs": "--epochs", "method": "--method"]
 
     /// Each rank's weight checksum, gathered on all ranks; aborts the job if any differs.
     func verifyWeights(_ model: Model, _ comm: Communicator) throws -> [UInt64] {
@@ -292,7 +297,13 @@ struct Train: ParsableCommand {
         let m = t.model, c = t.config
         let kept = m.masked.reduce(0) { $0 + $1.kept }
         out.line("hidden-mpi train: \(c.model.architecture.rawValue) x\(c.model.width) on \(t.data.name) \(t.data.shape) (\(t.data.train.count) train / \(t.data.test.count) test)")
-        out.line("  \(m.parameterCount) weights, \(kept) kept at k = \(c.model.k); init \(c.model.weightInit.rawValue)\(c.model.scaleFan ? " (scaled fan)" : ""), seed \(c.model.seed), weight checksum \(hex(checksums[0])) on all \(checksums.count) rank(s)")
+        let what: String
+        switch c.model.method {
+        case .edgePopup: what = "\(kept) kept at k = \(c.model.k) (edge-popup)"
+        case .dense: what = "all trained (dense baseline)"
+        case .supermask: what = "masks sampled from sigmoid(scores) at every pass (supermask baseline)"
+        }
+        out.line("  \(m.parameterCount) weights, \(what); init \(c.model.weightInit.rawValue)\(c.model.scaleFan ? " (scaled fan)" : ""), seed \(c.model.seed), weight checksum \(hex(checksums[0])) on all \(checksums.count) rank(s)")
         out.line("  \(t.comm.size) rank(s) x \(BLASThreads.current) BLAS thread(s) (OpenBLAS \(BLASThreads.coreName)); global batch \(c.globalBatch) (<= \(t.maxLocalBatch) per rank), \(t.stepsPerEpoch) steps/epoch; SGD lr \(c.sgd.lr) momentum \(c.sgd.momentum)\(c.sgd.nesterov ? " nesterov" : "") wd \(c.sgd.weightDecay), \(c.schedule.rawValue)\(c.warmup > 0 ? " after \(c.warmup) warm-up epochs" : "")")
         if let hint = BLASThreads.fallbackHint { out.progress("hidden-mpi: note: \(hint)") }
         if let note = BLASCoreChoice.note { out.progress("hidden-mpi: note: \(note)") }
@@ -303,6 +314,7 @@ struct Train: ParsableCommand {
         let c = t.config
         return ["kind": "run", "model": c.model.architecture.rawValue, "width": c.model.width, "k": c.model.k,
                 "init": c.model.weightInit.rawValue, "scale_fan": c.model.scaleFan, "seed": c.model.seed,
+                "method": c.model.method.rawValue,
                 "dataset": t.data.name, "input": t.data.shape.description, "train_size": t.data.train.count,
                 "test_size": t.data.test.count, "world_size": t.comm.size, "global_batch": c.globalBatch,
                 "lr": c.sgd.lr, "momentum": c.sgd.momentum, "weight_decay": c.sgd.weightDecay, "nesterov": c.sgd.nesterov,

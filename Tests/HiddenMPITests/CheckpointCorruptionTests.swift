@@ -297,6 +297,7 @@ final class CheckpointCorruptionTests: XCTestCase {
             ("other momentum", ["--momentum", "0.5"], "--momentum 0.5 contradicts the checkpoint \(c), which has momentum = 0.9", nil),
             ("nesterov", ["--nesterov"], "--nesterov true contradicts the checkpoint \(c), which has nesterov = false", nil),
             ("other schedule", ["--schedule", "constant"], "--schedule constant contradicts the checkpoint \(c), which has schedule = cosine", nil),
+            ("other method", ["--method", "dense"], "--method dense contradicts the checkpoint \(c), which has method = edge-popup", nil),
             // Made with the default (scaled fan); --no-scale-fan counts as giving --scale-fan.
             ("no scale fan", ["--no-scale-fan"], "--scale-fan false contradicts the checkpoint \(c), which has scale_fan = true", 2),
         ]

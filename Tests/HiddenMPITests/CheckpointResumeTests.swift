@@ -70,6 +70,30 @@ final class CheckpointResumeTests: XCTestCase {
         try assertOnePlusOneEqualsTwo(Self.conv, np: 2, tag: "conv")
     }
 
+    /// The baselines checkpoint what they train (dense: the weights; supermask: the sampling
+    /// scores) and resume bit for bit; `eval` measures their checkpoints as training did, and
+    /// `export` refuses them (no single mask to export) and writes nothing.
+    func testBaselinesResumeExactlyAndEvaluate() throws {
+        for method in ["dense", "supermask"] {
+            try assertOnePlusOneEqualsTwo(Self.conv + ["--method", method], np: 2, tag: method)
+            let final = (path("\(method)-straight") as NSString).appendingPathComponent(CheckpointFolder.name(step: 10, epoch: 2))
+            let metrics = try Metrics(path: path("\(method)-straight.jsonl"))
+            XCTAssertEqual(metrics.run["method"] as? String, method)
+            let eval = try Harness.hiddenMPI(["eval", "--checkpoint", final, "--json"], np: 2)
+            XCTAssertEqual(eval.status, 0, eval.transcript)
+            let object = try JSONSerialization.jsonObject(with: Data(eval.stdout.utf8)) as? [String: Any]
+            let accuracy = (object?["test_acc"] as? NSNumber)?.doubleValue ?? .nan
+            XCTAssertEqual(accuracy, metrics.epochValue(1, "test_acc") ?? -1, accuracy: 1e-12,
+                           "[\(method)] eval of the final checkpoint vs the last epoch's test_acc\n\(eval.transcript)")
+            let output = path("\(method).subnetwork")
+            let export = try Harness.hiddenMPI(["export", "--checkpoint", final, "--output", output])
+            XCTAssertEqual(export.status, 1, export.transcript)
+            XCTAssertEqual(Harness.count("error:", in: export.stderr), 1, export.transcript)
+            XCTAssertTrue(export.stderr.contains("\(final) is a \(method)-baseline run"), export.transcript)
+            XCTAssertFalse(FileManager.default.fileExists(atPath: output), "[\(method)] export wrote \(output)")
+        }
+    }
+
     /// Checkpoints every 3 steps; resuming from one in the middle of epoch 1 and from one in the
     /// middle of epoch 2 (the running loss and accuracy sums of the epoch come from the checkpoint)
     /// ends exactly where the uninterrupted run ends and reports the same epochs.

@@ -84,6 +84,18 @@ final class RankEquivalenceTests: XCTestCase {
                                  nps: [1, 2, 4], steps: 10, epochs: 1, tag: "conv2")
     }
 
+    /// The baselines split the same way: dense (weight gradients allreduced) and supermask (every
+    /// rank draws the same sample of step t from the seed, or the ranks would train different masks).
+    func testBaselinesSameTrajectoryForOneTwoAndFourRanks() throws {
+        for method in ["dense", "supermask"] {
+            try assertSameTrajectory(["--dataset", "synthetic", "--input", "3x16x16", "--classes", "4",
+                                      "--train-size", "640", "--test-size", "128", "--model", "conv2", "--width", "0.25",
+                                      "--batch-size", "64", "--epochs", "1", "--log-steps", "10", "--seed", "9",
+                                      "--method", method],
+                                     nps: [1, 2, 4], steps: 10, epochs: 1, tag: method)
+        }
+    }
+
     /// Global batch 50 over 4 ranks (slices 12, 13, 12, 13), and 502 samples so that the last batch
     /// of each epoch has 2 samples: two of the four ranks get none. Two epochs, so the second
     /// epoch's permutation is covered too; all 11 steps of epoch 1 logged (the partial one last).

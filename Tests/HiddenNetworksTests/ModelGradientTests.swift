@@ -123,7 +123,15 @@ final class ModelGradientTests: XCTestCase {
             var checked = 0, kinks = 0, biggest: Float = 0
             for j in Array(kept) + Array(pruned) + Array(largest) {
                 let s = model.scores[offset + j]
-                let factor = Double(s > 0 ? 1 : (s < 0 ? -1 : 0)) * Double(m.weights[j])
+                // dL/dS = factor * dL/dW_eff: straight-through for edge-popup and supermask, 1 for dense.
+                let factor: Double
+                switch config.method {
+                case .edgePopup: factor = Double(s > 0 ? 1 : (s < 0 ? -1 : 0)) * Double(m.weights[j])
+                case .dense: factor = 1
+                case .supermask:
+                    let p = 1 / (1 + exp(-Double(s)))
+                    factor = Double(m.weights[j]) * p * (1 - p)
+                }
                 let analytic = Double(scoreGrads[offset + j])
                 guard let fd = smoothDifference(probe, at: m.effective.pointer + j, base: (base.loss, base.pattern)) else { kinks += 1; continue }
                 checked += 1
@@ -153,6 +161,26 @@ final class ModelGradientTests: XCTestCase {
         let config = ModelConfig(architecture: .fc, width: 0.1, k: 0.3, weightInit: .kaimingNormal,
                                  seed: 4, inputShape: Shape([12]), classes: 5)
         try checkModel(config, batch: 4, samplesPerLayer: 12, smoothing: 0.1)
+    }
+
+    /// The dense baseline: the trained parameters are the weights, dL/dW straight from the layers.
+    func testDenseWeightGradients() throws {
+        var config = ModelConfig(architecture: .conv2, width: 0.125, k: 0.5, weightInit: .kaimingNormal,
+                                 seed: 5, inputShape: Shape([1, 8, 8]), classes: 6)
+        config.method = .dense
+        try checkModel(config, batch: 3, samplesPerLayer: 10)
+        config.architecture = .fc; config.inputShape = Shape([10]); config.width = 0.1
+        try checkModel(config, batch: 4, samplesPerLayer: 12, smoothing: 0.1)
+    }
+
+    /// The supermask baseline: dL/dS = W * dL/dW_eff * sigmoid'(S) through the sampled mask.
+    func testSupermaskScoreGradients() throws {
+        var config = ModelConfig(architecture: .conv2, width: 0.125, k: 0.5, weightInit: .signedConstant,
+                                 seed: 6, inputShape: Shape([2, 8, 8]), classes: 5)
+        config.method = .supermask
+        try checkModel(config, batch: 3, samplesPerLayer: 10)
+        config.architecture = .fc; config.inputShape = Shape([10]); config.width = 0.1
+        try checkModel(config, batch: 4, samplesPerLayer: 12)
     }
 
     func testLayerListsAndParameterCounts() throws {

@@ -70,7 +70,7 @@ def unpack_mask(packed, shape):
 CHECKPOINT_KEYS = {
     "format", "format_version",
     # model
-    "model", "width", "k", "init", "scale_fan", "seed", "dataset", "input", "classes",
+    "model", "width", "k", "init", "scale_fan", "seed", "dataset", "input", "classes", "method",
     # training
     "train_size", "test_size", "global_batch", "lr", "momentum", "weight_decay", "nesterov",
     "schedule", "warmup", "epochs", "label_smoothing",
@@ -80,7 +80,7 @@ CHECKPOINT_KEYS = {
     # checksums
     "data_crc32", "header_crc32",
 }
-MODEL_KEYS = ["model", "width", "k", "init", "scale_fan", "seed", "dataset", "input", "classes"]
+MODEL_KEYS = ["model", "width", "k", "init", "scale_fan", "seed", "dataset", "input", "classes", "method"]
 SUBNETWORK_FIXED_KEYS = {
     "format", "format_version", *MODEL_KEYS, "layers", "weight_checksum", "global_batch",
     "train_size", "test_size", "source_epoch", "source_step_in_epoch", "source_global_step",

@@ -40,7 +40,8 @@ public enum RunFields {
     public static func modelFields(_ m: ModelConfig, dataset: String) -> [(key: String, value: String)] {
         [("model", m.architecture.rawValue), ("width", "\(m.width)"), ("k", "\(m.k)"),
          ("init", m.weightInit.rawValue), ("scale_fan", "\(m.scaleFan)"), ("seed", "\(m.seed)"),
-         ("dataset", dataset), ("input", m.inputShape.description), ("classes", "\(m.classes)")]
+         ("dataset", dataset), ("input", m.inputShape.description), ("classes", "\(m.classes)"),
+         ("method", m.method.rawValue)]
     }
 
     /// The configuration and data identity stored in `meta`; throws naming the first bad field.
@@ -56,7 +57,9 @@ public enum RunFields {
         let model = ModelConfig(architecture: try p.choice("model", Architecture.self), width: try p.number("width", Double.self),
                                 k: try p.number("k", Double.self), weightInit: try p.choice("init", WeightInit.self),
                                 scaleFan: try p.flag("scale_fan"), seed: try p.number("seed", UInt64.self),
-                                inputShape: input, classes: try p.number("classes", Int.self))
+                                inputShape: input, classes: try p.number("classes", Int.self),
+                                // Files written before the baselines existed are edge-popup runs.
+                                method: meta["method"] == nil ? .edgePopup : try p.choice("method", TrainingMethod.self))
         guard model.k > 0, model.k <= 1, model.width > 0, model.classes >= 2 else {
             throw HiddenError("\(source): metadata holds an impossible model (k \(model.k), width \(model.width), classes \(model.classes))")
         }

@@ -1,11 +1,18 @@
 // The frozen random weights of one layer with their learned scores (edge-popup):
 // W_eff = W * h(|S|), h = 1 on the layer's top-k of |S|; dL/dS = sign(S) * W * dL/dW_eff.
+// The baselines of TrainingMethod.swift reuse the same buffers: for dense the "scores" are the
+// trained weights themselves, for supermask the logits of the sampling probabilities.
+
+import Foundation
 
 public final class MaskedWeights {
     public let count: Int
     public let fanIn: Int
     public let fanOut: Int
-    public let kept: Int
+    /// Weights in the mask: the top-k count (edge-popup), all (dense) or those of the last sample (supermask).
+    public private(set) var kept: Int
+    public private(set) var method: TrainingMethod = .edgePopup
+    private var samples = RandomStream(seed: 0, purpose: .sampling)
     /// Frozen at their random init; never trained, stored or sent.
     public let weights: FloatBuffer
     /// W * mask, rebuilt from the scores at every step.
@@ -43,18 +50,68 @@ public final class MaskedWeights {
         self.scores = scores; self.scoreGrad = scoreGrad
     }
 
-    /// Recomputes the mask from |scores| and W_eff from it.
-    public func updateMask() {
-        applyTopKMask(scores: scores, weights: weights.pointer, count: count, kept: kept,
-                      mask: mask.pointer, effective: effective.pointer, scratch: scratch)
+    /// Chooses what this layer trains; `layer` and `seed` address its supermask samples.
+    public func configure(method: TrainingMethod, layer: Int, seed: UInt64) {
+        self.method = method
+        samples = RandomStream(seed: seed, purpose: .sampling, sub: UInt32(layer))
+        if method == .dense { kept = count; mask.pointer.update(repeating: 1, count: count) }
     }
 
-    /// Straight-through estimator: dL/dS = sign(S) * W * dL/dW_eff for every edge, pruned ones too.
+    /// Recomputes the mask and W_eff from the scores. `draw` numbers the supermask sample
+    /// (the global step in training); the other methods ignore it.
+    public func updateMask(draw: UInt64 = 0) {
+        switch method {
+        case .edgePopup:
+            applyTopKMask(scores: scores, weights: weights.pointer, count: count, kept: kept,
+                          mask: mask.pointer, effective: effective.pointer, scratch: scratch)
+        case .dense:
+            effective.pointer.update(from: scores, count: count)
+        case .supermask:
+            kept = sampleSupermask(draw: draw)
+        }
+    }
+
+    /// mask_i = 1 when u_i < sigmoid(S_i), u_i uniform from (seed, layer, draw, i); returns the count.
+    private func sampleSupermask(draw: UInt64) -> Int {
+        let s = scores, w = weights.pointer, m = mask.pointer, e = effective.pointer
+        let base = (draw & 0x0FFF_FFFF) << 36
+        var ones = 0
+        @inline(__always) func put(_ i: Int, _ word: UInt32) {
+            let p = 1 / (1 + exp(-Double(s[i])))
+            let keep: Float = RandomStream.unit(word) < p ? 1 : 0
+            m[i] = keep
+            e[i] = w[i] * keep
+            ones += Int(keep)
+        }
+        var i = 0
+        while i < count {
+            let words = samples.words(base | UInt64(i >> 2))
+            put(i, words.0)
+            if i + 1 < count { put(i + 1, words.1) }
+            if i + 2 < count { put(i + 2, words.2) }
+            if i + 3 < count { put(i + 3, words.3) }
+            i += 4
+        }
+        return ones
+    }
+
+    /// The score gradient from dL/dW_eff: straight-through for edge-popup (sign(S) * W * g) and
+    /// supermask (W * g * p (1 - p)), the gradient itself for dense.
     public func accumulateScoreGrad() {
         let w = weights.pointer, g = effectiveGrad.pointer, s = scores, d = scoreGrad
-        for i in 0..<count {
-            let sg: Float = s[i] > 0 ? 1 : (s[i] < 0 ? -1 : 0)
-            d[i] = sg * w[i] * g[i]
+        switch method {
+        case .edgePopup:
+            for i in 0..<count {
+                let sg: Float = s[i] > 0 ? 1 : (s[i] < 0 ? -1 : 0)
+                d[i] = sg * w[i] * g[i]
+            }
+        case .dense:
+            d.update(from: g, count: count)
+        case .supermask:
+            for i in 0..<count {
+                let p = 1 / (1 + expf(-s[i]))
+                d[i] = w[i] * g[i] * p * (1 - p)
+            }
         }
     }
 }

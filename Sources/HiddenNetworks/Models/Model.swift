@@ -11,11 +11,14 @@ public struct ModelConfig: Equatable, Sendable {
     public var seed: UInt64 = 0
     public var inputShape: Shape
     public var classes: Int = 10
+    public var method: TrainingMethod = .edgePopup
 
     public init(architecture: Architecture, width: Double = 1, k: Double = 0.5, weightInit: WeightInit = .signedConstant,
-                scaleFan: Bool = false, seed: UInt64 = 0, inputShape: Shape, classes: Int = 10) {
+                scaleFan: Bool = false, seed: UInt64 = 0, inputShape: Shape, classes: Int = 10,
+                method: TrainingMethod = .edgePopup) {
         self.architecture = architecture; self.width = width; self.k = k; self.weightInit = weightInit
         self.scaleFan = scaleFan; self.seed = seed; self.inputShape = inputShape; self.classes = classes
+        self.method = method
     }
 }
 
@@ -50,7 +53,13 @@ public final class Model {
             m.bind(scores: scores.pointer + offs[l], scoreGrad: scoreGrads.pointer + offs[l])
             config.weightInit.fill(m.weights.pointer, count: m.count, layer: l, seed: config.seed,
                                    fanIn: m.fanIn, fanOut: m.fanOut, scaleFan: config.scaleFan, k: config.k)
-            initScores(m.scores, count: m.count, layer: l, seed: config.seed, fanIn: m.fanIn)
+            m.configure(method: config.method, layer: l, seed: config.seed)
+            if config.method == .dense {
+                // The trained parameters start as the frozen init (still kept for the checksum).
+                m.scores.update(from: m.weights.pointer, count: m.count)
+            } else {
+                initScores(m.scores, count: m.count, layer: l, seed: config.seed, fanIn: m.fanIn)
+            }
         }
         let rows = self.maxBatch
         input = FloatBuffer(count: rows * config.inputShape.count)
@@ -74,8 +83,13 @@ public final class Model {
         }
     }
 
+    /// The supermask sample evaluation uses: one fixed draw, beyond any training step, so that an
+    /// evaluation does not depend on the number of ranks or on how the test set is batched.
+    public static let evaluationDraw: UInt64 = 0x0FFF_FFFF
+
     /// Recomputes every layer's mask from its scores (once per step, and before evaluation).
-    public func updateMasks() { for m in masked { m.updateMask() } }
+    /// `draw` numbers the supermask sample: the global step in training.
+    public func updateMasks(draw: UInt64 = Model.evaluationDraw) { for m in masked { m.updateMask(draw: draw) } }
 
     /// Runs the forward pass on the first `batch` samples of `input`; returns the logits [batch, classes].
     @discardableResult

@@ -136,7 +136,7 @@ public final class Trainer {
         data.gatherTrain(order[(lo + mine.lowerBound)..<(lo + mine.upperBound)], epoch: epoch,
                          seed: config.model.seed, x: model.input.pointer, y: labels)
         let t1 = monotonicSeconds()
-        model.updateMasks()
+        model.updateMasks(draw: UInt64(state.globalStep))
         let t2 = monotonicSeconds()
         let logits = model.forward(batch: mine.count)
         let result = softmaxCrossEntropy(logits: logits, labels: labels, batch: mine.count, classes: config.model.classes,
