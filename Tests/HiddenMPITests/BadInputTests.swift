@@ -135,6 +135,7 @@ final class BadInputTests: XCTestCase {
         try check(
             both("unknown model", ["--model", "conv3"], ["is invalid for '--model"])
             + both("unknown init", ["--init", "gaussian"], ["is invalid for '--init"])
+            + both("unknown method", ["--method", "pruning"], ["is invalid for '--method"])
             + both("k zero", ["--k", "0"], ["--k must be in (0, 1]"])
             + both("k above one", ["--k", "1.5"], ["--k must be in (0, 1]"])
             + both("k negative, spelled --k=-0.1", ["--k=-0.1"], ["--k must be in (0, 1]"])
