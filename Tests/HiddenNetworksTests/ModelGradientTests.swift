@@ -165,22 +165,22 @@ final class ModelGradientTests: XCTestCase {
 
     /// The dense baseline: the trained parameters are the weights, dL/dW straight from the layers.
     func testDenseWeightGradients() throws {
-        var config = ModelConfig(architecture: .conv2, width: 0.125, k: 0.5, weightInit: .kaimingNormal,
-                                 seed: 5, inputShape: Shape([1, 8, 8]), classes: 6)
-        config.method = .dense
-        try checkModel(config, batch: 3, samplesPerLayer: 10)
-        config.architecture = .fc; config.inputShape = Shape([10]); config.width = 0.1
-        try checkModel(config, batch: 4, samplesPerLayer: 12, smoothing: 0.1)
+        try checkConv2AndFC(.dense, weightInit: .kaimingNormal, seed: 5, convInput: Shape([1, 8, 8]), classes: 6)
     }
 
     /// The supermask baseline: dL/dS = W * dL/dW_eff * sigmoid'(S) through the sampled mask.
     func testSupermaskScoreGradients() throws {
-        var config = ModelConfig(architecture: .conv2, width: 0.125, k: 0.5, weightInit: .signedConstant,
-                                 seed: 6, inputShape: Shape([2, 8, 8]), classes: 5)
-        config.method = .supermask
-        try checkModel(config, batch: 3, samplesPerLayer: 10)
+        try checkConv2AndFC(.supermask, weightInit: .signedConstant, seed: 6, convInput: Shape([2, 8, 8]), classes: 5)
+    }
+
+    /// A small conv2, then a small fc, trained by `method`.
+    func checkConv2AndFC(_ method: TrainingMethod, weightInit: WeightInit, seed: UInt64, convInput: Shape, classes: Int,
+                         file: StaticString = #filePath, line: UInt = #line) throws {
+        var config = ModelConfig(architecture: .conv2, width: 0.125, k: 0.5, weightInit: weightInit,
+                                 seed: seed, inputShape: convInput, classes: classes, method: method)
+        try checkModel(config, batch: 3, samplesPerLayer: 10, file: file, line: line)
         config.architecture = .fc; config.inputShape = Shape([10]); config.width = 0.1
-        try checkModel(config, batch: 4, samplesPerLayer: 12)
+        try checkModel(config, batch: 4, samplesPerLayer: 12, smoothing: 0.1, file: file, line: line)
     }
 
     func testLayerListsAndParameterCounts() throws {
