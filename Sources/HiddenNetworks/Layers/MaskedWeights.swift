@@ -13,6 +13,8 @@ public final class MaskedWeights {
     public private(set) var kept: Int
     public private(set) var method: TrainingMethod = .edgePopup
     private var samples = RandomStream(seed: 0, purpose: .sampling)
+    /// Supermask only: sigmoid(S) of the last sample, reused by the backward pass.
+    private var probabilities: FloatBuffer?
     /// Frozen at their random init; never trained, stored or sent.
     public let weights: FloatBuffer
     /// W * mask, rebuilt from the scores at every step.
@@ -55,6 +57,7 @@ public final class MaskedWeights {
         self.method = method
         samples = RandomStream(seed: seed, purpose: .sampling, sub: UInt32(layer))
         if method == .dense { kept = count; mask.pointer.update(repeating: 1, count: count) }
+        probabilities = method == .supermask ? FloatBuffer(count: count) : nil
     }
 
     /// Recomputes the mask and W_eff from the scores. `draw` numbers the supermask sample
@@ -73,23 +76,24 @@ public final class MaskedWeights {
 
     /// mask_i = 1 when u_i < sigmoid(S_i), u_i uniform from (seed, layer, draw, i); returns the count.
     private func sampleSupermask(draw: UInt64) -> Int {
-        let s = scores, w = weights.pointer, m = mask.pointer, e = effective.pointer
+        let s = scores, w = weights.pointer, m = mask.pointer, e = effective.pointer, p = probabilities!.pointer
+        for i in 0..<count { p[i] = 1 / (1 + expf(-s[i])) }
         let base = (draw & 0x0FFF_FFFF) << 36
         var ones = 0
-        @inline(__always) func put(_ i: Int, _ word: UInt32) {
-            let p = 1 / (1 + exp(-Double(s[i])))
-            let keep: Float = RandomStream.unit(word) < p ? 1 : 0
-            m[i] = keep
-            e[i] = w[i] * keep
-            ones += Int(keep)
-        }
         var i = 0
         while i < count {
             let words = samples.words(base | UInt64(i >> 2))
-            put(i, words.0)
-            if i + 1 < count { put(i + 1, words.1) }
-            if i + 2 < count { put(i + 2, words.2) }
-            if i + 3 < count { put(i + 3, words.3) }
+            let n = min(4, count - i)
+            withUnsafeBytes(of: words) { raw in
+                for j in 0..<n {
+                    // 24-bit uniform in (0, 1), exact in Float.
+                    let u = (Float(raw.load(fromByteOffset: 4 * j, as: UInt32.self) >> 8) + 0.5) * 0x1p-24
+                    let keep: Float = u < p[i + j] ? 1 : 0
+                    m[i + j] = keep
+                    e[i + j] = w[i + j] * keep
+                    ones += Int(keep)
+                }
+            }
             i += 4
         }
         return ones
@@ -108,10 +112,9 @@ public final class MaskedWeights {
         case .dense:
             d.update(from: g, count: count)
         case .supermask:
-            for i in 0..<count {
-                let p = 1 / (1 + expf(-s[i]))
-                d[i] = w[i] * g[i] * p * (1 - p)
-            }
+            // The scores have not changed since the sample: its probabilities still hold.
+            let p = probabilities!.pointer
+            for i in 0..<count { d[i] = w[i] * g[i] * p[i] * (1 - p[i]) }
         }
     }
 }
