@@ -166,6 +166,8 @@ struct Train: ParsableCommand {
         }
 
         var lastProgress = Date()
+        let runStart = Date(), firstStep = trainer.state.globalStep
+        let lastStep = min(trainer.config.epochs * trainer.stepsPerEpoch, trainer.config.maxSteps ?? Int.max)
         let outcome = trainer.train(stopRequested: { stopSignal != 0 }, onStep: { s, state in
             if s.step <= logSteps {
                 metricsFile?.write(["kind": "step", "epoch": s.epoch + 1, "step": s.step, "loss": s.loss,
@@ -174,8 +176,13 @@ struct Train: ParsableCommand {
             }
             if progress > 0, Date().timeIntervalSince(lastProgress) >= progress, s.stepInEpoch < s.stepsPerEpoch {
                 lastProgress = Date()
-                out.progress(String(format: "  epoch %d  step %d/%d  loss %.4f  acc %.2f%%", s.epoch + 1,
-                                    s.stepInEpoch, s.stepsPerEpoch, s.loss, 100 * s.accuracy))
+                // Time left at this process's mean pace so far (its evaluations included).
+                let perStep = Date().timeIntervalSince(runStart) / Double(max(1, s.step - firstStep))
+                let epochLeft = Double(s.stepsPerEpoch - s.stepInEpoch) * perStep
+                let runLeft = Double(max(0, lastStep - s.step)) * perStep
+                out.progress(String(format: "  epoch %d/%d  step %d/%d  loss %.4f  acc %.2f%%", s.epoch + 1, trainer.config.epochs,
+                                    s.stepInEpoch, s.stepsPerEpoch, s.loss, 100 * s.accuracy)
+                             + "  about \(duration(epochLeft)) left in the epoch, \(duration(runLeft)) in the run")
             }
             if checkpointEvery > 0, state.globalStep % checkpointEvery == 0 { checkpoint("step") }
         }, onEpoch: { e, _ in
@@ -324,3 +331,11 @@ struct Train: ParsableCommand {
 }
 
 func hex(_ v: UInt64) -> String { String(format: "%016llx", v) }
+
+/// A span of seconds the way a person reads it: "42 s", "3 min 05 s", "2 h 07 min".
+func duration(_ seconds: Double) -> String {
+    let t = Int(seconds.rounded())
+    if t < 90 { return "\(t) s" }
+    if t < 90 * 60 { return String(format: "%d min %02d s", t / 60, t % 60) }
+    return String(format: "%d h %02d min", t / 3600, (t % 3600) / 60)
+}

@@ -69,6 +69,29 @@ final class OutputTests: XCTestCase {
         XCTAssertEqual(rates, rates.sorted(by: >), "cosine learning rates \(rates)")
     }
 
+    /// Progress lines inside an epoch (stderr, rank 0 only) say where the run is and about how long
+    /// the epoch and the run have left.
+    func testProgressLinesSayWhatIsLeft() throws {
+        let r = try Harness.hiddenMPI(["train", "--dataset", "synthetic", "--input", "1x12x12", "--classes", "4",
+                                       "--train-size", "4096", "--test-size", "64", "--model", "fc", "--batch-size", "8",
+                                       "--epochs", "2", "--progress", "0.02"], np: 2)
+        XCTAssertEqual(r.status, 0, r.transcript)
+        let pattern = try NSRegularExpression(pattern: #"^  epoch ([12])/2  step (\d+)/512  loss \d+\.\d{4}  acc \d+\.\d{2}%  about (\d+) s left in the epoch, (\d+) s in the run$"#)
+        let lines = r.stderr.split(separator: "\n").map(String.init).filter { $0.hasPrefix("  epoch ") }
+        XCTAssertGreaterThan(lines.count, 0, "no progress line\n\(r.transcript)")
+        for line in lines {
+            guard let m = pattern.firstMatch(in: line, range: NSRange(line.startIndex..., in: line)) else {
+                XCTFail("progress line not as promised: \(line)"); continue
+            }
+            func group(_ i: Int) -> Int { Int(line[Range(m.range(at: i), in: line)!])! }
+            XCTAssertLessThanOrEqual(group(3), group(4), "the run has at least the epoch left: \(line)")
+            XCTAssertLessThan(group(2), 512, line)
+        }
+        XCTAssertFalse(r.stdout.contains("left in the epoch"), "progress goes to stderr, the table to stdout")
+        // Rank 0 alone reports: no step of an epoch is reported twice.
+        XCTAssertEqual(Set(lines).count, lines.count, "a progress line repeated (two ranks printing?)\n\(r.transcript)")
+    }
+
     /// The default init is the reference's `sc` config: signed constant with the fan scaled by k.
     /// The default run builds the same weights as --scale-fan and others than --no-scale-fan.
     func testScaledFanIsTheDefault() throws {
