@@ -102,6 +102,7 @@ struct Bench: ParsableCommand {
 
         let result: [String: Any] = [
             "model": modelOptions.model.rawValue, "width": modelOptions.width, "k": modelOptions.k,
+            "method": modelOptions.method.rawValue,
             "input": input.description, "global_batch": global, "rank_batch": localBatch,
             "world_size": comm.size, "threads": BLASThreads.current, "blas_core": BLASThreads.coreName,
             "steps": steps, "step_s": step, "step_s_min_rank": -spread[1], "step_s_max_rank": spread[0],
@@ -120,7 +121,7 @@ struct Bench: ParsableCommand {
             print(String(data: try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys]), encoding: .utf8)!)
             Launch.finish(comm, code: 0)
         }
-        print("hidden-mpi bench: \(modelOptions.model.rawValue) x\(modelOptions.width), k \(modelOptions.k), input \(input), batch \(global) (\(localBatch) per rank), \(comm.size) rank(s) x \(BLASThreads.current) BLAS thread(s), OpenBLAS \(BLASThreads.coreName)")
+        print("hidden-mpi bench: \(modelOptions.model.rawValue) x\(modelOptions.width), \(modelOptions.method == .edgePopup ? "k \(modelOptions.k)" : modelOptions.method.rawValue), input \(input), batch \(global) (\(localBatch) per rank), \(comm.size) rank(s) x \(BLASThreads.current) BLAS thread(s), OpenBLAS \(BLASThreads.coreName)")
         print(String(format: "sgemm peak (1024^3, same threads): %.1f GFLOP/s (slowest rank %.1f)", peak, -spread[3]))
         print(String(format: "step: median %.2f ms over %d steps (ranks %.2f..%.2f ms)  ->  %.1f images/s (%.1f per rank)",
                      1e3 * step, steps, -1e3 * spread[1], 1e3 * spread[0], Double(global) / step, Double(localBatch) / step))

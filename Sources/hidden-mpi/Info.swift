@@ -39,7 +39,8 @@ struct Info: ParsableCommand {
         let totalKept = model.masked.reduce(0) { $0 + $1.kept }
         if json {
             for row in rows { printJSON(row) }
-            var total: [String: Any] = ["layer": "total", "weights": totalWeights, "flops": model.forwardFLOPsPerSample]
+            var total: [String: Any] = ["layer": "total", "weights": totalWeights, "flops": model.forwardFLOPsPerSample,
+                                        "method": modelOptions.method.rawValue]
             if !sampled { total["kept"] = totalKept }
             printJSON(total)
             return

@@ -26,7 +26,7 @@ struct ModelOptions: ParsableArguments {
     var weightInit: WeightInit?
 
     @Flag(inversion: .prefixedNo,
-          help: "Scale the init's fan by k (the paper's scaled variants: std grows by sqrt(1/k)). On by default, as in the reference's small-scale `sc` and `kn` configs; --no-scale-fan gives their unscaled `usc`/`ukn` variants (and is the default for --method dense).")
+          help: "Scale the init's fan by k (the paper's scaled variants: std grows by sqrt(1/k)). On by default, as in the reference's small-scale `sc` and `kn` configs; --no-scale-fan gives their unscaled `usc`/`ukn` variants (and is the default for the dense and supermask baselines, which keep no top-k fraction).")
     var scaleFan: Bool?
 
     @Option(help: "Seed of weights, scores, data order and augmentation. Same seed, same run.")
@@ -43,7 +43,7 @@ struct ModelOptions: ParsableArguments {
     func config(input: Shape, classes: Int) -> ModelConfig {
         ModelConfig(architecture: model, width: width, k: k,
                     weightInit: weightInit ?? (method == .dense ? .kaimingNormal : .signedConstant),
-                    scaleFan: scaleFan ?? (method != .dense),
+                    scaleFan: scaleFan ?? (method == .edgePopup),
                     seed: seed, inputShape: input, classes: classes, method: method)
     }
 }

@@ -6,7 +6,7 @@ import HiddenNetworks
 
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Train the scores of a randomly weighted network (edge-popup); weights stay frozen.",
+        abstract: "Find a subnetwork of a randomly weighted network (edge-popup: scores trained, weights frozen), or run the paper's dense and supermask baselines.",
         discussion: """
         Defaults follow the reference's small-scale configs: SGD lr 0.1, momentum 0.9, weight decay 1e-4 \
         on the scores, global batch 128, cosine schedule, signed-constant weights with the fan scaled \

@@ -158,6 +158,29 @@ final class CheckpointResumeTests: XCTestCase {
                           CheckpointFolder.newest(capped) ?? "", "resumed after --max-steps 3")
     }
 
+    /// A supermask run stopped in the middle of an epoch and resumed with no flags but --resume:
+    /// the checkpoint brings back the method and its defaults (lr 200, no weight decay), and the
+    /// draws go on from the checkpoint's step, so the run ends exactly as the uninterrupted one.
+    func testSupermaskResumesMidEpochWithItsOwnDefaults() throws {
+        let base = Self.fc + ["--epochs", "2", "--method", "supermask"]
+        let straight = path("sm-straight"), capped = path("sm-capped")
+        try train(base + ["--checkpoint-dir", straight])
+        try train(base + ["--max-steps", "3", "--checkpoint-dir", capped])
+        let first = CheckpointFolder.paths(capped)
+        XCTAssertEqual(first.map { CheckpointFolder.step($0) }, [3])
+        let blob = try SafeTensorsBlob(path: first[0])
+        XCTAssertEqual([blob.metadata["method"], blob.metadata["format_version"], blob.metadata["lr"], blob.metadata["weight_decay"]],
+                       ["supermask", "2", "200.0", "0.0"])
+        let r = try train(["--checkpoint-dir", capped, "--resume", "auto", "--progress", "0"])
+        XCTAssertTrue(r.stdout.contains("SGD lr 200.0 momentum 0.9 wd 0.0,"), "the checkpoint's defaults, not edge-popup's\n\(r.transcript)")
+        XCTAssertTrue(r.stdout.contains("(supermask baseline)"), r.transcript)
+        assertSameTensors((straight as NSString).appendingPathComponent("ckpt-s000000020-e0002.safetensors"),
+                          CheckpointFolder.newest(capped) ?? "", "supermask resumed after --max-steps 3")
+        try train(Self.fc + ["--max-steps", "1", "--checkpoint-dir", path("sm-ep")])
+        let edgePopup = try SafeTensorsBlob(path: CheckpointFolder.paths(path("sm-ep"))[0])
+        XCTAssertEqual(edgePopup.metadata["format_version"], "1", "edge-popup checkpoints stay version 1")
+    }
+
     /// A checkpoint written by two ranks, resumed on one: it runs, and ends within summation-order
     /// tolerance of the two-rank run.
     func testTwoRankCheckpointResumesOnOneRank() throws {

@@ -49,6 +49,33 @@ final class BaselineTests: XCTestCase {
         XCTAssertEqual(m.mask.array, (0..<m.count).map { $0 % 2 == 0 ? 1 : 0 }, "p near 1 keeps, p near 0 drops")
     }
 
+    /// The supermask score gradient of the sample just drawn: W * dL/dW_eff * p (1 - p) with p
+    /// recomputed from the scores, after the scores moved between two draws.
+    func testSupermaskGradientUsesTheCurrentProbabilities() throws {
+        let model = try Model(fcConfig(.supermask), maxBatch: 1)
+        var rng = TestRNG(5)
+        for draw: UInt64 in [1, 2] {
+            for i in 0..<model.scores.count { model.scores[i] = 2 * rng.normal() }
+            model.updateMasks(draw: draw)
+            for m in model.masked {
+                for i in 0..<m.count { m.effectiveGrad[i] = rng.normal() }
+                m.accumulateScoreGrad()
+                for i in stride(from: 0, to: m.count, by: 7) {
+                    let p = 1 / (1 + exp(-Double(m.scores[i])))
+                    let expected = Double(m.weights[i]) * Double(m.effectiveGrad[i]) * p * (1 - p)
+                    XCTAssertEqual(Double(m.scoreGrad[i]), expected, accuracy: 1e-5 * max(1, abs(expected)), "draw \(draw) weight \(i)")
+                }
+            }
+        }
+        // Evaluation (no draw) has a sample of its own, the same every time.
+        model.updateMasks()
+        let evaluation = model.masked.map(\.mask.array)
+        model.updateMasks(draw: 0)
+        XCTAssertNotEqual(model.masked.map(\.mask.array), evaluation, "evaluation's sample is not training step 0's")
+        model.updateMasks()
+        XCTAssertEqual(model.masked.map(\.mask.array), evaluation)
+    }
+
     /// Dense: the parameters start as the init, W_eff is the parameters, training moves them while
     /// the frozen init (and so the weight checksum) stays.
     func testDenseTrainsTheWeightsFromTheInit() throws {

@@ -7,11 +7,19 @@ import Foundation
 
 public enum ScoreCheckpoint {
     public static let format = "hidden-mpi-scores"
+    /// Version 1: edge-popup scores (and every file written before the baselines existed).
+    /// Version 2: the same layout for `--method dense` or `supermask`, whose `scores.<l>` are not
+    /// edge-popup scores: a version-1 reader refuses them instead of taking top-k masks of them.
     public static let version = "1"
+    public static let baselineVersion = "2"
+
+    public static func version(for method: TrainingMethod) -> String {
+        method == .edgePopup ? version : baselineVersion
+    }
 
     /// The trainer's current scores, momentum and state as a safetensors file.
     public static func capture(_ t: Trainer) -> SafeTensorsFile {
-        var meta: [String: String] = ["format": format, "format_version": version]
+        var meta: [String: String] = ["format": format, "format_version": version(for: t.config.model.method)]
         for (k, v) in RunFields.fields(t.config, DataIdentity(t.data)) { meta[k] = v }
         let s = t.state
         meta["epoch"] = "\(s.epoch)"
@@ -58,14 +66,21 @@ public enum ScoreCheckpoint {
             throw HiddenError("\(path) is not a hidden-mpi \(expected == format ? "checkpoint" : "subnetwork") (format \"\(meta["format"] ?? "none")\")",
                               hint: expected == format ? "pass a ckpt-*.safetensors written by `hidden-mpi train --checkpoint-dir`" : "pass a file written by `hidden-mpi export`")
         }
-        guard meta["format_version"] == version else {
-            throw HiddenError("\(path) has format version \(meta["format_version"] ?? "none"); this hidden-mpi reads version \(version)")
+        let readable = expected == format ? [version, baselineVersion] : [version]
+        guard let v = meta["format_version"], readable.contains(v) else {
+            throw HiddenError("\(path) has format version \(meta["format_version"] ?? "none"); this hidden-mpi reads version \(readable.joined(separator: " and "))")
         }
         guard meta["data_crc32"] == SafeTensorsFile.dataChecksum(file.tensors) else {
             throw HiddenError("\(path) is corrupted: its data does not match its checksum", hint: "use an earlier checkpoint")
         }
         guard meta["header_crc32"] == headerChecksum(meta, file.tensors) else {
             throw HiddenError("\(path) is corrupted: its header does not match its checksum", hint: "use an earlier checkpoint")
+        }
+        if expected == format {
+            let method = meta["method"] ?? TrainingMethod.edgePopup.rawValue
+            guard v == version(for: TrainingMethod(rawValue: method) ?? .edgePopup) else {
+                throw HiddenError("\(path) has format version \(v) but method \(method): version \(version) holds edge-popup runs, \(baselineVersion) the dense and supermask baselines")
+            }
         }
     }
 

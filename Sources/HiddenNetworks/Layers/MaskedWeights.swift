@@ -13,6 +13,7 @@ public final class MaskedWeights {
     public private(set) var kept: Int
     public private(set) var method: TrainingMethod = .edgePopup
     private var samples = RandomStream(seed: 0, purpose: .sampling)
+    private var evaluationSamples = RandomStream(seed: 0, purpose: .evaluationSampling)
     /// Supermask only: sigmoid(S) of the last sample, reused by the backward pass.
     private var probabilities: FloatBuffer?
     /// Frozen at their random init; never trained, stored or sent.
@@ -56,13 +57,15 @@ public final class MaskedWeights {
     public func configure(method: TrainingMethod, layer: Int, seed: UInt64) {
         self.method = method
         samples = RandomStream(seed: seed, purpose: .sampling, sub: UInt32(layer))
+        evaluationSamples = RandomStream(seed: seed, purpose: .evaluationSampling, sub: UInt32(layer))
         if method == .dense { kept = count; mask.pointer.update(repeating: 1, count: count) }
         probabilities = method == .supermask ? FloatBuffer(count: count) : nil
     }
 
-    /// Recomputes the mask and W_eff from the scores. `draw` numbers the supermask sample
-    /// (the global step in training); the other methods ignore it.
-    public func updateMask(draw: UInt64 = 0) {
+    /// Recomputes the mask and W_eff from the scores. `draw` numbers the supermask sample: the
+    /// global step in training (draws repeat after 2^28 steps), nil for the one fixed sample of
+    /// evaluation, from a stream of its own. The other methods ignore it.
+    public func updateMask(draw: UInt64? = nil) {
         switch method {
         case .edgePopup:
             applyTopKMask(scores: scores, weights: weights.pointer, count: count, kept: kept,
@@ -75,14 +78,15 @@ public final class MaskedWeights {
     }
 
     /// mask_i = 1 when u_i < sigmoid(S_i), u_i uniform from (seed, layer, draw, i); returns the count.
-    private func sampleSupermask(draw: UInt64) -> Int {
+    private func sampleSupermask(draw: UInt64?) -> Int {
         let s = scores, w = weights.pointer, m = mask.pointer, e = effective.pointer, p = probabilities!.pointer
         for i in 0..<count { p[i] = 1 / (1 + expf(-s[i])) }
-        let base = (draw & 0x0FFF_FFFF) << 36
+        let stream = draw == nil ? evaluationSamples : samples
+        let base = ((draw ?? 0) & 0x0FFF_FFFF) << 36
         var ones = 0
         var i = 0
         while i < count {
-            let words = samples.words(base | UInt64(i >> 2))
+            let words = stream.words(base | UInt64(i >> 2))
             let n = min(4, count - i)
             withUnsafeBytes(of: words) { raw in
                 for j in 0..<n {

@@ -5,7 +5,7 @@
 // - supermask (Zhou et al. 2019): p = sigmoid(S), a mask sampled Bernoulli(p) at every forward
 //   pass, W_eff = W * mask; dL/dS = W * dL/dW_eff * p (1 - p) (straight-through the sample).
 //   The sample of step t is a pure function of (seed, layer, t, index), so every rank draws the
-//   same mask; evaluation draws one fixed sample (see `Model.evaluationDraw`).
+//   same mask; evaluation draws one fixed sample from a stream of its own (`Model.updateMasks`).
 
 public enum TrainingMethod: String, CaseIterable, Sendable {
     case edgePopup = "edge-popup"

@@ -83,13 +83,11 @@ public final class Model {
         }
     }
 
-    /// The supermask sample evaluation uses: one fixed draw, beyond any training step, so that an
-    /// evaluation does not depend on the number of ranks or on how the test set is batched.
-    public static let evaluationDraw: UInt64 = 0x0FFF_FFFF
-
     /// Recomputes every layer's mask from its scores (once per step, and before evaluation).
-    /// `draw` numbers the supermask sample: the global step in training.
-    public func updateMasks(draw: UInt64 = Model.evaluationDraw) { for m in masked { m.updateMask(draw: draw) } }
+    /// `draw` numbers the supermask sample: the global step in training; nil (evaluation, export)
+    /// gives one fixed sample from a stream of its own, so that an evaluation does not depend on
+    /// the number of ranks or on how the test set is batched.
+    public func updateMasks(draw: UInt64? = nil) { for m in masked { m.updateMask(draw: draw) } }
 
     /// Runs the forward pass on the first `batch` samples of `input`; returns the logits [batch, classes].
     @discardableResult

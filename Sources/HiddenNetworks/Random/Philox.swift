@@ -32,7 +32,7 @@ public enum Philox4x32 {
 /// What a random stream is for. Each purpose has its own counter space, so weights, scores,
 /// permutations and augmentations never share a random number.
 public enum StreamPurpose: UInt32, Sendable {
-    case weights = 1, scores = 2, permutation = 3, augmentation = 4, syntheticData = 5, syntheticTeacher = 6, sampling = 7
+    case weights = 1, scores = 2, permutation = 3, augmentation = 4, syntheticData = 5, syntheticTeacher = 6, sampling = 7, evaluationSampling = 8
 }
 
 /// A stream of random blocks addressed by (seed, purpose, sub, index): the counter is
