@@ -11,6 +11,8 @@ import json
 import os
 import sys
 
+import plotting
+
 
 def epochs(path):
     rows = []
@@ -31,12 +33,7 @@ def main():
     parser.add_argument("files", nargs="+", help="metrics files (LABEL=path to name a curve)")
     parser.add_argument("-o", "--output", default="curves.png", help="PNG to write")
     args = parser.parse_args()
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        sys.exit("plot_metrics.py needs matplotlib: pip install matplotlib")
+    plt = plotting.pyplot()
     fig, (acc, loss) = plt.subplots(1, 2, figsize=(10, 4))
     for spec in args.files:
         label, _, path = spec.rpartition("=") if "=" in spec else (os.path.basename(spec), "", spec)
@@ -48,12 +45,7 @@ def main():
         loss.plot(xs, [r["train_loss"] for r in rows], marker="o", label=label)
     acc.set(xlabel="epoch", ylabel="test accuracy (%)", title="test accuracy")
     loss.set(xlabel="epoch", ylabel="train loss", title="train loss (mean over the epoch)")
-    for ax in (acc, loss):
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.tight_layout()
-    fig.savefig(args.output, dpi=110)
-    print(f"wrote {args.output}")
+    plotting.finish(fig, (acc, loss), args.output)
 
 
 if __name__ == "__main__":

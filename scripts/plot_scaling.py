@@ -14,6 +14,8 @@ import csv
 import os
 import sys
 
+import plotting
+
 
 def read(path):
     with open(path, newline="") as f:
@@ -48,29 +50,21 @@ def main():
 
     if not args.output:
         return
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        sys.exit("error: the plot needs matplotlib (pip install matplotlib, or apt-get install python3-matplotlib); the table above needs nothing")
+    plt = plotting.pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     for label, base_ranks, base_rate, rows in curves:
         ranks = [r[0] for r in rows]
         left.plot(ranks, [r[1] for r in rows], marker="o", label=label)
         left.plot(ranks, [base_rate * n / base_ranks for n in ranks], linestyle=":", color="gray")
         right.plot(ranks, [100 * r[3] for r in rows], marker="o", label=label)
-    left.set(xscale="log", yscale="log", xlabel="ranks", ylabel="images/s", title="throughput (dotted: ideal)")
+    left.set(xscale="log", xlabel="ranks", ylabel="images/s", title="throughput (dotted: ideal)")
     right.set(xscale="log", xlabel="ranks", ylabel="parallel efficiency (%)", ylim=(0, 110), title="efficiency")
     for ax in (left, right):
         all_ranks = sorted({r[0] for _, _, _, rows in curves for r in rows})
+        ax.minorticks_off()
         ax.set_xticks(all_ranks)
         ax.set_xticklabels([str(n) for n in all_ranks])
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.tight_layout()
-    fig.savefig(args.output, dpi=120)
-    print(f"wrote {args.output}")
+    plotting.finish(fig, (left, right), args.output)
 
 
 if __name__ == "__main__":
