@@ -153,11 +153,13 @@ struct Train: ParsableCommand {
 
         // Rank 0 writes checkpoints; a failure to write ends the job (no rank waits on a dead one).
         var lastWritten: TrainState?
+        var lastCheckpoint: String?
         func checkpoint(_ why: String) {
             guard comm.rank == 0, let directory, lastWritten != trainer.state else { return }
             do {
                 let path = try directory.write(trainer, keep: keepCheckpoints)
                 lastWritten = trainer.state
+                lastCheckpoint = path
                 if why != "step" { out.progress("hidden-mpi: checkpoint \(path) (\(why))") }
             } catch {
                 Launch.writeError("error: \(error)")
@@ -166,6 +168,7 @@ struct Train: ParsableCommand {
         }
 
         var lastProgress = Date()
+        var lastEpoch: EpochMetrics?
         let runStart = Date(), firstStep = trainer.state.globalStep
         let lastStep = min(trainer.config.epochs * trainer.stepsPerEpoch, trainer.config.maxSteps ?? Int.max)
         let outcome = trainer.train(stopRequested: { stopSignal != 0 }, onStep: { s, state in
@@ -187,6 +190,7 @@ struct Train: ParsableCommand {
             if checkpointEvery > 0, state.globalStep % checkpointEvery == 0 { checkpoint("step") }
         }, onEpoch: { e, _ in
             lastProgress = Date()
+            lastEpoch = e
             out.line(String(format: "%5d  %10.4f  %8.2f%%  %9.4f  %7.2f%%  %8.5f  %8.1f  %9.0f",
                             e.epoch, e.train_loss, 100 * e.train_acc, e.test_loss, 100 * e.test_acc,
                             e.lr, e.seconds, e.images_per_s))
@@ -205,6 +209,16 @@ struct Train: ParsableCommand {
         }
         checkpoint("end of run")
         metricsFile?.close()
+        if let e = lastEpoch {
+            // One line a person (or grep) can take the result from.
+            let partial = e.steps < trainer.stepsPerEpoch ? " (--max-steps: \(e.steps) of its \(trainer.stepsPerEpoch) steps)" : ""
+            var where_ = [String]()
+            if let metrics { where_.append("metrics in \(metrics)") }
+            if let lastCheckpoint { where_.append("checkpoint \(lastCheckpoint)") }
+            out.line(String(format: "done: test accuracy %.2f%% after epoch %d", 100 * e.test_acc, e.epoch)
+                     + partial + ", \(duration(Date().timeIntervalSince(runStart))) in all"
+                     + (where_.isEmpty ? "" : "; " + where_.joined(separator: ", ")))
+        }
         Launch.finish(comm, code: 0)
     }
 

@@ -64,6 +64,12 @@ final class OutputTests: XCTestCase {
             XCTAssertLessThanOrEqual(value("compute_s") + value("allreduce_s"), value("seconds") + 1e-3,
                                      "epoch \(i + 1): compute and allreduce time fit in the epoch's seconds")
         }
+        // One closing line, from rank 0, with the last epoch's test accuracy and where the metrics went.
+        XCTAssertEqual(Harness.count("done: test accuracy", in: result.combined), 1, result.transcript)
+        let lastAccuracy = 100 * ((metrics.epochs.last?["test_acc"] as? NSNumber)?.doubleValue ?? .nan)
+        XCTAssertTrue(result.stdout.contains(String(format: "done: test accuracy %.2f%% after epoch %d", lastAccuracy, epochs)),
+                      result.transcript)
+        XCTAssertTrue(result.stdout.contains("metrics in \(path)"), result.transcript)
         // Cosine schedule: the rate never rises from one epoch to the next.
         let rates = metrics.epochs.compactMap { ($0["lr"] as? NSNumber)?.doubleValue }
         XCTAssertEqual(rates, rates.sorted(by: >), "cosine learning rates \(rates)")
