@@ -2,6 +2,7 @@
 # Strong scaling on one node: the same global batch over 1, 2, 4, ... ranks, a few hundred
 # steps each on Fashion-MNIST; prints one CSV row per rank count (ranks, seconds, images/s).
 #   jobs/scaling-sweep.sh "1 2 4 8 16" conv2
+#   HOSTFILE=hostfiles/two-nodes.example jobs/scaling-sweep.sh "16 32" conv2   # across nodes
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
@@ -13,7 +14,7 @@ mkdir -p runs
 echo "ranks,model,steps,seconds,images_per_s,compute_s,allreduce_s"
 for np in $RANKS; do
     out=runs/scaling-$MODEL-np$np.jsonl
-    mpirun -np "$np" "$BIN" train --model "$MODEL" --epochs 1 --max-steps "$STEPS" --progress 0 --metrics "$out" >/dev/null
+    mpirun ${HOSTFILE:+--hostfile "$HOSTFILE"} -np "$np" "$BIN" train --model "$MODEL" --epochs 1 --max-steps "$STEPS" --progress 0 --metrics "$out" >/dev/null
     python3 - "$out" "$np" "$MODEL" "$STEPS" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
