@@ -32,7 +32,7 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Seed of weights, scores, data order and augmentation. Same seed, same run.")
     var seed: UInt64 = 0
 
-    @Option(help: "What is trained: edge-popup (scores of frozen random weights, top-k mask), dense (the paper's learned-weights baseline, from the same init; default lr 0.01) or supermask (Zhou et al.: masks sampled from sigmoid(scores) at every pass; default lr 200, no weight decay).")
+    @Option(help: "What is trained: edge-popup (scores of frozen random weights, top-k mask), dense (the paper's learned-weights baseline, from an unscaled Kaiming-normal init unless --init says otherwise; default lr 0.01) or supermask (Zhou et al.: masks sampled from sigmoid(scores) at every pass; default lr 200, no weight decay).")
     var method: TrainingMethod = .edgePopup
 
     func validate() throws {

@@ -11,8 +11,8 @@ struct Train: ParsableCommand {
         Defaults follow the reference's small-scale configs: SGD lr 0.1, momentum 0.9, weight decay 1e-4 \
         on the scores, global batch 128, cosine schedule, signed-constant weights with the fan scaled \
         by k, k 0.5. --method dense and --method supermask run the paper's baselines on the same \
-        model and init (learned weights; Zhou et al.'s sampled masks), each with its own default \
-        learning rate.
+        model and seed (learned weights from a Kaiming-normal init; Zhou et al.'s sampled masks), \
+        each with its own defaults.
 
         --batch-size is the global batch: it is split over the ranks, so -np 1 and -np 4 follow the \
         same trajectory up to summation order. Rank 0 prints one line per epoch and, with --metrics, \
