@@ -281,6 +281,8 @@ struct Train: ParsableCommand {
                          trainSize: dataOptions.trainSize, testSize: dataOptions.testSize)).map { ($0.key, $0.value) })
         for (key, theirs) in RunFields.fields(config, identity) where !RunFields.changeableOnResume.contains(key) {
             guard let flag = Self.flagForField[key], given.contains(flag), let value = mine[key], value != theirs else { continue }
+            // The baselines keep no top-k fraction: a --k given to them changes nothing.
+            if key == "k" && config.model.method != .edgePopup { continue }
             throw HiddenError("\(flag) \(value) contradicts the checkpoint \(path), which has \(key) = \(theirs)",
                               hint: "drop \(flag) to continue the checkpoint's run, or start a new run without --resume")
         }

@@ -158,7 +158,7 @@ final class CheckpointResumeTests: XCTestCase {
                           CheckpointFolder.newest(capped) ?? "", "resumed after --max-steps 3")
     }
 
-    /// A supermask run stopped in the middle of an epoch and resumed with no flags but --resume:
+    /// A supermask run stopped in the middle of an epoch and resumed with no flags but --resume (and a --k, which it ignores):
     /// the checkpoint brings back the method and its defaults (lr 200, no weight decay), and the
     /// draws go on from the checkpoint's step, so the run ends exactly as the uninterrupted one.
     func testSupermaskResumesMidEpochWithItsOwnDefaults() throws {
@@ -171,7 +171,8 @@ final class CheckpointResumeTests: XCTestCase {
         let blob = try SafeTensorsBlob(path: first[0])
         XCTAssertEqual([blob.metadata["method"], blob.metadata["format_version"], blob.metadata["lr"], blob.metadata["weight_decay"]],
                        ["supermask", "2", "200.0", "0.0"])
-        let r = try train(["--checkpoint-dir", capped, "--resume", "auto", "--progress", "0"])
+        // --k plays no part in a supermask run: given on resume it is not a contradiction.
+        let r = try train(["--checkpoint-dir", capped, "--resume", "auto", "--progress", "0", "--k", "0.3"])
         XCTAssertTrue(r.stdout.contains("SGD lr 200.0 momentum 0.9 wd 0.0,"), "the checkpoint's defaults, not edge-popup's\n\(r.transcript)")
         XCTAssertTrue(r.stdout.contains("(supermask baseline)"), r.transcript)
         assertSameTensors((straight as NSString).appendingPathComponent("ckpt-s000000020-e0002.safetensors"),
