@@ -76,40 +76,37 @@ final class RankEquivalenceTests: XCTestCase {
                                  nps: [1, 2, 4], steps: 10, epochs: 1, tag: "fc")
     }
 
-    /// conv2 at width 0.25 on 3x16x16 images: 640 samples, global batch 64, 10 steps.
+    /// conv2 at width 0.25 on 3x16x16 images: 640 samples, global batch 64, 10 steps (seed given by the test).
+    static let conv2 = ["--dataset", "synthetic", "--input", "3x16x16", "--classes", "4",
+                        "--train-size", "640", "--test-size", "128", "--model", "conv2", "--width", "0.25",
+                        "--batch-size", "64", "--epochs", "1", "--log-steps", "10"]
+
+    /// Global batch 50 over 4 ranks (slices 12, 13, 12, 13), and 502 samples so that the last batch
+    /// of each epoch has 2 samples: two of the four ranks get none. Two epochs, so the second
+    /// epoch's permutation is covered too; all 11 steps of epoch 1 logged (the partial one last).
+    static let unevenFC = ["--dataset", "synthetic", "--input", "1x12x12", "--classes", "4",
+                           "--train-size", "502", "--test-size", "130", "--model", "fc",
+                           "--batch-size", "50", "--epochs", "2", "--log-steps", "11", "--seed", "5"]
+
     func testConvolutionalSameTrajectoryForOneTwoAndFourRanks() throws {
-        try assertSameTrajectory(["--dataset", "synthetic", "--input", "3x16x16", "--classes", "4",
-                                  "--train-size", "640", "--test-size", "128", "--model", "conv2", "--width", "0.25",
-                                  "--batch-size", "64", "--epochs", "1", "--log-steps", "10", "--seed", "3"],
-                                 nps: [1, 2, 4], steps: 10, epochs: 1, tag: "conv2")
+        try assertSameTrajectory(Self.conv2 + ["--seed", "3"], nps: [1, 2, 4], steps: 10, epochs: 1, tag: "conv2")
     }
 
     /// The baselines split the same way: dense (weight gradients allreduced) and supermask (every
     /// rank draws the same sample of step t from the seed, or the ranks would train different masks).
     func testBaselinesSameTrajectoryForOneTwoAndFourRanks() throws {
         for method in ["dense", "supermask"] {
-            try assertSameTrajectory(["--dataset", "synthetic", "--input", "3x16x16", "--classes", "4",
-                                      "--train-size", "640", "--test-size", "128", "--model", "conv2", "--width", "0.25",
-                                      "--batch-size", "64", "--epochs", "1", "--log-steps", "10", "--seed", "9",
-                                      "--method", method],
+            try assertSameTrajectory(Self.conv2 + ["--seed", "9", "--method", method],
                                      nps: [1, 2, 4], steps: 10, epochs: 1, tag: method)
-            // The uneven split below: ranks with no sample in the last batch still draw the step's mask.
-            try assertSameTrajectory(["--dataset", "synthetic", "--input", "1x12x12", "--classes", "4",
-                                      "--train-size", "502", "--test-size", "130", "--model", "fc",
-                                      "--batch-size", "50", "--epochs", "2", "--log-steps", "11", "--seed", "5",
-                                      "--method", method],
-                                     nps: [1, 4], steps: 11, epochs: 2, tag: "uneven-\(method)")
+            // The uneven split: ranks with no sample in the last batch still draw the step's mask.
+            try assertSameTrajectory(Self.unevenFC + ["--method", method], nps: [1, 4], steps: 11, epochs: 2,
+                                     tag: "uneven-\(method)")
         }
     }
 
-    /// Global batch 50 over 4 ranks (slices 12, 13, 12, 13), and 502 samples so that the last batch
-    /// of each epoch has 2 samples: two of the four ranks get none. Two epochs, so the second
-    /// epoch's permutation is covered too; all 11 steps of epoch 1 logged (the partial one last).
+    /// The uneven split of `unevenFC` on 4 and 3 ranks.
     func testUnevenBatchesMatchOneRank() throws {
-        try assertSameTrajectory(["--dataset", "synthetic", "--input", "1x12x12", "--classes", "4",
-                                  "--train-size", "502", "--test-size", "130", "--model", "fc",
-                                  "--batch-size", "50", "--epochs", "2", "--log-steps", "11", "--seed", "5"],
-                                 nps: [1, 4, 3], steps: 11, epochs: 2, tag: "uneven")
+        try assertSameTrajectory(Self.unevenFC, nps: [1, 4, 3], steps: 11, epochs: 2, tag: "uneven")
     }
 
     /// The same uneven split on a deeper conv model (conv4 at width 0.125: two conv pairs, two
