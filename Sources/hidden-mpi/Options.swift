@@ -42,8 +42,7 @@ struct ModelOptions: ParsableArguments {
 
     func config(input: Shape, classes: Int) -> ModelConfig {
         ModelConfig(architecture: model, width: width, k: k,
-                    weightInit: weightInit ?? (method == .dense ? .kaimingNormal : .signedConstant),
-                    scaleFan: scaleFan ?? (method == .edgePopup),
+                    weightInit: weightInit ?? method.defaultInit, scaleFan: scaleFan ?? method.defaultScaleFan,
                     seed: seed, inputShape: input, classes: classes, method: method)
     }
 }

@@ -212,12 +212,12 @@ struct Train: ParsableCommand {
         if let e = lastEpoch {
             // One line a person (or grep) can take the result from.
             let partial = e.steps < trainer.stepsPerEpoch ? " (--max-steps: \(e.steps) of its \(trainer.stepsPerEpoch) steps)" : ""
-            var where_ = [String]()
-            if let metrics { where_.append("metrics in \(metrics)") }
-            if let lastCheckpoint { where_.append("checkpoint \(lastCheckpoint)") }
+            var places = [String]()
+            if let metrics { places.append("metrics in \(metrics)") }
+            if let lastCheckpoint { places.append("checkpoint \(lastCheckpoint)") }
             out.line(String(format: "done: test accuracy %.2f%% after epoch %d", 100 * e.test_acc, e.epoch)
                      + partial + ", \(duration(Date().timeIntervalSince(runStart))) in all"
-                     + (where_.isEmpty ? "" : "; " + where_.joined(separator: ", ")))
+                     + (places.isEmpty ? "" : "; " + places.joined(separator: ", ")))
         }
         Launch.finish(comm, code: 0)
     }

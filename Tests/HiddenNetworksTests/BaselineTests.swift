@@ -11,6 +11,12 @@ final class BaselineTests: XCTestCase {
                     inputShape: Shape([40]), classes: 5, method: method)
     }
 
+    /// 256 training and 128 test samples of 40 features in 5 classes (fcConfig's input).
+    func syntheticData() throws -> Dataset {
+        let spec = SyntheticSpec(shape: Shape([40]), classes: 5, trainCount: 256, testCount: 128)
+        return try loadDataset(.synthetic, directory: nil, synthetic: spec, seed: 1)
+    }
+
     /// The sample of draw t is a pure function of (seed, layer, t, index): two models agree, another
     /// draw or seed differs, and the fraction kept follows sigmoid(S).
     func testSupermaskSamplesArePureFunctionsOfSeedLayerAndDraw() throws {
@@ -79,8 +85,7 @@ final class BaselineTests: XCTestCase {
     /// Dense: the parameters start as the init, W_eff is the parameters, training moves them while
     /// the frozen init (and so the weight checksum) stays.
     func testDenseTrainsTheWeightsFromTheInit() throws {
-        let spec = SyntheticSpec(shape: Shape([40]), classes: 5, trainCount: 256, testCount: 128)
-        let data = try loadDataset(.synthetic, directory: nil, synthetic: spec, seed: 1)
+        let data = try syntheticData()
         var config = TrainConfig(model: fcConfig(.dense))
         config.sgd = SGDConfig(lr: 0.05, momentum: 0.9, weightDecay: 1e-4)
         config.epochs = 3; config.globalBatch = 32
@@ -107,8 +112,7 @@ final class BaselineTests: XCTestCase {
 
     /// Supermask trains too: the loss falls with the paper's very high learning rate.
     func testSupermaskLearnsTheSyntheticTask() throws {
-        let spec = SyntheticSpec(shape: Shape([40]), classes: 5, trainCount: 256, testCount: 128)
-        let data = try loadDataset(.synthetic, directory: nil, synthetic: spec, seed: 1)
+        let data = try syntheticData()
         var config = TrainConfig(model: fcConfig(.supermask))
         config.sgd = SGDConfig(lr: TrainingMethod.supermask.defaultLR, momentum: 0.9, weightDecay: 0)
         config.epochs = 4; config.globalBatch = 32

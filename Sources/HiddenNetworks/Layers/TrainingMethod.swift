@@ -15,10 +15,13 @@ public enum TrainingMethod: String, CaseIterable, Sendable {
     /// What the trained parameters are called in messages and files.
     public var parameterName: String { self == .dense ? "weights" : "scores" }
 
-    /// Base learning rate, momentum and weight decay of the paper's runs of this method:
-    /// edge-popup as the small-scale configs, dense as the SGD baseline, supermask as Zhou et al.
+    /// Defaults of the paper's runs of this method: edge-popup as the small-scale `sc` configs,
+    /// dense as the SGD baselines (the reference's parser defaults: unscaled Kaiming normal),
+    /// supermask as Zhou et al. (no top-k fraction, so no fan scaling by k).
     public var defaultLR: Double {
         switch self { case .edgePopup: return 0.1; case .dense: return 0.01; case .supermask: return 200 }
     }
     public var defaultWeightDecay: Double { self == .supermask ? 0 : 1e-4 }
+    public var defaultInit: WeightInit { self == .dense ? .kaimingNormal : .signedConstant }
+    public var defaultScaleFan: Bool { self == .edgePopup }
 }
