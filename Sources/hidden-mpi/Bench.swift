@@ -39,8 +39,7 @@ struct Bench: ParsableCommand {
     @Option(help: "Untimed steps first (caches, page faults, first-touch).")
     var warmupSteps: Int = 3
 
-    @Option(help: "BLAS threads per rank (default: OPENBLAS_NUM_THREADS, else 1).")
-    var threads: Int?
+    @OptionGroup var blas: BLASOptions
 
     @Flag(help: "Print one JSON object instead of the table.")
     var json = false
@@ -48,11 +47,10 @@ struct Bench: ParsableCommand {
     func validate() throws {
         guard steps >= 1, warmupSteps >= 0 else { throw ValidationError("--steps must be at least 1 and --warmup-steps at least 0") }
         guard batchSize >= 1, (rankBatch ?? 1) >= 1 else { throw ValidationError("batch sizes must be at least 1") }
-        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
     }
 
     func run() throws {
-        setBLASThreads(threads)
+        blas.apply()
         let comm = try Launch.communicator()
         let global = rankBatch.map { $0 * comm.size } ?? batchSize
         var trainer: Trainer?
@@ -138,6 +136,18 @@ struct Bench: ParsableCommand {
         if let allocations { print(String(format: "heap allocations per step (counted by the preloaded counter): %.1f", allocations)) }
         Launch.finish(comm, code: 0)
     }
+}
+
+/// `--threads`, shared by train and bench.
+struct BLASOptions: ParsableArguments {
+    @Option(help: "BLAS threads per rank (default: OPENBLAS_NUM_THREADS, else 1). Keep ranks x threads <= cores.")
+    var threads: Int?
+
+    func validate() throws {
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+    }
+
+    func apply() { setBLASThreads(threads) }
 }
 
 /// BLAS threads per rank: the flag, else OPENBLAS_NUM_THREADS (OpenBLAS reads it itself), else 1.

@@ -69,8 +69,7 @@ struct Train: ParsableCommand {
     @Option(help: "Seconds between progress lines inside an epoch, on stderr (0 turns them off).")
     var progress: Double = 10
 
-    @Option(help: "BLAS threads per rank (default: OPENBLAS_NUM_THREADS, else 1). Keep ranks x threads <= cores.")
-    var threads: Int?
+    @OptionGroup var blas: BLASOptions
 
     @Option(help: ArgumentHelp("Folder for score checkpoints (rank 0 writes them; written atomically).", valueName: "dir"))
     var checkpointDir: String?
@@ -97,7 +96,6 @@ struct Train: ParsableCommand {
             throw ValidationError("--label-smoothing must be in [0, 1), got \(labelSmoothing)")
         }
         if let maxSteps, maxSteps < 1 { throw ValidationError("--max-steps must be at least 1") }
-        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
         guard checkpointEvery >= 0 else { throw ValidationError("--checkpoint-every must be 0 or more steps") }
         guard keepCheckpoints >= 1 else { throw ValidationError("--keep-checkpoints must be at least 1") }
         if checkpointDir == nil && checkpointEvery > 0 {
@@ -123,7 +121,7 @@ struct Train: ParsableCommand {
     }
 
     func run() throws {
-        setBLASThreads(threads)
+        blas.apply()
         // From the start: a signal during set-up still ends in a checkpoint and exit status 75.
         installStopHandlers()
         let comm: Communicator
