@@ -24,8 +24,13 @@ struct Info: ParsableCommand {
         }
         var rows: [[String: Any]] = []
         var masked = 0
-        for (i, layer) in model.layers.enumerated() {
-            var row: [String: Any] = ["index": i, "layer": layer.kind, "input": layer.inputShape.description,
+        // Blocks first as a line of their own, then their layers indented (with "depth" in JSON).
+        var walk: [(Layer, Int)] = []
+        func visit(_ layer: Layer, _ depth: Int) { walk.append((layer, depth)); for c in layer.children { visit(c, depth + 1) } }
+        for layer in model.layers { visit(layer, 0) }
+        for (i, (layer, depth)) in walk.enumerated() {
+            var row: [String: Any] = ["index": i, "layer": layer.kind,
+                                      "depth": depth, "input": layer.inputShape.description,
                                       "output": layer.outputShape.description, "flops": layer.forwardFLOPsPerSample]
             if let m = layer.masked {
                 row["masked_index"] = masked; masked += 1
@@ -46,7 +51,7 @@ struct Info: ParsableCommand {
             return
         }
         print("\(modelOptions.model.rawValue) x\(modelOptions.width), input \(shape), \(classes) classes, \(modelOptions.method == .edgePopup ? "k = \(modelOptions.k)" : modelOptions.method.rawValue)")
-        let widths = [3, -8, -12, -12, 10, 10, 14]
+        let widths = [3, -13, -12, -12, 10, 10, 14]
         func line(_ cells: [String]) {
             print(zip(cells, widths).map { cell, w in
                 let pad = String(repeating: " ", count: max(0, abs(w) - cell.count))
@@ -55,7 +60,7 @@ struct Info: ParsableCommand {
         }
         line(["#", "layer", "input", "output", "weights", "kept", "fwd FLOPs"])
         for row in rows {
-            line([String(row["index"] as! Int), row["layer"] as! String, row["input"] as! String, row["output"] as! String,
+            line([String(row["index"] as! Int), String(repeating: "  ", count: row["depth"] as! Int) + (row["layer"] as! String), row["input"] as! String, row["output"] as! String,
                   (row["weights"] as? Int).map(String.init) ?? "-",
                   (row["kept"] as? Int).map(String.init) ?? (sampled && row["weights"] != nil ? "sampled" : "-"),
                   String(row["flops"] as! Int)])

@@ -57,6 +57,9 @@ struct Train: ParsableCommand {
     @Option(parsing: .unconditional, help: "Label smoothing eps in [0, 1): targets (1 - eps) one-hot + eps / classes.")
     var labelSmoothing: Double = 0
 
+    @Option(help: ArgumentHelp("Batch-norm statistics (ResNets): global (default) allreduces each batch norm's per-channel sums in forward and backward, so every rank normalises with the statistics of the whole global batch and -np 1 and -np N follow the same trajectory; local uses each rank's slice alone (as PyTorch DDP without SyncBatchNorm): two fewer small allreduces per batch norm, but the result then depends on the number of ranks and on how the batch is split, and the running statistics differ between ranks (rank 0's are checkpointed).", valueName: "global|local"))
+    var bnSync: BatchNormSync = .global
+
     @Option(help: "Stop after this many optimiser steps in all (quick looks and tests).")
     var maxSteps: Int?
 
@@ -117,6 +120,7 @@ struct Train: ParsableCommand {
         c.globalBatch = batchSize
         c.labelSmoothing = labelSmoothing
         c.maxSteps = maxSteps
+        c.bnSync = bnSync
         return c
     }
 
@@ -294,7 +298,8 @@ struct Train: ParsableCommand {
         "dataset": "--dataset", "input": "--input", "classes": "--classes", "train_size": "--train-size",
         "test_size": "--test-size", "global_batch": "--batch-size", "lr": "--lr", "momentum": "--momentum",
         "weight_decay": "--weight-decay", "nesterov": "--nesterov", "schedule": "--schedule", "warmup": "--warmup",
-        "label_smoothing": "--label-smoothing", "epochs": "--epochs", "method": "--method"]
+        "label_smoothing": "--label-smoothing", "epochs": "--epochs", "method": "--method",
+        "bn_sync": "--bn-sync"]
 
     /// Each rank's weight checksum, gathered on all ranks; aborts the job if any differs.
     func verifyWeights(_ model: Model, _ comm: Communicator) throws -> [UInt64] {
@@ -340,7 +345,7 @@ struct Train: ParsableCommand {
                 "test_size": t.data.test.count, "world_size": t.comm.size, "global_batch": c.globalBatch,
                 "lr": c.sgd.lr, "momentum": c.sgd.momentum, "weight_decay": c.sgd.weightDecay, "nesterov": c.sgd.nesterov,
                 "schedule": c.schedule.rawValue, "warmup": c.warmup, "epochs": c.epochs, "label_smoothing": c.labelSmoothing,
-                "parameters": t.model.parameterCount, "weight_checksums": checksums.map(hex)]
+                "bn_sync": c.bnSync.rawValue, "parameters": t.model.parameterCount, "weight_checksums": checksums.map(hex)]
     }
 }
 

@@ -30,7 +30,7 @@ public enum RunFields {
          ("global_batch", "\(c.globalBatch)"), ("lr", "\(c.sgd.lr)"), ("momentum", "\(c.sgd.momentum)"),
          ("weight_decay", "\(c.sgd.weightDecay)"), ("nesterov", "\(c.sgd.nesterov)"),
          ("schedule", c.schedule.rawValue), ("warmup", "\(c.warmup)"), ("epochs", "\(c.epochs)"),
-         ("label_smoothing", "\(c.labelSmoothing)")]
+         ("label_smoothing", "\(c.labelSmoothing)"), ("bn_sync", c.bnSync.rawValue)]
     }
 
     /// Fields that may change when a run is resumed: the others must match the checkpoint.
@@ -78,6 +78,8 @@ public enum RunFields {
         c.warmup = try p.number("warmup", Int.self)
         c.epochs = try p.number("epochs", Int.self)
         c.labelSmoothing = try p.number("label_smoothing", Double.self)
+        // Files written before the ResNets have no batch norm and no "bn_sync".
+        c.bnSync = meta["bn_sync"] == nil ? .global : try p.choice("bn_sync", BatchNormSync.self)
         return (c, identity)
     }
 }

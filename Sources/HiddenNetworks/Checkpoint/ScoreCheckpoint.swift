@@ -1,4 +1,5 @@
-// Score checkpoints: each layer's scores and momentum buffers in safetensors, with the run's
+// Score checkpoints: each layer's scores and momentum buffers (and each batch norm's running
+// statistics, `running.<b>` as [mean; var] of shape [2, C]) in safetensors, with the run's
 // configuration, where it stands, and checksums in the metadata. Weights are never stored: they
 // are rebuilt from the seed, and the stored weight checksum proves they came out the same.
 
@@ -31,6 +32,7 @@ public enum ScoreCheckpoint {
         meta["world_size"] = "\(t.comm.size)"
         meta["weight_checksum"] = String(format: "%016llx", t.model.weightChecksum())
         meta["layers"] = "\(t.model.masked.count)"
+        meta["batchnorms"] = "\(t.model.batchNorms.count)"
         var tensors: [StoredTensor] = []
         for (l, m) in t.model.masked.enumerated() {
             tensors.append(StoredTensor(name: "scores.\(l)", floats: UnsafeBufferPointer(start: m.scores, count: m.count), shape: m.shape))
@@ -39,6 +41,7 @@ public enum ScoreCheckpoint {
             let buf = UnsafeBufferPointer(start: t.optimizer.momentum.pointer + t.model.offsets[l], count: m.count)
             tensors.append(StoredTensor(name: "momentum.\(l)", floats: buf, shape: m.shape))
         }
+        tensors += runningTensors(t.model)
         meta["data_crc32"] = SafeTensorsFile.dataChecksum(tensors)
         meta["header_crc32"] = headerChecksum(meta, tensors)
         return SafeTensorsFile(metadata: meta, tensors: tensors)
@@ -52,9 +55,14 @@ public enum ScoreCheckpoint {
         let file = try SafeTensorsFile(bytes: [UInt8](data), name: path)
         try verify(file, path: path, format: format)
         guard let layers = file.metadata["layers"].flatMap(Int.init), layers > 0,
-              (0..<layers).allSatisfy({ file.tensor("scores.\($0)") != nil && file.tensor("momentum.\($0)") != nil }),
-              file.tensors.count == 2 * layers else {
+              (0..<layers).allSatisfy({ file.tensor("scores.\($0)") != nil && file.tensor("momentum.\($0)") != nil }) else {
             throw HiddenError("\(path) does not hold a scores and a momentum tensor for each of its layers")
+        }
+        // Files written before the ResNets have no batch norms and no "batchnorms" field.
+        guard let norms = Int(file.metadata["batchnorms"] ?? "0"), norms >= 0,
+              (0..<norms).allSatisfy({ file.tensor("running.\($0)") != nil }),
+              file.tensors.count == 2 * layers + norms else {
+            throw HiddenError("\(path) does not hold exactly a scores and a momentum tensor per layer and the running statistics of each batch norm")
         }
         return file
     }
@@ -100,6 +108,29 @@ public enum ScoreCheckpoint {
                 throw HiddenError("\(path): layer \(l) does not have the shape \(layer.shape) of the model's layer")
             }
             s.copyFloats(into: layer.scores, count: layer.count)
+        }
+        try restoreRunning(file, into: model, path: path)
+    }
+
+    /// Each batch norm's running statistics as a [2, C] tensor (mean, then unbiased variance).
+    static func runningTensors(_ model: Model) -> [StoredTensor] {
+        zip(model.batchNorms, model.runningOffsets).enumerated().map { b, pair in
+            StoredTensor(name: "running.\(b)", floats: UnsafeBufferPointer(start: model.runningStats.pointer + pair.1,
+                                                                           count: 2 * pair.0.channels),
+                         shape: [2, pair.0.channels])
+        }
+    }
+
+    /// Copies the stored running statistics into `model` (checkpoints and subnetworks alike).
+    static func restoreRunning(_ file: SafeTensorsFile, into model: Model, path: String) throws {
+        guard Int(file.metadata["batchnorms"] ?? "0") == model.batchNorms.count else {
+            throw HiddenError("\(path) has the running statistics of \(file.metadata["batchnorms"] ?? "0") batch norms, the model has \(model.batchNorms.count)")
+        }
+        for (b, (bn, offset)) in zip(model.batchNorms, model.runningOffsets).enumerated() {
+            guard let r = file.tensor("running.\(b)"), r.dtype == .f32, r.shape == [2, bn.channels] else {
+                throw HiddenError("\(path): running statistics \(b) do not have the shape [2, \(bn.channels)] of the model's batch norm")
+            }
+            r.copyFloats(into: model.runningStats.pointer + offset, count: 2 * bn.channels)
         }
     }
 

@@ -1,6 +1,7 @@
 // An exported subnetwork: the model description and seed (the weights follow from them) plus
 // each layer's mask packed one bit per weight, most significant bit first (numpy.unpackbits'
-// default order), in safetensors. About 1/32 of the float weights' size.
+// default order), in safetensors. About 1/32 of the float weights' size. A model with batch norm
+// also needs its running statistics to be evaluated: they travel as `running.<b>`, [2, C] floats.
 
 import Foundation
 
@@ -22,6 +23,8 @@ public enum Subnetwork {
             tensors.append(StoredTensor(name: "mask.\(l)", dtype: .u8, shape: [(m.count + 7) / 8],
                                         bytes: pack(m.mask.pointer, count: m.count)))
         }
+        meta["batchnorms"] = "\(model.batchNorms.count)"
+        tensors += ScoreCheckpoint.runningTensors(model)
         meta["data_crc32"] = SafeTensorsFile.dataChecksum(tensors)
         meta["header_crc32"] = ScoreCheckpoint.headerChecksum(meta, tensors)
         return SafeTensorsFile(metadata: meta, tensors: tensors)
@@ -41,8 +44,9 @@ public enum Subnetwork {
             throw HiddenError("\(path): the weights rebuilt from its seed differ from the ones it was found in",
                               hint: "use the hidden-mpi version that exported it")
         }
-        guard Int(file.metadata["layers"] ?? "") == model.masked.count, file.tensors.count == model.masked.count else {
-            throw HiddenError("\(path) holds \(file.tensors.count) masks, the model has \(model.masked.count) layers")
+        let norms = Int(file.metadata["batchnorms"] ?? "0") ?? -1
+        guard Int(file.metadata["layers"] ?? "") == model.masked.count, file.tensors.count == model.masked.count + norms else {
+            throw HiddenError("\(path) holds \(file.tensors.count - max(norms, 0)) masks, the model has \(model.masked.count) layers")
         }
         for (l, m) in model.masked.enumerated() {
             guard let t = file.tensor("mask.\(l)"), t.dtype == .u8, t.shape == [(m.count + 7) / 8] else {
@@ -58,6 +62,7 @@ public enum Subnetwork {
                 throw HiddenError("\(path): mask \(l) keeps \(ones) weights, the model keeps \(m.kept) at k = \(model.config.k)")
             }
         }
+        try ScoreCheckpoint.restoreRunning(file, into: model, path: path)
         model.updateMasks()
     }
 

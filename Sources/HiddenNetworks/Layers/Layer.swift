@@ -2,7 +2,8 @@
 // per sample; `batch` is the number of samples in the buffers.
 
 public protocol Layer: AnyObject {
-    /// Short name of the kind: "conv2d", "linear", "relu", "maxpool", "flatten".
+    /// Short name of the kind: "conv2d", "linear", "relu", "maxpool", "batchnorm", "avgpool",
+    /// "flatten", "basic-block", "bottleneck".
     var kind: String { get }
     var inputShape: Shape { get }
     var outputShape: Shape { get }
@@ -15,11 +16,21 @@ public protocol Layer: AnyObject {
     /// layer, dL/dW_eff and dL/dS.
     func backward(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ dy: UnsafePointer<Float>,
                   _ dx: UnsafeMutablePointer<Float>?, batch: Int)
+    /// The layers this one is made of (a residual block's branch and shortcut), in the order their
+    /// weights take in the model's score arena; empty for a plain layer.
+    var children: [Layer] { get }
+    /// Sizes any buffers the layer keeps for batches of up to `batch` samples (once, before the
+    /// step loop, which then allocates nothing).
+    func reserve(batch: Int)
 }
 
 extension Layer {
     public var masked: MaskedWeights? { nil }
     public var forwardFLOPsPerSample: Int { 0 }
+    public var children: [Layer] { [] }
+    public func reserve(batch: Int) {}
+    /// This layer and every layer inside it, depth first, parents before their children.
+    public var allLayers: [Layer] { [self] + children.flatMap { $0.allLayers } }
     /// A one-line description of the layer's geometry for `info`.
     public var summary: String { "\(kind) \(inputShape) -> \(outputShape)" }
 }

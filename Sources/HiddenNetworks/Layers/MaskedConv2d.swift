@@ -1,4 +1,5 @@
-// Masked 2-D convolution, no bias, any kernel, stride and padding: im2col + sgemm per image.
+// Masked 2-D convolution, no bias, any kernel, stride and padding: im2col + sgemm per image; a
+// 1x1 convolution with stride 1 is a plain sgemm on the image itself (no im2col, no col2im).
 // x: [B, C, H, W], W: [Co, C*KH*KW], y: [B, Co, OH, OW]. Per image y_b = W_eff col_b; backward
 // rebuilds col_b instead of keeping a batch of them (memory), then dW_eff += dy_b col_b^T and
 // dcol = W_eff^T dy_b, scattered back by col2im.
@@ -14,6 +15,8 @@ public final class MaskedConv2d: Layer {
     public let weights: MaskedWeights
     public var masked: MaskedWeights? { weights }
     private let col: FloatBuffer
+    /// 1x1, stride 1, no padding: the image [C, H*W] is its own im2col matrix.
+    private let pointwise: Bool
     private var colRows: Int { inChannels * kernel * kernel }
     private var positions: Int { outHeight * outWidth }
     public var forwardFLOPsPerSample: Int { 2 * weights.count * positions }
@@ -35,15 +38,24 @@ public final class MaskedConv2d: Layer {
         let rows = inChannels * kernel * kernel
         weights = MaskedWeights(count: outChannels * rows, fanIn: rows, fanOut: outChannels * kernel * kernel, k: k,
                                 shape: [outChannels, inChannels, kernel, kernel])
-        col = FloatBuffer(count: rows * outHeight * outWidth)
+        pointwise = kernel == 1 && stride == 1 && padding == 0
+        col = FloatBuffer(count: pointwise ? 0 : rows * outHeight * outWidth)
+    }
+
+    /// The im2col matrix [C*KH*KW, OH*OW] of image b: the image itself when pointwise.
+    @inline(__always)
+    private func columns(_ x: UnsafePointer<Float>, image b: Int) -> UnsafePointer<Float> {
+        if pointwise { return x + b * inputShape.count }
+        im2col(x + b * inputShape.count, col.pointer)
+        return UnsafePointer(col.pointer)
     }
 
     public func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int) {
-        let inSize = inputShape.count, outSize = outputShape.count
+        let outSize = outputShape.count
         for b in 0..<batch {
-            im2col(x + b * inSize, col.pointer)
+            let cols = columns(x, image: b)
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(outChannels), Int32(positions), Int32(colRows),
-                        1, weights.effective.pointer, Int32(colRows), col.pointer, Int32(positions),
+                        1, weights.effective.pointer, Int32(colRows), cols, Int32(positions),
                         0, y + b * outSize, Int32(positions))
         }
     }
@@ -54,12 +66,17 @@ public final class MaskedConv2d: Layer {
         let g = weights.effectiveGrad.pointer
         if batch == 0 { weights.effectiveGrad.zero() }
         for b in 0..<batch {
-            im2col(x + b * inSize, col.pointer)
+            let cols = columns(x, image: b)
             // dW_eff [Co, K] (+)= dy_b [Co, P] col_b^T [P, K]
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(outChannels), Int32(colRows), Int32(positions),
-                        1, dy + b * outSize, Int32(positions), col.pointer, Int32(positions),
+                        1, dy + b * outSize, Int32(positions), cols, Int32(positions),
                         b == 0 ? 0 : 1, g, Int32(colRows))
-            if let dx {
+            if let dx, pointwise {
+                // dx_b [C, P] = W_eff^T [C, Co] dy_b [Co, P]
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(colRows), Int32(positions), Int32(outChannels),
+                            1, weights.effective.pointer, Int32(colRows), dy + b * outSize, Int32(positions),
+                            0, dx + b * inSize, Int32(positions))
+            } else if let dx {
                 // dcol [K, P] = W_eff^T [K, Co] dy_b [Co, P], reusing col's storage.
                 cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(colRows), Int32(positions), Int32(outChannels),
                             1, weights.effective.pointer, Int32(colRows), dy + b * outSize, Int32(positions),

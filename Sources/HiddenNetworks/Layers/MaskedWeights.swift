@@ -28,6 +28,9 @@ public final class MaskedWeights {
     public private(set) var scores: UnsafeMutablePointer<Float>
     public private(set) var scoreGrad: UnsafeMutablePointer<Float>
     private let scratch: UnsafeMutablePointer<UInt32>
+    /// Called once the layer's score gradient of a backward pass is final: the trainer starts its
+    /// allreduce here, so that it overlaps the backward pass of the layers below.
+    public var onGradientReady: (() -> Void)?
 
     /// The weight tensor's shape: [out, in] for linear, [out, in, kh, kw] for conv.
     public let shape: [Int]
@@ -120,5 +123,6 @@ public final class MaskedWeights {
             let p = probabilities!.pointer
             for i in 0..<count { d[i] = w[i] * g[i] * p[i] * (1 - p[i]) }
         }
+        onGradientReady?()
     }
 }

@@ -1,6 +1,8 @@
 // A sequential model with every buffer it needs for a batch of up to `maxBatch` samples: the
-// scores of all layers in one contiguous arena (so score gradients allreduce as one buffer),
-// activations per layer, and two ping-pong gradient buffers. Nothing is allocated per step.
+// scores of all layers in one contiguous arena (so score gradients allreduce as one buffer), the
+// batch norms' running statistics in another, activations per layer, and two ping-pong gradient
+// buffers. A layer may be a residual block holding layers of its own; its weights take their
+// place in the arena in the order `Layer.allLayers` walks them. Nothing is allocated per step.
 
 public struct ModelConfig: Equatable, Sendable {
     public var architecture: Architecture
@@ -24,8 +26,19 @@ public struct ModelConfig: Equatable, Sendable {
 
 public final class Model {
     public let config: ModelConfig
+    /// The top-level layers, in the order forward runs them.
     public let layers: [Layer]
+    /// Every layer, blocks and the layers inside them included (depth first).
+    public let allLayers: [Layer]
     public let masked: [MaskedWeights]
+    public let batchNorms: [BatchNorm2d]
+    /// Running mean and variance of every batch norm, [2, C] each, one after the other: part of
+    /// the run's state (checkpoints) and of a found subnetwork (export).
+    public let runningStats: FloatBuffer
+    /// Offset of each batch norm's running statistics in `runningStats`.
+    public let runningOffsets: [Int]
+    /// Training or evaluation mode, and how batch statistics are shared between ranks.
+    public let norm = BatchNormContext()
     public let maxBatch: Int
     /// All scores, layer after layer; and their gradients, in the same order.
     public let scores: FloatBuffer
@@ -41,8 +54,16 @@ public final class Model {
         self.config = config
         self.maxBatch = max(1, maxBatch)
         layers = try config.architecture.layers(input: config.inputShape, classes: config.classes,
-                                                width: config.width, k: config.k)
-        masked = layers.compactMap { $0.masked }
+                                                width: config.width, k: config.k, norm: norm)
+        allLayers = layers.flatMap { $0.allLayers }
+        masked = allLayers.compactMap { $0.masked }
+        batchNorms = allLayers.compactMap { $0 as? BatchNorm2d }
+        var runOffs: [Int] = []
+        var runTotal = 0
+        for bn in batchNorms { runOffs.append(runTotal); runTotal += 2 * bn.channels }
+        runningOffsets = runOffs
+        runningStats = FloatBuffer(count: runTotal)
+        for (bn, o) in zip(batchNorms, runOffs) { bn.bind(running: runningStats.pointer + o) }
         var offs: [Int] = []
         var total = 0
         for m in masked { offs.append(total); total += m.count }
@@ -62,6 +83,7 @@ public final class Model {
             }
         }
         let rows = self.maxBatch
+        for layer in layers { layer.reserve(batch: rows) }
         input = FloatBuffer(count: rows * config.inputShape.count)
         activations = layers.map { FloatBuffer(count: rows * $0.outputShape.count) }
         let largest = layers.map { $0.outputShape.count }.max() ?? 1
@@ -73,14 +95,11 @@ public final class Model {
     public var outputCount: Int { config.classes }
     public var forwardFLOPsPerSample: Int { layers.reduce(0) { $0 + $1.forwardFLOPsPerSample } }
 
-    /// For each layer, the index of its masked weights in `masked` (nil for parameter-free layers).
-    public var maskedIndexOfLayer: [Int?] {
-        var next = 0
-        return layers.map { layer in
-            guard layer.masked != nil else { return nil }
-            defer { next += 1 }
-            return next
-        }
+    /// Training mode: batch norms normalise with batch statistics and update their running ones.
+    /// Evaluation mode (the default): they use the running statistics and talk to no other rank.
+    public var training: Bool {
+        get { norm.training }
+        set { norm.training = newValue }
     }
 
     /// Recomputes every layer's mask from its scores (once per step, and before evaluation).
@@ -101,7 +120,8 @@ public final class Model {
     }
 
     /// Backward pass from dL/dlogits; leaves dL/dS of every layer in `scoreGrads`. `afterLayer`
-    /// runs after each layer with its index: a layer's score gradients are final from then on.
+    /// runs after each top-level layer with its index; each masked layer's own
+    /// `onGradientReady` runs as soon as its score gradients are final, inside blocks too.
     public func backward(logitGrad: UnsafePointer<Float>, batch: Int, afterLayer: (Int) -> Void = { _ in }) {
         var dy = logitGrad
         var out = gradA

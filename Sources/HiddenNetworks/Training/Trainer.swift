@@ -13,6 +13,8 @@ public struct TrainConfig: Equatable, Sendable {
     public var epochs: Int = 1
     public var globalBatch: Int = 128
     public var labelSmoothing: Double = 0
+    /// Batch-norm statistics of the global batch (every rank the same) or of each rank's slice.
+    public var bnSync: BatchNormSync = .global
     /// Stop after this many optimiser steps in all (tests, quick looks); nil runs every epoch out.
     public var maxSteps: Int? = nil
 
@@ -94,7 +96,8 @@ public final class Trainer {
     private let logitGrad: FloatBuffer
     /// Loss sum, correct count and stop flag, reduced with every step.
     private let stepStats: UnsafeMutableBufferPointer<Double>
-    private let maskedIndexOfLayer: [Int?]
+    /// When this step's first score-gradient reduction started (0: none yet).
+    private var firstReduceStart = 0.0
     public var globalStep: Int { state.globalStep }
 
     public init(config: TrainConfig, data: Dataset, comm: Communicator) throws {
@@ -122,7 +125,16 @@ public final class Trainer {
         labels = .allocate(capacity: maxLocalBatch)
         logitGrad = FloatBuffer(count: maxLocalBatch * config.model.classes)
         stepStats = .allocate(capacity: 3)
-        maskedIndexOfLayer = model.maskedIndexOfLayer
+        if config.bnSync == .global { model.norm.communicator = comm }
+        // Each layer's score gradients start reducing as soon as its backward pass is done, in the
+        // same order on every rank.
+        for m in model.masked {
+            m.onGradientReady = { [unowned self, unowned m] in
+                if self.firstReduceStart == 0 { self.firstReduceStart = monotonicSeconds() }
+                self.comm.startAllreduceSum(UnsafeMutableBufferPointer(start: m.scoreGrad, count: m.count))
+                self.comm.pollAllreduces()
+            }
+        }
     }
 
     deinit { labels.deallocate(); stepStats.deallocate() }
@@ -137,20 +149,15 @@ public final class Trainer {
                          seed: config.model.seed, x: model.input.pointer, y: labels)
         let t1 = monotonicSeconds()
         model.updateMasks(draw: UInt64(state.globalStep))
+        model.training = true
         let t2 = monotonicSeconds()
         let logits = model.forward(batch: mine.count)
         let result = softmaxCrossEntropy(logits: logits, labels: labels, batch: mine.count, classes: config.model.classes,
                                          smoothing: config.labelSmoothing, grad: logitGrad.pointer)
         let t3 = monotonicSeconds()
-        var firstStart = 0.0
-        model.backward(logitGrad: logitGrad.pointer, batch: mine.count) { layer in
-            if let l = self.maskedIndexOfLayer[layer] {
-                if firstStart == 0 { firstStart = monotonicSeconds() }
-                let m = self.model.masked[l]
-                self.comm.startAllreduceSum(UnsafeMutableBufferPointer(start: m.scoreGrad, count: m.count))
-            }
-            self.comm.pollAllreduces()
-        }
+        firstReduceStart = 0
+        model.backward(logitGrad: logitGrad.pointer, batch: mine.count) { _ in self.comm.pollAllreduces() }
+        let firstStart = firstReduceStart
         let t4 = monotonicSeconds()
         comm.waitAllreduces()
         stepStats[0] = result.lossSum; stepStats[1] = Double(result.correct); stepStats[2] = stop ? 1 : 0
@@ -240,6 +247,7 @@ public final class Trainer {
     /// Mean loss and accuracy on the test split, sharded over the ranks, with the current scores.
     public func evaluate() -> (loss: Double, accuracy: Double) {
         model.updateMasks()
+        model.training = false
         let mine = localRange(count: data.test.count)
         var lossSum = 0.0, correct = 0
         var start = mine.lowerBound

@@ -1,0 +1,139 @@
+// Non-affine batch norm (the reference's NonAffineBatchNorm = PyTorch BatchNorm2d(affine=False)).
+// x, y: [B, C, H, W] (or [B, C]); statistics per channel over the batch and all positions.
+//   training:   y = (x - mean) / sqrt(var + eps), mean and biased var of the batch;
+//               running = (1 - momentum) * running + momentum * (mean, unbiased var)
+//   evaluation: y = (x - running mean) / sqrt(running var + eps)
+// The batch is the *global* batch: the per-channel sums are allreduced in forward, and the two
+// sums backward needs (sum dy, sum dy * y) in backward, so every rank normalises with the same
+// statistics and -np 1 and -np N follow the same trajectory (BatchNormContext.sync = .global).
+// Sums are kept in double precision, so var = E[x^2] - mean^2 does not cancel badly.
+
+import Foundation
+
+/// Whether batch statistics are those of the global batch (allreduced) or of each rank's slice.
+public enum BatchNormSync: String, CaseIterable, Sendable {
+    case global, local
+}
+
+/// What every batch-norm layer of a model shares: training or evaluation mode, and the
+/// communicator its statistics are reduced over (nil: this process's samples only).
+public final class BatchNormContext {
+    public var training = false
+    public var communicator: Communicator?
+    public init() {}
+}
+
+public final class BatchNorm2d: Layer {
+    public let kind = "batchnorm"
+    public let inputShape: Shape
+    public var outputShape: Shape { inputShape }
+    public let channels: Int
+    public let momentum: Double = 0.1
+    public let eps: Double = 1e-5
+    let context: BatchNormContext
+    private let plane: Int
+    /// Running mean then running (unbiased) variance, [2, C]: a view into the model's arena.
+    public private(set) var running: UnsafeMutablePointer<Float>
+    private let ownRunning: FloatBuffer
+    /// Per-channel sums: [sum x, sum x^2, count] in forward, [sum dy, sum dy * y] in backward.
+    private let sums: UnsafeMutableBufferPointer<Double>
+    /// 1 / sqrt(var + eps) of the last training forward, and how many values it was taken over.
+    private let invStd: UnsafeMutablePointer<Float>
+    private var lastCount = 0.0
+
+    public init(input: Shape, context: BatchNormContext) {
+        inputShape = input
+        channels = input.dims[0]
+        plane = input.count / channels
+        self.context = context
+        ownRunning = FloatBuffer(count: 2 * channels)
+        running = ownRunning.pointer
+        sums = .allocate(capacity: 2 * channels + 1)
+        invStd = .allocate(capacity: channels)
+        BatchNorm2d.resetRunning(running, channels: channels)
+    }
+
+    deinit { sums.deallocate(); invStd.deallocate() }
+
+    /// PyTorch's initial running statistics: mean 0, variance 1.
+    static func resetRunning(_ r: UnsafeMutablePointer<Float>, channels: Int) {
+        r.update(repeating: 0, count: channels)
+        (r + channels).update(repeating: 1, count: channels)
+    }
+
+    /// Points the running statistics at the model's arena (and resets them there).
+    public func bind(running r: UnsafeMutablePointer<Float>) {
+        running = r
+        BatchNorm2d.resetRunning(r, channels: channels)
+    }
+
+    private func reduce(_ count: Int) {
+        guard let comm = context.communicator, comm.size > 1 else { return }
+        comm.allreduce(UnsafeMutableBufferPointer(rebasing: sums[0..<count]), op: .sum)
+    }
+
+    public func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int) {
+        let C = channels, P = plane
+        guard context.training else {
+            for c in 0..<C {
+                let mean = running[c], scale = Float(1 / (Double(running[C + c]) + eps).squareRoot())
+                for b in 0..<batch {
+                    let src = x + (b * C + c) * P, dst = y + (b * C + c) * P
+                    for i in 0..<P { dst[i] = (src[i] - mean) * scale }
+                }
+            }
+            return
+        }
+        for c in 0..<C {
+            var s1 = 0.0, s2 = 0.0
+            for b in 0..<batch {
+                let src = x + (b * C + c) * P
+                for i in 0..<P { let v = Double(src[i]); s1 += v; s2 += v * v }
+            }
+            sums[c] = s1; sums[C + c] = s2
+        }
+        sums[2 * C] = Double(batch * P)
+        reduce(2 * C + 1)
+        let n = sums[2 * C]
+        lastCount = n
+        guard n > 0 else { return }  // an empty slice under per-rank statistics
+        for c in 0..<C {
+            let mean = sums[c] / n
+            let variance = max(0, sums[C + c] / n - mean * mean)
+            let scale = Float(1 / (variance + eps).squareRoot())
+            invStd[c] = scale
+            let m = Float(mean)
+            for b in 0..<batch {
+                let src = x + (b * C + c) * P, dst = y + (b * C + c) * P
+                for i in 0..<P { dst[i] = (src[i] - m) * scale }
+            }
+            let unbiased = n > 1 ? variance * n / (n - 1) : variance
+            running[c] = Float((1 - momentum) * Double(running[c]) + momentum * mean)
+            running[C + c] = Float((1 - momentum) * Double(running[C + c]) + momentum * unbiased)
+        }
+    }
+
+    /// Training mode only: dx = invstd * (dy - mean(dy) - y * mean(dy * y)), means over the
+    /// global batch (y is the normalised input, x-hat, since there is no scale or shift).
+    public func backward(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ dy: UnsafePointer<Float>,
+                         _ dx: UnsafeMutablePointer<Float>?, batch: Int) {
+        let C = channels, P = plane
+        for c in 0..<C {
+            var a = 0.0, g = 0.0
+            for b in 0..<batch {
+                let d = dy + (b * C + c) * P, yy = y + (b * C + c) * P
+                for i in 0..<P { a += Double(d[i]); g += Double(d[i]) * Double(yy[i]) }
+            }
+            sums[c] = a; sums[C + c] = g
+        }
+        reduce(2 * C)  // every rank takes part, with or without dx
+        guard let dx, lastCount > 0 else { return }
+        for c in 0..<C {
+            let meanDy = Float(sums[c] / lastCount), meanDyY = Float(sums[C + c] / lastCount), scale = invStd[c]
+            for b in 0..<batch {
+                let d = dy + (b * C + c) * P, yy = y + (b * C + c) * P, out = dx + (b * C + c) * P
+                for i in 0..<P { out[i] = scale * (d[i] - meanDy - yy[i] * meanDyY) }
+            }
+        }
+    }
+}

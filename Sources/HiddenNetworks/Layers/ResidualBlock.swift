@@ -1,0 +1,148 @@
+// A residual block (He et al. 2016): y = relu(branch(x) + shortcut(x)), where the shortcut is the
+// identity or a projection (strided 1x1 convolution + batch norm) when the stride or the width
+// changes. The block owns its layers and their activations; backward sends dL/d(sum) through
+// both paths and adds the two input gradients. x: [B, C, H, W], y: [B, C', H', W'].
+//
+//   basic (ResNet-18/34):      conv3x3/s - bn - relu - conv3x3 - bn
+//   bottleneck (ResNet-50+):   conv1x1 - bn - relu - conv3x3/s - bn - relu - conv1x1 (x4) - bn
+//                              (the stride sits on the 3x3, "ResNet v1.5", as torchvision and the reference)
+
+public final class ResidualBlock: Layer {
+    public let kind: String
+    public let inputShape: Shape
+    public let outputShape: Shape
+    public let branch: [Layer]
+    /// Empty for the identity shortcut.
+    public let shortcut: [Layer]
+    public var children: [Layer] { branch + shortcut }
+    public var forwardFLOPsPerSample: Int { children.reduce(0) { $0 + $1.forwardFLOPsPerSample } }
+    private var branchOut: [FloatBuffer] = []
+    private var shortcutOut: [FloatBuffer] = []
+    /// dL/d(sum), and two buffers the gradient ping-pongs between inside a path.
+    private var sumGrad = FloatBuffer(count: 0), gradA = FloatBuffer(count: 0), gradB = FloatBuffer(count: 0)
+    private var reserved = 0
+
+    /// The basic block of ResNet-18/34: two 3x3 convolutions, the first with the stride.
+    public static func basic(input: Shape, planes: Int, stride: Int, k: Double, norm: BatchNormContext) throws -> ResidualBlock {
+        let conv1 = try MaskedConv2d(input: input, outChannels: planes, kernel: 3, stride: stride, padding: 1, k: k)
+        let bn1 = BatchNorm2d(input: conv1.outputShape, context: norm)
+        let relu = ReLU(input: bn1.outputShape)
+        let conv2 = try MaskedConv2d(input: relu.outputShape, outChannels: planes, kernel: 3, stride: 1, padding: 1, k: k)
+        let bn2 = BatchNorm2d(input: conv2.outputShape, context: norm)
+        return try ResidualBlock(kind: "basic-block", input: input, branch: [conv1, bn1, relu, conv2, bn2],
+                                 stride: stride, k: k, norm: norm)
+    }
+
+    /// The bottleneck of ResNet-50 and up: 1x1 down to `width`, 3x3 with the stride, 1x1 up to
+    /// 4 x planes. `width` is planes, or 2 x planes in the wide ResNets.
+    public static func bottleneck(input: Shape, planes: Int, width: Int, stride: Int, k: Double,
+                                  norm: BatchNormContext) throws -> ResidualBlock {
+        let conv1 = try MaskedConv2d(input: input, outChannels: width, kernel: 1, stride: 1, padding: 0, k: k)
+        let bn1 = BatchNorm2d(input: conv1.outputShape, context: norm)
+        let relu1 = ReLU(input: bn1.outputShape)
+        let conv2 = try MaskedConv2d(input: relu1.outputShape, outChannels: width, kernel: 3, stride: stride, padding: 1, k: k)
+        let bn2 = BatchNorm2d(input: conv2.outputShape, context: norm)
+        let relu2 = ReLU(input: bn2.outputShape)
+        let conv3 = try MaskedConv2d(input: relu2.outputShape, outChannels: planes * 4, kernel: 1, stride: 1, padding: 0, k: k)
+        let bn3 = BatchNorm2d(input: conv3.outputShape, context: norm)
+        return try ResidualBlock(kind: "bottleneck", input: input, branch: [conv1, bn1, relu1, conv2, bn2, relu2, conv3, bn3],
+                                 stride: stride, k: k, norm: norm)
+    }
+
+    /// A block around `branch`, with a projection shortcut where the branch changes the shape.
+    init(kind: String, input: Shape, branch: [Layer], stride: Int, k: Double, norm: BatchNormContext) throws {
+        self.kind = kind
+        inputShape = input
+        outputShape = branch.last!.outputShape
+        self.branch = branch
+        if outputShape == input {
+            shortcut = []
+        } else {
+            let projection = try MaskedConv2d(input: input, outChannels: outputShape.dims[0], kernel: 1, stride: stride, padding: 0, k: k)
+            guard projection.outputShape == outputShape else {
+                throw HiddenError("a \(kind) on \(input) gives \(outputShape) but its projection shortcut gives \(projection.outputShape)")
+            }
+            shortcut = [projection, BatchNorm2d(input: outputShape, context: norm)]
+        }
+    }
+
+    public func reserve(batch: Int) {
+        guard batch > reserved else { return }
+        reserved = batch
+        branchOut = branch.map { FloatBuffer(count: batch * $0.outputShape.count) }
+        shortcutOut = shortcut.map { FloatBuffer(count: batch * $0.outputShape.count) }
+        let largest = ([inputShape] + children.map(\.outputShape)).map(\.count).max()!
+        sumGrad = FloatBuffer(count: batch * outputShape.count)
+        gradA = FloatBuffer(count: batch * largest)
+        gradB = FloatBuffer(count: batch * largest)
+        for layer in children { layer.reserve(batch: batch) }
+    }
+
+    public func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int) {
+        reserve(batch: batch)  // a no-op once the model reserved its largest batch
+        let a = ResidualBlock.forward(branch, branchOut, x, batch: batch)
+        let s = shortcut.isEmpty ? x : ResidualBlock.forward(shortcut, shortcutOut, x, batch: batch)
+        let n = batch * outputShape.count
+        y.update(from: a, count: n)
+        addInPlace(y, s, count: n)
+        relu(y, count: n)
+    }
+
+    public func backward(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ dy: UnsafePointer<Float>,
+                         _ dx: UnsafeMutablePointer<Float>?, batch: Int) {
+        let n = batch * outputShape.count
+        // dL/d(sum) = dy where the output's ReLU passed (y > 0).
+        let g = sumGrad.pointer
+        for i in 0..<n { g[i] = y[i] > 0 ? dy[i] : 0 }
+        backward(branch, branchOut, x, UnsafePointer(g), into: dx, batch: batch)
+        guard let dx else {
+            if !shortcut.isEmpty { backward(shortcut, shortcutOut, x, UnsafePointer(g), into: nil, batch: batch) }
+            return
+        }
+        if shortcut.isEmpty {
+            addInPlace(dx, g, count: n)
+        } else {
+            // The branch is done with gradA/gradB: the shortcut's input gradient goes to the one
+            // that the shortcut's first layer does not read its dy from.
+            let out = (shortcut.count - 1) % 2 == 0 ? gradA.pointer : gradB.pointer
+            backward(shortcut, shortcutOut, x, UnsafePointer(g), into: out, batch: batch)
+            addInPlace(dx, out, count: batch * inputShape.count)
+        }
+    }
+
+    /// Runs `layers` in order, each into its own output buffer; returns the last output.
+    private static func forward(_ layers: [Layer], _ outs: [FloatBuffer], _ x: UnsafePointer<Float>, batch: Int) -> UnsafePointer<Float> {
+        var input = x
+        for (layer, out) in zip(layers, outs) {
+            layer.forward(input, out.pointer, batch: batch)
+            input = UnsafePointer(out.pointer)
+        }
+        return input
+    }
+
+    /// Backward through `layers` from dL/d(last output) = `dy`, the intermediate gradients
+    /// alternating between gradA and gradB, the first layer's input gradient into `dx`.
+    private func backward(_ layers: [Layer], _ outs: [FloatBuffer], _ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>,
+                          into dx: UnsafeMutablePointer<Float>?, batch: Int) {
+        var grad = dy
+        for i in stride(from: layers.count - 1, through: 0, by: -1) {
+            let input = i == 0 ? x : UnsafePointer(outs[i - 1].pointer)
+            let out: UnsafeMutablePointer<Float>? = i == 0 ? dx : ((layers.count - 1 - i) % 2 == 0 ? gradA.pointer : gradB.pointer)
+            layers[i].backward(input, UnsafePointer(outs[i].pointer), grad, out, batch: batch)
+            if let out { grad = UnsafePointer(out) }
+        }
+    }
+}
+
+/// x[i] = max(x[i], 0) in place, 16 lanes at a time.
+@inline(__always)
+func relu(_ x: UnsafeMutablePointer<Float>, count n: Int) {
+    let r = UnsafeMutableRawPointer(x)
+    var i = 0
+    while i + 16 <= n {
+        let v = r.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self)
+        r.storeBytes(of: v.replacing(with: 0, where: v .< 0), toByteOffset: 4 * i, as: SIMD16<Float>.self)
+        i += 16
+    }
+    while i < n { x[i] = max(x[i], 0); i += 1 }
+}
