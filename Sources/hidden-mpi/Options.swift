@@ -49,7 +49,7 @@ struct ModelOptions: ParsableArguments {
 }
 
 struct DataOptions: ParsableArguments {
-    @Option(help: "Data set: fashion-mnist (default, Debian's dataset-fashion-mnist), mnist, cifar10 (binary version), synthetic.")
+    @Option(help: "Data set: fashion-mnist (default, Debian's dataset-fashion-mnist), mnist, cifar10 (binary version), cifar100 (binary version, the 100 fine labels; epoch lines add top-5 accuracy), synthetic.")
     var dataset: DataSource = .fashionMNIST
 
     @Option(help: "Folder with the data set's files (default for fashion-mnist: /usr/share/datasets/fashion-mnist).")
@@ -79,6 +79,7 @@ struct DataOptions: ParsableArguments {
         switch dataset {
         case .fashionMNIST, .mnist: return (Shape([1, 28, 28]), 10)
         case .cifar10: return (Shape([3, 32, 32]), 10)
+        case .cifar100: return (Shape([3, 32, 32]), 100)
         case .synthetic: return (input, classes)
         }
     }

@@ -193,11 +193,17 @@ struct Train: ParsableCommand {
         }, onEpoch: { e, _ in
             lastProgress = Date()
             lastEpoch = e
-            out.line(String(format: "%5d  %10.4f  %8.2f%%  %9.4f  %7.2f%%  %8.5f  %8.1f  %9.0f",
-                            e.epoch, e.train_loss, 100 * e.train_acc, e.test_loss, 100 * e.test_acc,
-                            e.lr, e.seconds, e.images_per_s))
+            // More than 10 classes: a test_top5 column after test_acc (10 or fewer: the line as it was).
+            out.line(String(format: "%5d  %10.4f  %8.2f%%  %9.4f  %7.2f%%", e.epoch, e.train_loss, 100 * e.train_acc,
+                            e.test_loss, 100 * e.test_acc)
+                     + (e.test_top5.map { String(format: "  %8.2f%%", 100 * $0) } ?? "")
+                     + String(format: "  %8.5f  %8.1f  %9.0f", e.lr, e.seconds, e.images_per_s))
             var object = (try? JSONSerialization.jsonObject(with: JSONEncoder().encode(e))) as? [String: Any] ?? [:]
             object["kind"] = "epoch"
+            if !trainer.model.batchNorms.isEmpty {
+                // Every rank's running statistics, as checksums: the same on all of them under --bn-sync global.
+                object["running_checksums"] = gatherChecksums(trainer.model.runningChecksum(), comm).map(hex)
+            }
             metricsFile?.write(object)
             checkpoint("end of epoch \(e.epoch)")
         })
@@ -303,12 +309,7 @@ struct Train: ParsableCommand {
 
     /// Each rank's weight checksum, gathered on all ranks; aborts the job if any differs.
     func verifyWeights(_ model: Model, _ comm: Communicator) throws -> [UInt64] {
-        let mine = model.weightChecksum()
-        var slots = [Double](repeating: 0, count: 2 * comm.size)
-        slots[2 * comm.rank] = Double(mine >> 32)
-        slots[2 * comm.rank + 1] = Double(mine & 0xFFFF_FFFF)
-        comm.allreduce(&slots, op: .sum)
-        let all = (0..<comm.size).map { UInt64(slots[2 * $0]) << 32 | UInt64(slots[2 * $0 + 1]) }
+        let all = gatherChecksums(model.weightChecksum(), comm)
         if Set(all).count != 1 {
             let list = all.enumerated().map { "rank \($0.offset): \(hex($0.element))" }.joined(separator: ", ")
             if comm.rank == 0 {
@@ -333,7 +334,8 @@ struct Train: ParsableCommand {
         out.line("  \(t.comm.size) rank(s) x \(BLASThreads.current) BLAS thread(s) (OpenBLAS \(BLASThreads.coreName)); global batch \(c.globalBatch) (<= \(t.maxLocalBatch) per rank), \(t.stepsPerEpoch) steps/epoch; SGD lr \(c.sgd.lr) momentum \(c.sgd.momentum)\(c.sgd.nesterov ? " nesterov" : "") wd \(c.sgd.weightDecay), \(c.schedule.rawValue)\(c.warmup > 0 ? " after \(c.warmup) warm-up epochs" : "")")
         if let hint = BLASThreads.fallbackHint { out.progress("hidden-mpi: note: \(hint)") }
         if let note = BLASCoreChoice.note { out.progress("hidden-mpi: note: \(note)") }
-        out.line("epoch  train_loss  train_acc  test_loss  test_acc        lr   seconds   images/s")
+        out.line("epoch  train_loss  train_acc  test_loss  test_acc"
+                 + (EpochMetrics.reportsTop5(classes: c.model.classes) ? "  test_top5" : "") + "        lr   seconds   images/s")
     }
 
     func runObject(_ t: Trainer, _ checksums: [UInt64]) -> [String: Any] {
@@ -350,6 +352,15 @@ struct Train: ParsableCommand {
 }
 
 func hex(_ v: UInt64) -> String { String(format: "%016llx", v) }
+
+/// Every rank's `value`, in rank order, on every rank (two exact 32-bit halves per rank in doubles).
+func gatherChecksums(_ value: UInt64, _ comm: Communicator) -> [UInt64] {
+    var slots = [Double](repeating: 0, count: 2 * comm.size)
+    slots[2 * comm.rank] = Double(value >> 32)
+    slots[2 * comm.rank + 1] = Double(value & 0xFFFF_FFFF)
+    comm.allreduce(&slots, op: .sum)
+    return (0..<comm.size).map { UInt64(slots[2 * $0]) << 32 | UInt64(slots[2 * $0 + 1]) }
+}
 
 /// A span of seconds the way a person reads it: "42 s", "3 min 05 s", "2 h 07 min".
 func duration(_ seconds: Double) -> String {

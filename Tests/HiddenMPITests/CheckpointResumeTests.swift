@@ -94,6 +94,36 @@ final class CheckpointResumeTests: XCTestCase {
         }
     }
 
+    /// A ResNet (batch norm: running statistics are run state too) on 2 ranks: stopped after one
+    /// epoch and resumed, it ends bit-identical to the uninterrupted run, running statistics
+    /// included; `eval` of the last checkpoint and of the exported subnetwork (masks plus running
+    /// statistics) gives training's last test accuracy.
+    func testResNetResumesExactlyAndItsSubnetworkEvaluatesAsTrained() throws {
+        let resnet = ["--dataset", "synthetic", "--input", "3x16x16", "--classes", "4", "--train-size", "192",
+                      "--test-size", "64", "--model", "cifar-resnet18", "--width", "0.25", "--batch-size", "32",
+                      "--seed", "6", "--progress", "0"]
+        try assertOnePlusOneEqualsTwo(resnet, np: 2, tag: "resnet")
+        let final = (path("resnet-straight") as NSString).appendingPathComponent(CheckpointFolder.name(step: 12, epoch: 2))
+        let blob = try SafeTensorsBlob(path: final)
+        XCTAssertEqual(blob.metadata["batchnorms"], "20", "cifar-resnet18: the stem, 2 in each of 8 blocks, 3 projections")
+        let running = blob.floats("running.0") ?? []
+        XCTAssertEqual(running.count, 2 * 16, "running.0 is [mean; var] of the stem's 16 channels")
+        XCTAssertNotEqual(Array(running.prefix(16)), [Float](repeating: 0, count: 16), "the running mean moved from its start")
+        let trained = try Metrics(path: path("resnet-straight.jsonl")).epochValue(1, "test_acc") ?? -1
+        let subnetwork = path("resnet.subnetwork")
+        let export = try Harness.hiddenMPI(["export", "--checkpoint", final, "--output", subnetwork])
+        XCTAssertEqual(export.status, 0, export.transcript)
+        for args in [["--checkpoint", final], ["--subnetwork", subnetwork]] {
+            for np in [1, 2] {
+                let eval = try Harness.hiddenMPI(["eval", "--json"] + args, np: np)
+                XCTAssertEqual(eval.status, 0, eval.transcript)
+                let object = try JSONSerialization.jsonObject(with: Data(eval.stdout.utf8)) as? [String: Any]
+                XCTAssertEqual((object?["test_acc"] as? NSNumber)?.doubleValue ?? .nan, trained, accuracy: 1e-12,
+                               "eval \(args[0]) on \(np) rank(s) vs the last epoch's test_acc\n\(eval.transcript)")
+            }
+        }
+    }
+
     /// Checkpoints every 3 steps; resuming from one in the middle of epoch 1 and from one in the
     /// middle of epoch 2 (the running loss and accuracy sums of the epoch come from the checkpoint)
     /// ends exactly where the uninterrupted run ends and reports the same epochs.

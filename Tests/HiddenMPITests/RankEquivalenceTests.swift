@@ -104,6 +104,28 @@ final class RankEquivalenceTests: XCTestCase {
         }
     }
 
+    /// cifar-resnet18 at width 0.25 (batch norm after every convolution, statistics of the global
+    /// batch): 10 steps at global batch 32, which 3 ranks split 10/11/11 (uneven), with the same
+    /// losses as one rank and the same running statistics on every rank after the epoch.
+    func testResNetSameLossesAndRunningStatisticsForOneTwoAndThreeRanks() throws {
+        let args = ["--dataset", "synthetic", "--input", "3x16x16", "--classes", "4", "--train-size", "320",
+                    "--test-size", "64", "--model", "cifar-resnet18", "--width", "0.25", "--batch-size", "32",
+                    "--epochs", "1", "--log-steps", "10", "--seed", "4"]
+        try assertSameTrajectory(args, nps: [1, 2, 3], steps: 10, epochs: 1, tag: "resnet")
+        for np in [2, 3] {
+            let run = try Metrics(path: dir.appendingPathComponent("resnet-np\(np).jsonl").path)
+            let sums = run.epochs.first?["running_checksums"] as? [String] ?? []
+            XCTAssertEqual(sums.count, np, "resnet: one running-statistics checksum per rank with -np \(np)")
+            XCTAssertEqual(Set(sums).count, 1, "resnet: ranks hold different running statistics with -np \(np): \(sums)")
+        }
+        // --bn-sync local: each rank normalises its own slice, so 2 ranks leave the 1-rank path.
+        let local = try train(args + ["--bn-sync", "local"], np: 2, tag: "resnet-local")
+        let global = try Metrics(path: dir.appendingPathComponent("resnet-np1.jsonl").path)
+        XCTAssertEqual(local.run["bn_sync"] as? String, "local")
+        XCTAssertNotEqual(local.stepLosses.dropFirst().first, global.stepLosses.dropFirst().first,
+                          "--bn-sync local on 2 ranks should not reproduce the global-statistics loss of step 2")
+    }
+
     /// The uneven split of `unevenFC` on 4 and 3 ranks.
     func testUnevenBatchesMatchOneRank() throws {
         try assertSameTrajectory(Self.unevenFC, nps: [1, 4, 3], steps: 11, epochs: 2, tag: "uneven")

@@ -1,5 +1,6 @@
 // The data sets the trainer knows by name, where their files are looked for, and how they are
-// normalised (REFERENCE.md: CIFAR-10 and MNIST as the reference, Fashion-MNIST its own statistics).
+// normalised (REFERENCE.md: CIFAR-10 and MNIST as the reference, Fashion-MNIST and CIFAR-100 their
+// own statistics).
 
 import Foundation
 
@@ -7,12 +8,13 @@ public enum DataSource: String, CaseIterable, Sendable {
     case fashionMNIST = "fashion-mnist"
     case mnist
     case cifar10
+    case cifar100
     case synthetic
 
     public var defaultDirectory: String? {
         switch self {
         case .fashionMNIST: return "/usr/share/datasets/fashion-mnist"
-        case .mnist, .cifar10, .synthetic: return nil  // Debian ships no MNIST or CIFAR-10 package
+        case .mnist, .cifar10, .cifar100, .synthetic: return nil  // Debian ships no MNIST or CIFAR package
         }
     }
 
@@ -24,6 +26,8 @@ public enum DataSource: String, CaseIterable, Sendable {
             return "pass --data-dir DIR holding train-images-idx3-ubyte(.gz), train-labels-idx1-ubyte(.gz), t10k-images-idx3-ubyte(.gz), t10k-labels-idx1-ubyte(.gz)"
         case .cifar10:
             return "unpack the CIFAR-10 binary version (cifar-10-binary.tar.gz) and pass --data-dir pointing at cifar-10-batches-bin"
+        case .cifar100:
+            return "unpack the CIFAR-100 binary version (cifar-100-binary.tar.gz) and pass --data-dir pointing at cifar-100-binary (it holds train.bin and test.bin)"
         case .synthetic:
             return ""
         }
@@ -66,33 +70,70 @@ public func loadDataset(_ source: DataSource, directory: String?, synthetic: Syn
         return Dataset(name: source.rawValue, shape: shape, classes: 10, train: train, test: test,
                        augment: false, padValue: [-mean / std])
     case .cifar10:
-        guard let dir = directory else {
-            throw HiddenError("cifar10 needs --data-dir", hint: source.installHint)
-        }
-        let base = FileManager.default.fileExists(atPath: (dir as NSString).appendingPathComponent("cifar-10-batches-bin"))
-            ? (dir as NSString).appendingPathComponent("cifar-10-batches-bin") : dir
-        let trainNames = (1...5).map { "data_batch_\($0).bin" }
-        let names = trainNames + ["test_batch.bin"]
-        let missing = names.filter { !FileManager.default.fileExists(atPath: (base as NSString).appendingPathComponent($0)) }
-        guard missing.isEmpty else {
-            throw HiddenError("data set cifar10 not found in \(base): missing \(missing.joined(separator: ", "))", hint: source.installHint)
-        }
-        // Each file of the binary version holds exactly 10,000 records of 1 + 3072 bytes.
-        let batchBytes = 10_000 * 3073
-        for name in names {
-            let path = (base as NSString).appendingPathComponent(name)
-            let size = ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber)?.intValue ?? -1
-            guard size == batchBytes else {
-                throw HiddenError("\(path) is \(size < batchBytes ? "truncated" : "malformed"): \(size) bytes, a CIFAR-10 batch has 10000 records of 3073 bytes (\(batchBytes))",
-                                  hint: source.installHint)
-            }
-        }
-        let mean: [Float] = [0.491, 0.482, 0.447], std: [Float] = [0.247, 0.243, 0.262]
-        let train = try loadCIFARFiles(trainNames.map { (base as NSString).appendingPathComponent($0) }, mean: mean, std: std)
-        let test = try loadCIFARFiles([(base as NSString).appendingPathComponent("test_batch.bin")], mean: mean, std: std)
-        return Dataset(name: "cifar10", shape: Shape([3, 32, 32]), classes: 10, train: train, test: test,
-                       augment: true, padValue: (0..<3).map { -mean[$0] / std[$0] })
+        return try loadCIFAR(.cifar10, directory: directory)
+    case .cifar100:
+        return try loadCIFAR(.cifar100, directory: directory)
     }
+}
+
+/// Where a CIFAR binary version's files are, how many records each holds, and how its pixels are
+/// normalised. Both are read, augmented (random crop with padding 4, horizontal flip) and padded
+/// the same way; only the record format, the files and the statistics differ.
+struct CIFARLayout {
+    var source: DataSource
+    var format: CIFARRecordFormat
+    /// The folder the archive unpacks to; --data-dir may name it or the folder holding it.
+    var folder: String
+    var trainFiles: [String]
+    var testFiles: [String]
+    /// Records in each file; the sizes are checked before a byte is read.
+    var records: [String: Int]
+    var mean: [Float], std: [Float]
+
+    static let cifar10 = CIFARLayout(
+        source: .cifar10, format: .cifar10, folder: "cifar-10-batches-bin",
+        trainFiles: (1...5).map { "data_batch_\($0).bin" }, testFiles: ["test_batch.bin"],
+        records: Dictionary(uniqueKeysWithValues: ((1...5).map { "data_batch_\($0).bin" } + ["test_batch.bin"]).map { ($0, 10_000) }),
+        mean: [0.491, 0.482, 0.447], std: [0.247, 0.243, 0.262])
+
+    /// The 100 fine labels; the usual CIFAR-100 statistics.
+    static let cifar100 = CIFARLayout(
+        source: .cifar100, format: .cifar100, folder: "cifar-100-binary",
+        trainFiles: ["train.bin"], testFiles: ["test.bin"], records: ["train.bin": 50_000, "test.bin": 10_000],
+        mean: [0.5071, 0.4865, 0.4409], std: [0.2673, 0.2564, 0.2762])
+}
+
+/// A CIFAR binary version: finds the folder, checks that every file is there and has its exact
+/// size, reads and normalises it; training samples are augmented.
+func loadCIFAR(_ layout: CIFARLayout, directory: String?) throws -> Dataset {
+    let source = layout.source
+    guard let dir = directory else {
+        throw HiddenError("\(source.rawValue) needs --data-dir", hint: source.installHint)
+    }
+    let nested = (dir as NSString).appendingPathComponent(layout.folder)
+    let base = FileManager.default.fileExists(atPath: nested) ? nested : dir
+    let names = layout.trainFiles + layout.testFiles
+    let missing = names.filter { !FileManager.default.fileExists(atPath: (base as NSString).appendingPathComponent($0)) }
+    guard missing.isEmpty else {
+        throw HiddenError("data set \(source.rawValue) not found in \(base): missing \(missing.joined(separator: ", "))", hint: source.installHint)
+    }
+    let record = layout.format.recordBytes
+    for name in names {
+        let path = (base as NSString).appendingPathComponent(name)
+        let size = ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber)?.intValue ?? -1
+        let count = layout.records[name] ?? 0
+        let expected = count * record
+        guard size == expected else {
+            let partial = size >= 0 && size % record != 0 ? ", not a whole number of \(record)-byte records" : ""
+            throw HiddenError("\(path) is \(size < expected ? "truncated" : "malformed"): \(size) bytes\(partial); \(name) of the \(layout.format.name) binary version has \(count) records of \(record) bytes (\(expected))",
+                              hint: layout.format.fixHint)
+        }
+    }
+    let paths = { (names: [String]) in names.map { (base as NSString).appendingPathComponent($0) } }
+    let train = try loadCIFARFiles(paths(layout.trainFiles), mean: layout.mean, std: layout.std, format: layout.format)
+    let test = try loadCIFARFiles(paths(layout.testFiles), mean: layout.mean, std: layout.std, format: layout.format)
+    return Dataset(name: source.rawValue, shape: Shape([3, 32, 32]), classes: layout.format.classes, train: train, test: test,
+                   augment: true, padValue: (0..<3).map { -layout.mean[$0] / layout.std[$0] })
 }
 
 func makeSynthetic(_ spec: SyntheticSpec, seed: UInt64) -> Dataset {

@@ -16,7 +16,8 @@ public struct Dataset {
     public let classes: Int
     public let train: Split
     public let test: Split
-    /// Random crop (pad 4) + horizontal flip on training samples, as the reference does for CIFAR-10.
+    /// Random crop (pad 4) + horizontal flip on training samples, as the reference does for CIFAR-10
+    /// (CIFAR-100 the same).
     public let augment: Bool
     /// What a zero raw pixel becomes after normalisation, per channel (the crop's padding).
     public let padValue: [Float]

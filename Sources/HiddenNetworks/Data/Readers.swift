@@ -1,4 +1,5 @@
-// File formats: IDX (MNIST, Fashion-MNIST; gzipped or not) and the CIFAR-10 binary version.
+// File formats: IDX (MNIST, Fashion-MNIST; gzipped or not) and the CIFAR-10 and CIFAR-100 binary
+// versions.
 // Every size is checked against the file before a byte is trusted.
 
 import CZlib
@@ -95,26 +96,59 @@ public func loadIDXSplit(dir: String, prefix: String, mean: Float, std: Float) t
     return (Split(images: x, labels: y), Shape([1, images.dims[1], images.dims[2]]), [])
 }
 
-/// CIFAR-10 binary records: 1 label byte + 3072 bytes (R, G, B planes of 32x32).
-public func loadCIFARFiles(_ paths: [String], mean: [Float], std: [Float]) throws -> Split {
+/// What a record of a CIFAR binary version holds: `labelBytes` label bytes (the class is byte
+/// `labelIndex` of them), then 3072 pixel bytes (R, G, B planes of 32x32).
+public struct CIFARRecordFormat: Sendable {
+    /// "CIFAR-10", "CIFAR-100", as messages name it.
+    public let name: String
+    public let labelBytes: Int
+    public let labelIndex: Int
+    /// What the class byte is called in messages ("label", "fine label").
+    public let labelName: String
+    public let classes: Int
+    /// The archive to fetch again when a file is bad.
+    public let archive: String
+    /// Said after a label out of range: the likeliest mix-up.
+    let mixUp: String
+
+    public var recordBytes: Int { labelBytes + 3 * 32 * 32 }
+
+    /// CIFAR-10: label (0...9), pixels.
+    public static let cifar10 = CIFARRecordFormat(name: "CIFAR-10", labelBytes: 1, labelIndex: 0, labelName: "label", classes: 10,
+                                                  archive: "cifar-10-binary.tar.gz", mixUp: " (is this CIFAR-100?)")
+    /// CIFAR-100: coarse label (0...19), fine label (0...99), pixels; the fine label is the class.
+    public static let cifar100 = CIFARRecordFormat(name: "CIFAR-100", labelBytes: 2, labelIndex: 1, labelName: "fine label", classes: 100,
+                                                   archive: "cifar-100-binary.tar.gz", mixUp: " (is this a CIFAR-100 binary file? Its records are coarse label, fine label, 3072 pixels)")
+
+    var fixHint: String { "download \(archive) again and unpack it" }
+}
+
+/// CIFAR binary records (CIFAR-10 by default), pixels normalised per channel with (mean, std).
+public func loadCIFARFiles(_ paths: [String], mean: [Float], std: [Float], format: CIFARRecordFormat = .cifar10) throws -> Split {
     var x: [Float] = []
     var y: [Int32] = []
-    let record = 1 + 3 * 32 * 32
+    let record = format.recordBytes
     for path in paths {
-        guard let data = FileManager.default.contents(atPath: path) else { throw HiddenError("cannot read \(path)") }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw HiddenError("cannot read \(path)", hint: format.fixHint)
+        }
         guard data.count > 0, data.count % record == 0 else {
-            throw HiddenError("\(path) is truncated or malformed: \(data.count) bytes is not a whole number of \(record)-byte CIFAR-10 records",
-                              hint: "download cifar-10-binary.tar.gz again and unpack it")
+            throw HiddenError("\(path) is truncated or malformed: \(data.count) bytes is not a whole number of \(record)-byte \(format.name) records",
+                              hint: format.fixHint)
         }
         let bytes = [UInt8](data)
         x.reserveCapacity(x.count + bytes.count)
         for r in 0..<(bytes.count / record) {
-            let label = bytes[r * record]
-            guard label < 10 else { throw HiddenError("\(path): record \(r) has label \(label), outside 0...9 (is this CIFAR-100?)") }
+            let label = bytes[r * record + format.labelIndex]
+            guard Int(label) < format.classes else {
+                throw HiddenError("\(path): record \(r) has \(format.labelName) \(label), outside 0...\(format.classes - 1)\(format.mixUp)",
+                                  hint: format.fixHint)
+            }
             y.append(Int32(label))
+            let pixels = r * record + format.labelBytes
             for p in 0..<(3 * 1024) {
                 let c = p / 1024
-                x.append((Float(bytes[r * record + 1 + p]) / 255 - mean[c]) / std[c])
+                x.append((Float(bytes[pixels + p]) / 255 - mean[c]) / std[c])
             }
         }
     }

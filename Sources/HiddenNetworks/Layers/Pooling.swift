@@ -10,6 +10,8 @@ public final class MaxPool2d: Layer {
     public let inputShape: Shape
     public let outputShape: Shape
     public let kernel, stride, padding: Int
+    /// The window's side (the Conv models' pool has stride = size and no padding).
+    public var size: Int { kernel }
     /// Input offset (within the image plane) of each output's maximum.
     private var argmax = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
     private var argmaxCapacity = 0

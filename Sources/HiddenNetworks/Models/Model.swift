@@ -137,13 +137,21 @@ public final class Model {
 
     /// FNV-1a over the bit patterns of every frozen weight: equal on every rank or the run is wrong.
     public func weightChecksum() -> UInt64 {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for m in masked {
-            let bits = UnsafeRawPointer(m.weights.pointer).assumingMemoryBound(to: UInt32.self)
-            for i in 0..<m.count {
-                h = (h ^ UInt64(bits[i])) &* 0x0000_0100_0000_01B3
-            }
-        }
+        var h = fnvOffset
+        for m in masked { h = fnv1a(m.weights.pointer, count: m.count, h) }
         return h
     }
+
+    /// FNV-1a over the bit patterns of every batch norm's running statistics: equal on every rank
+    /// when the statistics are those of the global batch (`--bn-sync global`).
+    public func runningChecksum() -> UInt64 { fnv1a(runningStats.pointer, count: runningStats.count, fnvOffset) }
+}
+
+private let fnvOffset: UInt64 = 0xcbf2_9ce4_8422_2325
+
+private func fnv1a(_ p: UnsafePointer<Float>, count: Int, _ start: UInt64) -> UInt64 {
+    let bits = UnsafeRawPointer(p).assumingMemoryBound(to: UInt32.self)
+    var h = start
+    for i in 0..<count { h = (h ^ UInt64(bits[i])) &* 0x0000_0100_0000_01B3 }
+    return h
 }

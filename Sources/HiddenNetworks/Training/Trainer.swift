@@ -82,6 +82,13 @@ public struct EpochMetrics: Codable, Sendable {
     public var world_size: Int
     public var compute_s: Double
     public var allreduce_s: Double
+    /// Top-5 test accuracy, only with more than 10 classes (nil, and absent from the JSON, otherwise):
+    /// a sample counts when fewer than 5 classes have a strictly larger logit than its label.
+    public var test_top5: Double? = nil
+
+    /// Whether epochs report top-5 accuracy: only with more than 10 classes, so that the output of
+    /// a 10-class run stays as it was.
+    public static func reportsTop5(classes: Int) -> Bool { classes > 10 }
 }
 
 public final class Trainer {
@@ -224,14 +231,15 @@ public final class Trainer {
                 if stop { return .stopped }
             }
             let trainSeconds = Date().timeIntervalSince(started)
-            let (testLoss, testAcc) = evaluate()
+            let test = evaluateTop5()
             let seconds = Date().timeIntervalSince(started)
             let metrics = EpochMetrics(epoch: epoch + 1, steps: state.stepInEpoch,
                                        train_loss: state.seen > 0 ? state.lossSum / Double(state.seen) : .nan,
                                        train_acc: state.seen > 0 ? state.correct / Double(state.seen) : .nan,
-                                       test_loss: testLoss, test_acc: testAcc, lr: lr, seconds: seconds,
+                                       test_loss: test.loss, test_acc: test.accuracy, lr: lr, seconds: seconds,
                                        images_per_s: Double(trainedHere) / max(trainSeconds, 1e-9), world_size: comm.size,
-                                       compute_s: computeTime, allreduce_s: reduceTime)
+                                       compute_s: computeTime, allreduce_s: reduceTime,
+                                       test_top5: EpochMetrics.reportsTop5(classes: config.model.classes) ? test.top5 : nil)
             if state.stepInEpoch < stepsPerEpoch {
                 // Stopped by maxSteps inside the epoch: report what was trained, but the state
                 // stays mid-epoch so that a resume trains the rest of it.
@@ -246,10 +254,17 @@ public final class Trainer {
 
     /// Mean loss and accuracy on the test split, sharded over the ranks, with the current scores.
     public func evaluate() -> (loss: Double, accuracy: Double) {
+        let r = evaluateTop5()
+        return (r.loss, r.accuracy)
+    }
+
+    /// Mean loss, top-1 and top-5 accuracy on the test split, sharded over the ranks, with the
+    /// current scores (top-5: fewer than 5 classes have a strictly larger logit than the label).
+    public func evaluateTop5() -> (loss: Double, accuracy: Double, top5: Double) {
         model.updateMasks()
         model.training = false
         let mine = localRange(count: data.test.count)
-        var lossSum = 0.0, correct = 0
+        var lossSum = 0.0, correct = 0, top5 = 0
         var start = mine.lowerBound
         while start < mine.upperBound {
             let n = min(maxLocalBatch, mine.upperBound - start)
@@ -257,12 +272,12 @@ public final class Trainer {
             let logits = model.forward(batch: n)
             let r = softmaxCrossEntropy(logits: logits, labels: labels, batch: n, classes: config.model.classes,
                                         smoothing: 0, grad: nil)
-            lossSum += r.lossSum; correct += r.correct
+            lossSum += r.lossSum; correct += r.correct; top5 += r.top5Correct
             start += n
         }
-        var stats = [lossSum, Double(correct)]
+        var stats = [lossSum, Double(correct), Double(top5)]
         comm.allreduce(&stats, op: .sum)
         let total = Double(max(data.test.count, 1))
-        return (stats[0] / total, stats[1] / total)
+        return (stats[0] / total, stats[1] / total, stats[2] / total)
     }
 }
