@@ -73,8 +73,11 @@ struct Bench: ParsableCommand {
         timings.reserveCapacity(steps)
         // Counted from the end of the warm-up (from here when there is none) to the last timed step.
         var allocationsBefore = allocationCount() ?? 0, allocationsAfter = 0
+        // Per-kind layer times of the timed steps (the profile's clock reads are off in the
+        // warm-up, whose allocations are not counted either).
+        LayerProfile.shared.enabled = warmupSteps == 0
         trainer.train(onStep: { s, _ in
-            if s.step == warmupSteps { allocationsBefore = allocationCount() ?? 0 }
+            if s.step == warmupSteps { allocationsBefore = allocationCount() ?? 0; LayerProfile.shared.enabled = true }
             if s.step > warmupSteps { timings.append(s.timing) }
             if s.step == warmupSteps + steps { allocationsAfter = allocationCount() ?? 0 }
         }, onEpoch: { _, _ in })
@@ -94,6 +97,10 @@ struct Bench: ParsableCommand {
         let phases: [(String, Double)] = [("data", median { $0.data }), ("mask selection", median { $0.mask }),
                                           ("forward", median { $0.forward }), ("backward", median { $0.backward }),
                                           ("allreduce wait", wait), ("optimizer", median { $0.optimizer })]
+        LayerProfile.shared.enabled = false
+        // Mean seconds per timed step by kind of layer, largest first.
+        let kinds = LayerProfile.shared.seconds.map { ($0.key, $0.value / Double(steps)) }.sorted { $0.1 > $1.1 }
+        let overhead = kinds.filter { ["batchnorm", "residual-add", "maxpool", "avgpool", "relu"].contains($0.0) }.reduce(0) { $0 + $1.1 }
         let hidden: Double? = comm.size > 1 && lifetime > 0 ? max(0, 1 - wait / lifetime) : nil
         let allocations: Double? = allocationCount() == nil ? nil : Double(allocationsAfter - allocationsBefore) / Double(steps)
         guard comm.rank == 0 else { Launch.finish(comm, code: 0) }
@@ -114,6 +121,8 @@ struct Bench: ParsableCommand {
             "allreduce_bytes_per_step": 4 * model.parameterCount,
             "allreduce_stats_bytes_per_step": 24,
             "allocations_per_step": allocations.map { $0 as Any } ?? NSNull(),
+            "layer_kinds_s": Dictionary(uniqueKeysWithValues: kinds.map { ($0.0.replacingOccurrences(of: "-", with: "_"), $0.1) }),
+            "norm_pool_add_relu_fraction": overhead / step,
         ]
         if json {
             print(String(data: try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys]), encoding: .utf8)!)
@@ -127,6 +136,12 @@ struct Bench: ParsableCommand {
             let label = name + String(repeating: " ", count: max(0, 16 - name.count))
             print("  " + label + String(format: "%9.2f ms  %5.1f%%", 1e3 * t, 100 * t / step))
         }
+        print("  by kind of layer (forward + backward, mean per step):")
+        for (kind, t) in kinds {
+            let label = kind + String(repeating: " ", count: max(0, 14 - kind.count))
+            print("    " + label + String(format: "%9.2f ms  %5.1f%%", 1e3 * t, 100 * t / step))
+        }
+        print(String(format: "  batch norm, residual adds, pooling and ReLU together: %.1f%% of the step", 100 * overhead / step))
         print(String(format: "achieved: %.1f GFLOP/s over the whole step (%.1f MFLOP per image) = %.1f%% of the sgemm peak",
                      gflops, flopsPerImage / 1e6, 100 * gflops / peak))
         if let hidden {

@@ -14,7 +14,7 @@ extension Shape: ExpressibleByArgument {
 }
 
 struct ModelOptions: ParsableArguments {
-    @Option(help: "Architecture: \(Architecture.allCases.map(\.rawValue).joined(separator: ", ")). fc is 300-100-10; convN has N 3x3 convolutions (64, 64, pool, 128, 128, pool, ...) and a 256-256 head. The ResNets have non-affine batch norm after every convolution and a masked classifier after global average pooling: cifar-resnetN have a 3x3 stem and no max-pool (for 32x32 images), resnetN and wide-resnetN-2 the ImageNet 7x7/2 stem and 3x3/2 max-pool; bottlenecks (50 and up) stride on the 3x3.")
+    @Option(help: "Architecture (values below). fc is 300-100-10; convN has N 3x3 convolutions (64, 64, pool, 128, 128, pool, ...) and a 256-256 head. The ResNets have non-affine batch norm after every convolution and a masked classifier after global average pooling: cifar-resnetN have a 3x3 stem and no max-pool (for 32x32 images), resnetN and wide-resnetN-2 the ImageNet 7x7/2 stem and 3x3/2 max-pool; bottlenecks (50 and up) stride on the 3x3.")
     var model: Architecture = .conv2
 
     @Option(parsing: .unconditional, help: "Width multiplier: every hidden width n becomes max(1, Int(n * width)).")

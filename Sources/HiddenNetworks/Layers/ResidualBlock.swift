@@ -83,9 +83,11 @@ public final class ResidualBlock: Layer {
         let a = ResidualBlock.forward(branch, branchOut, x, batch: batch)
         let s = shortcut.isEmpty ? x : ResidualBlock.forward(shortcut, shortcutOut, x, batch: batch)
         let n = batch * outputShape.count
-        y.update(from: a, count: n)
-        addInPlace(y, s, count: n)
-        relu(y, count: n)
+        LayerProfile.shared.time("residual-add") {
+            y.update(from: a, count: n)
+            addInPlace(y, s, count: n)
+            relu(y, count: n)
+        }
     }
 
     public func backward(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ dy: UnsafePointer<Float>,
@@ -93,20 +95,20 @@ public final class ResidualBlock: Layer {
         let n = batch * outputShape.count
         // dL/d(sum) = dy where the output's ReLU passed (y > 0).
         let g = sumGrad.pointer
-        for i in 0..<n { g[i] = y[i] > 0 ? dy[i] : 0 }
+        LayerProfile.shared.time("residual-add") { for i in 0..<n { g[i] = y[i] > 0 ? dy[i] : 0 } }
         backward(branch, branchOut, x, UnsafePointer(g), into: dx, batch: batch)
         guard let dx else {
             if !shortcut.isEmpty { backward(shortcut, shortcutOut, x, UnsafePointer(g), into: nil, batch: batch) }
             return
         }
         if shortcut.isEmpty {
-            addInPlace(dx, g, count: n)
+            LayerProfile.shared.time("residual-add") { addInPlace(dx, g, count: n) }
         } else {
             // The branch is done with gradA/gradB: the shortcut's input gradient goes to the one
             // that the shortcut's first layer does not read its dy from.
             let out = (shortcut.count - 1) % 2 == 0 ? gradA.pointer : gradB.pointer
             backward(shortcut, shortcutOut, x, UnsafePointer(g), into: out, batch: batch)
-            addInPlace(dx, out, count: batch * inputShape.count)
+            LayerProfile.shared.time("residual-add") { addInPlace(dx, out, count: batch * inputShape.count) }
         }
     }
 
@@ -114,7 +116,7 @@ public final class ResidualBlock: Layer {
     private static func forward(_ layers: [Layer], _ outs: [FloatBuffer], _ x: UnsafePointer<Float>, batch: Int) -> UnsafePointer<Float> {
         var input = x
         for (layer, out) in zip(layers, outs) {
-            layer.forward(input, out.pointer, batch: batch)
+            LayerProfile.shared.time(layer.kind) { layer.forward(input, out.pointer, batch: batch) }
             input = UnsafePointer(out.pointer)
         }
         return input
@@ -128,7 +130,8 @@ public final class ResidualBlock: Layer {
         for i in stride(from: layers.count - 1, through: 0, by: -1) {
             let input = i == 0 ? x : UnsafePointer(outs[i - 1].pointer)
             let out: UnsafeMutablePointer<Float>? = i == 0 ? dx : ((layers.count - 1 - i) % 2 == 0 ? gradA.pointer : gradB.pointer)
-            layers[i].backward(input, UnsafePointer(outs[i].pointer), grad, out, batch: batch)
+            let layer = layers[i], y = UnsafePointer(outs[i].pointer), dy = grad
+            LayerProfile.shared.time(layer.kind) { layer.backward(input, y, dy, out, batch: batch) }
             if let out { grad = UnsafePointer(out) }
         }
     }

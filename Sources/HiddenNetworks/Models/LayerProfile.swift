@@ -1,0 +1,20 @@
+// Seconds spent per kind of layer ("conv2d", "batchnorm", "residual-add", ...), forward and
+// backward together, for `hidden-mpi bench`. Off unless a benchmark turns it on; when off it costs
+// one branch per layer call. Only plain layers are timed (a residual block times its own layers
+// and its add + ReLU as "residual-add"), so the kinds add up to the forward and backward passes.
+
+public final class LayerProfile {
+    public static let shared = LayerProfile()
+    public var enabled = false
+    public private(set) var seconds: [String: Double] = [:]
+
+    public func reset() { seconds = [:] }
+
+    @inline(__always)
+    func time(_ kind: String, _ body: () -> Void) {
+        guard enabled else { return body() }
+        let t = monotonicSeconds()
+        body()
+        seconds[kind, default: 0] += monotonicSeconds() - t
+    }
+}
