@@ -1,6 +1,7 @@
 // The in-memory data set: the synthetic set is a pure function of its seed; the training
 // augmentation (random crop with padding 4, horizontal flip) is a pure function of
 // (seed, epoch, sample index) (DESIGN.md invariant 2); test batches are copied as they are.
+// CIFAR-100 goes through the same augmentation as CIFAR-10, padded with its own statistics.
 
 import XCTest
 @testable import HiddenNetworks
@@ -121,5 +122,53 @@ final class DatasetTests: XCTestCase {
         y.withUnsafeMutableBufferPointer { data.gatherTest(start: 4, count: 3, x: x.pointer, y: $0.baseAddress!) }
         XCTAssertEqual(x.array, Array(data.test.images[24..<42]))
         XCTAssertEqual(y, Array(data.test.labels[4..<7]))
+    }
+
+    /// A small CIFAR-100 set read from files: its training samples get the same crop-and-flip as
+    /// CIFAR-10 (the shared Dataset code), padded with CIFAR-100's normalised zero; test samples
+    /// are copied as they are.
+    func testCIFAR100IsAugmentedLikeCIFAR10() throws {
+        let dir = try TemporaryDirectory()
+        var rng = TestRNG(61)
+        let count = 6
+        let records = (0..<count).map { i in [UInt8(i % 20), UInt8(90 + i)] + (0..<3072).map { _ in UInt8(rng.int(256)) } }
+        try dir.write("train.bin", records.flatMap { $0 })
+        try dir.write("test.bin", records[0] + records[1])
+        var layout = CIFARLayout.cifar100
+        layout.records = ["train.bin": count, "test.bin": 2]
+        let data = try loadCIFAR(layout, directory: dir.path)
+        XCTAssert(data.augment)
+        let mean: [Float] = [0.5071, 0.4865, 0.4409], std: [Float] = [0.2673, 0.2564, 0.2762]
+        for c in 0..<3 { XCTAssertEqual(data.padValue[c], -mean[c] / std[c], accuracy: 1e-6) }
+        let n = data.shape.count
+        let all = Array(0..<Int32(count))
+        let got = gather(data, all, epoch: 2, seed: 5)
+        XCTAssertEqual(got.y, (0..<count).map { Int32(90 + $0) })
+        XCTAssertEqual(got.x, gather(data, all, epoch: 2, seed: 5).x, "same (seed, epoch), same batch")
+        var moved = 0
+        for i in 0..<count {
+            let src = data.train.images[(i * n)..<((i + 1) * n)]
+            let out = Array(got.x[(i * n)..<((i + 1) * n)])
+            if out != Array(src) { moved += 1 }
+            var matched = false
+            for dx in -4...4 { for dy in -4...4 { for flip in [false, true] where !matched {
+                matched = out == reference(src, c: 3, h: 32, w: 32, dx: dx, dy: dy, flip: flip, pad: data.padValue)
+            } } }
+            XCTAssert(matched, "sample \(i) is not a crop/flip of its image")
+        }
+        XCTAssertGreaterThan(moved, 0, "some sample was shifted or flipped")
+        // Exactly what gatherTrain does for any augmented set: the crop and flip of (seed, epoch, index).
+        for i in 0..<count {
+            let w = RandomStream(seed: 5, purpose: .augmentation, sub: 2).words(UInt64(i))
+            let src = data.train.images[(i * n)..<((i + 1) * n)]
+            XCTAssertEqual(Array(got.x[(i * n)..<((i + 1) * n)]),
+                           reference(src, c: 3, h: 32, w: 32, dx: Int(w.0 % 9) - 4, dy: Int(w.1 % 9) - 4, flip: w.2 & 1 == 1, pad: data.padValue),
+                           "sample \(i)")
+        }
+        let x = FloatBuffer(count: 2 * n)
+        var y = [Int32](repeating: -1, count: 2)
+        y.withUnsafeMutableBufferPointer { data.gatherTest(start: 0, count: 2, x: x.pointer, y: $0.baseAddress!) }
+        XCTAssertEqual(x.array, Array(data.test.images))
+        XCTAssertEqual(y, [90, 91])
     }
 }

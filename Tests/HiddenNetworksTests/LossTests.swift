@@ -1,5 +1,6 @@
 // Softmax cross-entropy with optional label smoothing: the summed loss against a direct formula,
-// the correct count against argmax, and dL/dlogits against central differences.
+// the correct count against argmax, the top-5 count against a hand-made table with ties, and
+// dL/dlogits against central differences; epochs report top-5 only above 10 classes.
 
 import XCTest
 @testable import HiddenNetworks
@@ -43,6 +44,14 @@ final class LossTests: XCTestCase {
                 return row.firstIndex(of: row.max()!)! - b * classes == Int(labels[b])
             }.count
             XCTAssertEqual(result.correct, argmaxCorrect, what)
+            // Top-5 against a direct rank count (random logits have no ties).
+            let top5 = (0..<batch).filter { b in
+                let row = z.array[(b * classes)..<((b + 1) * classes)]
+                return row.sorted(by: >).firstIndex(of: row[b * classes + Int(labels[b])])! < 5
+            }.count
+            XCTAssertEqual(result.top5Correct, top5, what)
+            XCTAssertGreaterThanOrEqual(result.top5Correct, result.correct, what)
+            if classes <= 5 { XCTAssertEqual(result.top5Correct, batch, "\(what): 5 or fewer classes, all top-5") }
             // Each row of softmax - target sums to zero.
             for b in 0..<batch {
                 XCTAssertEqual((0..<classes).reduce(0.0) { $0 + Double(grad[b * classes + $1]) }, 0, accuracy: 1e-5, what)
@@ -75,5 +84,68 @@ final class LossTests: XCTestCase {
         _ = evaluate(buffer([0, 0]), [0], classes: 2, smoothing: 0.2, grad: grad)
         XCTAssertEqual(grad[0], 0.5 - 0.9, accuracy: 1e-6)
         XCTAssertEqual(grad[1], 0.5 - 0.1, accuracy: 1e-6)
+    }
+
+    /// Top-5 counts a sample when fewer than 5 classes have a strictly larger logit than its label:
+    /// ties with the label go the sample's way. Top-1 stays the first index of the largest logit.
+    func testTopFiveHandMadeTableWithTies() {
+        // (logits of 7 classes, label, top-1 correct, top-5 correct, what)
+        let table: [([Float], Int32, Bool, Bool, String)] = [
+            ([0, 1, 2, 9, 3, 4, 5], 3, true, true, "label is the unique largest"),
+            ([6, 5, 4, 3, 2, 1, 0], 4, false, true, "label 5th largest, 4 strictly above"),
+            ([6, 5, 4, 3, 2, 1, 0], 5, false, false, "label 6th largest, 5 strictly above"),
+            ([6, 5, 4, 3, 1, 1, 0], 5, false, true, "label tied with the 5th largest: 4 above"),
+            ([9, 8, 7, 6, 2, 2, 2], 6, false, true, "label tied with ranks 5 to 7: 4 above"),
+            ([5, 5, 5, 5, 5, 1, 1], 6, false, false, "5 above, the label tied with one below them"),
+            ([5, 5, 5, 5, 5, 5, 1], 6, false, false, "6 above, all tied among themselves"),
+            ([5, 5, 5, 5, 5, 5, 5], 3, false, true, "all equal: nothing strictly above; top-1 takes index 0"),
+            ([5, 5, 5, 5, 5, 5, 5], 0, true, true, "all equal, label 0: top-1 too"),
+            ([2, 7, 7, 0, 0, 0, 0], 2, false, true, "tied at the top, not the first index"),
+            ([-1, -2, -3, -4, -5, -6, -7], 4, false, true, "negative logits, 4 above"),
+        ]
+        for (logits, label, top1, top5, what) in table {
+            let r = evaluate(buffer(logits), [label], classes: 7, smoothing: 0)
+            XCTAssertEqual(r.correct, top1 ? 1 : 0, "top-1: \(what)")
+            XCTAssertEqual(r.top5Correct, top5 ? 1 : 0, "top-5: \(what)")
+        }
+        // All rows as one batch: the counts add up.
+        let batch = evaluate(buffer(table.flatMap(\.0)), table.map(\.1), classes: 7, smoothing: 0.1)
+        XCTAssertEqual(batch.correct, table.filter(\.2).count)
+        XCTAssertEqual(batch.top5Correct, table.filter(\.3).count)
+        // 5 classes or fewer: every sample is top-5 correct, whatever its logits.
+        XCTAssertEqual(evaluate(buffer([9, 8, 7, 6, 5, 0, 0, 0, 0, 1]), [4, 0], classes: 5, smoothing: 0).top5Correct, 2)
+    }
+
+    /// Epochs carry test_top5 (in EpochMetrics and its JSON) only with more than 10 classes; it is
+    /// what evaluateTop5() gives and never below top-1.
+    func testEpochsReportTopFiveAboveTenClasses() throws {
+        for classes in [10, 12] {
+            let spec = SyntheticSpec(shape: Shape([16]), classes: classes, trainCount: 96, testCount: 80)
+            let data = try loadDataset(.synthetic, directory: nil, synthetic: spec, seed: 3)
+            var c = TrainConfig(model: ModelConfig(architecture: .fc, width: 0.2, k: 0.5, weightInit: .signedConstant,
+                                                   seed: 3, inputShape: spec.shape, classes: classes))
+            c.globalBatch = 32
+            let trainer = try Trainer(config: c, data: data, comm: SingleProcessCommunicator())
+            var epochs: [EpochMetrics] = []
+            trainer.run(onEpoch: { epochs.append($0) })
+            XCTAssertEqual(epochs.count, 1)
+            let e = try XCTUnwrap(epochs.first)
+            let json = String(decoding: try JSONEncoder().encode(e), as: UTF8.self)
+            let direct = trainer.evaluateTop5()
+            XCTAssertEqual(direct.accuracy, e.test_acc)
+            if classes <= 10 {
+                XCTAssertNil(e.test_top5, "\(classes) classes")
+                XCTAssertFalse(json.contains("top5"), json)
+            } else {
+                let top5 = try XCTUnwrap(e.test_top5, "\(classes) classes")
+                XCTAssertEqual(top5, direct.top5)
+                XCTAssertGreaterThanOrEqual(top5, e.test_acc)
+                XCTAssertLessThanOrEqual(top5, 1)
+                XCTAssertGreaterThan(top5, 0)
+                // Counts of 80 test samples.
+                XCTAssertEqual((top5 * 80).rounded(), top5 * 80, accuracy: 1e-9)
+                XCTAssert(json.contains("\"test_top5\""), json)
+            }
+        }
     }
 }

@@ -1,5 +1,5 @@
 // The file readers on real files in a temporary directory: IDX (plain and gzipped) and the
-// CIFAR-10 binary version; one line per bad input with the phrase its error must name.
+// CIFAR-10 and CIFAR-100 binary versions; one line per bad input with the phrase its error must name.
 
 import Foundation
 import XCTest
@@ -262,6 +262,143 @@ final class ReaderTests: XCTestCase {
             assertThrowsHiddenError(try loadDataset(.cifar10, directory: dir),
                                     containing: [(base as NSString).appendingPathComponent("data_batch_1.bin"), "truncated", "3073 bytes", "10000 records"],
                                     hintContaining: ["cifar-10-binary"], "one record per file, from \(dir)")
+        }
+    }
+
+    // MARK: CIFAR-100
+
+    /// CIFAR-100's usual statistics, written out here so that a change to them shows.
+    static let cifar100Mean: [Double] = [0.5071, 0.4865, 0.4409], cifar100Std: [Double] = [0.2673, 0.2564, 0.2762]
+
+    /// coarse label, fine label, 3072 pixels (R, G, B planes).
+    func cifar100Record(coarse: UInt8, fine: UInt8, rng: inout TestRNG) -> [UInt8] {
+        [coarse, fine] + (0..<3072).map { _ in UInt8(rng.int(256)) }
+    }
+
+    /// Normalised value of pixel (channel, y, x) of a CIFAR-100 record.
+    func cifar100Pixel(_ record: [UInt8], _ c: Int, _ y: Int, _ x: Int) -> Double {
+        (Double(record[2 + c * 1024 + y * 32 + x]) / 255 - Self.cifar100Mean[c]) / Self.cifar100Std[c]
+    }
+
+    /// Writes cifar-100-binary/train.bin and test.bin under a fresh folder.
+    func writeCIFAR100(train: [[UInt8]], test: [[UInt8]]) throws -> (root: TemporaryDirectory, base: String) {
+        let root = try TemporaryDirectory()
+        let base = root.file("cifar-100-binary")
+        try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true)
+        try Data(train.flatMap { $0 }).write(to: URL(fileURLWithPath: (base as NSString).appendingPathComponent("train.bin")))
+        try Data(test.flatMap { $0 }).write(to: URL(fileURLWithPath: (base as NSString).appendingPathComponent("test.bin")))
+        return (root, base)
+    }
+
+    /// The production layout with as many records as the test writes (a real train.bin is 154 MB).
+    func smallCIFAR100(train: Int, test: Int) -> CIFARLayout {
+        var layout = CIFARLayout.cifar100
+        layout.records = ["train.bin": train, "test.bin": test]
+        return layout
+    }
+
+    func testValidCIFAR100FileUsesTheFineLabel() throws {
+        let dir = try TemporaryDirectory()
+        var rng = TestRNG(54)
+        let r0 = cifar100Record(coarse: 19, fine: 99, rng: &rng), r1 = cifar100Record(coarse: 0, fine: 7, rng: &rng)
+        let mean = Self.cifar100Mean.map(Float.init), std = Self.cifar100Std.map(Float.init)
+        let path = try dir.write("train.bin", r0 + r1)
+        let split = try loadCIFARFiles([path], mean: mean, std: std, format: .cifar100)
+        XCTAssertEqual(split.count, 2)
+        XCTAssertEqual(split.labels, [99, 7], "the fine label (second byte), not the coarse one")
+        XCTAssertEqual(split.images.count, 2 * 3072)
+        // (record, channel, y, x): the pixels start after the two label bytes.
+        for (r, c, y, x) in [(0, 0, 0, 0), (0, 1, 5, 7), (0, 2, 31, 31), (1, 0, 0, 0), (1, 1, 16, 0), (1, 2, 0, 31)] {
+            let want = cifar100Pixel(r == 0 ? r0 : r1, c, y, x)
+            XCTAssertEqual(Double(split.images[r * 3072 + c * 1024 + y * 32 + x]), want, accuracy: 1e-5, "record \(r) channel \(c) (\(y), \(x))")
+        }
+        XCTAssertEqual(CIFARRecordFormat.cifar100.recordBytes, 3074)
+        XCTAssertEqual(CIFARRecordFormat.cifar10.recordBytes, 3073)
+    }
+
+    func testLoadCIFAR100DataSet() throws {
+        var rng = TestRNG(55)
+        let train = [cifar100Record(coarse: 3, fine: 42, rng: &rng), cifar100Record(coarse: 11, fine: 0, rng: &rng),
+                     cifar100Record(coarse: 19, fine: 99, rng: &rng)]
+        let test = [cifar100Record(coarse: 7, fine: 13, rng: &rng), cifar100Record(coarse: 1, fine: 58, rng: &rng)]
+        let (root, base) = try writeCIFAR100(train: train, test: test)
+        // Found both from the parent and from cifar-100-binary itself.
+        for dir in [root.path, base] {
+            let data = try loadCIFAR(smallCIFAR100(train: 3, test: 2), directory: dir)
+            XCTAssertEqual(data.name, "cifar100")
+            XCTAssertEqual(data.shape, Shape([3, 32, 32]))
+            XCTAssertEqual(data.classes, 100)
+            XCTAssertEqual(data.train.labels, [42, 0, 99])
+            XCTAssertEqual(data.test.labels, [13, 58])
+            XCTAssertEqual(data.train.images.count, 3 * 3072)
+            XCTAssertEqual(data.test.images.count, 2 * 3072)
+            XCTAssert(data.augment, "trained with crop and flip, as CIFAR-10")
+            for c in 0..<3 {
+                XCTAssertEqual(Double(data.padValue[c]), -Self.cifar100Mean[c] / Self.cifar100Std[c], accuracy: 1e-6, "pad of channel \(c)")
+            }
+            // Known answers: sample 2 of train, sample 1 of test.
+            for (c, y, x) in [(0, 0, 0), (1, 9, 30), (2, 31, 31)] {
+                XCTAssertEqual(Double(data.train.images[2 * 3072 + c * 1024 + y * 32 + x]), cifar100Pixel(train[2], c, y, x), accuracy: 1e-5)
+                XCTAssertEqual(Double(data.test.images[3072 + c * 1024 + y * 32 + x]), cifar100Pixel(test[1], c, y, x), accuracy: 1e-5)
+            }
+        }
+        // CIFAR-10's loader goes through the same code with its own layout.
+        XCTAssertEqual(CIFARLayout.cifar10.trainFiles.count, 5)
+        XCTAssertEqual(CIFARLayout.cifar10.records.values.reduce(0, +), 60_000)
+        XCTAssertEqual(CIFARLayout.cifar100.records, ["train.bin": 50_000, "test.bin": 10_000])
+    }
+
+    func testBadCIFAR100FilesThrow() throws {
+        var rng = TestRNG(56)
+        let good = cifar100Record(coarse: 4, fine: 31, rng: &rng)
+        // (what, bytes, phrases): readers first, each names the file.
+        let table: [(String, [UInt8], [String])] = [
+            ("empty", [], ["not a whole number", "3074-byte CIFAR-100 records"]),
+            ("one byte short", Array(good.dropLast()), ["truncated or malformed", "3073 bytes"]),
+            ("a record and a byte", good + good + [0], ["6149 bytes"]),
+            ("a CIFAR-10 record", [3] + Array(good.dropFirst(2)), ["3073 bytes", "not a whole number"]),
+            ("fine label 100", good + [4, 100] + Array(good.dropFirst(2)), ["record 1", "fine label 100", "outside 0...99"]),
+            ("fine label 255", [0, 255] + Array(good.dropFirst(2)), ["record 0", "fine label 255"]),
+        ]
+        let dir = try TemporaryDirectory()
+        let mean = Self.cifar100Mean.map(Float.init), std = Self.cifar100Std.map(Float.init)
+        for (i, (what, bytes, phrases)) in table.enumerated() {
+            let path = try dir.write("bad\(i).bin", bytes)
+            assertThrowsHiddenError(try loadCIFARFiles([path], mean: mean, std: std, format: .cifar100), containing: [path] + phrases,
+                                    hintContaining: ["cifar-100-binary.tar.gz"], what)
+        }
+        // A coarse label is not the class: 99 there is no error.
+        let coarse = try dir.write("coarse.bin", [99, 5] + Array(good.dropFirst(2)))
+        XCTAssertEqual(try loadCIFARFiles([coarse], mean: mean, std: std, format: .cifar100).labels, [5])
+
+        // The data set: no folder, files missing, sizes checked before reading, labels while reading.
+        assertThrowsHiddenError(try loadDataset(.cifar100, directory: nil), containing: ["cifar100 needs --data-dir"],
+                                hintContaining: ["cifar-100-binary.tar.gz", "--data-dir"])
+        let empty = try TemporaryDirectory()
+        assertThrowsHiddenError(try loadDataset(.cifar100, directory: empty.path), containing: ["cifar100", "missing train.bin, test.bin"],
+                                hintContaining: ["cifar-100-binary"])
+        assertThrowsHiddenError(try loadDataset(.cifar100, directory: empty.file("nowhere")), containing: ["missing train.bin, test.bin"])
+        let (halfRoot, halfBase) = try writeCIFAR100(train: [good], test: [good])
+        try FileManager.default.removeItem(atPath: (halfBase as NSString).appendingPathComponent("test.bin"))
+        assertThrowsHiddenError(try loadDataset(.cifar100, directory: halfRoot.path), containing: [halfBase, "missing test.bin"])
+        // The real sizes: one record is far too few.
+        let (oneRoot, oneBase) = try writeCIFAR100(train: [good], test: [good])
+        assertThrowsHiddenError(try loadDataset(.cifar100, directory: oneRoot.path),
+                                containing: [(oneBase as NSString).appendingPathComponent("train.bin"), "truncated", "3074 bytes",
+                                             "CIFAR-100", "50000 records", "(153700000)"],
+                                hintContaining: ["cifar-100-binary.tar.gz"])
+        let layout = smallCIFAR100(train: 2, test: 1)
+        // (what, train records' bytes, test records' bytes, phrases)
+        let sets: [(String, [UInt8], [UInt8], [String])] = [
+            ("train cut inside a record", good + Array(good.dropLast(10)), good, ["train.bin", "truncated", "not a whole number of 3074-byte records"]),
+            ("test a record too long", good + good, good + good, ["test.bin", "malformed", "6148 bytes", "1 records"]),
+            ("test not a multiple of 3074", good + good, good + [1], ["test.bin", "malformed", "3075 bytes", "not a whole number"]),
+            ("fine label 100 in test", good + good, [4, 100] + Array(good.dropFirst(2)), ["test.bin", "record 0", "fine label 100", "outside 0...99"]),
+        ]
+        for (what, trainBytes, testBytes, phrases) in sets {
+            let (root, _) = try writeCIFAR100(train: [trainBytes], test: [testBytes])
+            assertThrowsHiddenError(try loadCIFAR(layout, directory: root.path), containing: phrases,
+                                    hintContaining: ["cifar-100-binary.tar.gz"], what)
         }
     }
 }
