@@ -36,6 +36,12 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "What is trained: edge-popup (scores of frozen random weights, top-k mask), dense (the paper's learned-weights baseline, from an unscaled Kaiming-normal init unless --init says otherwise; default lr 0.01) or supermask (Zhou et al.: masks sampled from sigmoid(scores) at every pass; default lr 200, no weight decay).")
     var method: TrainingMethod = .edgePopup
 
+    @Flag(help: "Train the first layer's weights (from the same init) instead of choosing its edges, as the reference's --first-layer-dense; the other layers keep --method.")
+    var firstLayerDense = false
+
+    @Flag(help: "Train the last layer's (the classifier's) weights instead of choosing its edges, as the reference's --last-layer-dense.")
+    var lastLayerDense = false
+
     func validate() throws {
         guard k > 0 && k <= 1 else { throw ValidationError("--k must be in (0, 1], got \(k): it is the fraction of weights kept") }
         guard width > 0 && width.isFinite else { throw ValidationError("--width must be positive, got \(width)") }
@@ -44,7 +50,8 @@ struct ModelOptions: ParsableArguments {
     func config(input: Shape, classes: Int) -> ModelConfig {
         ModelConfig(architecture: model, width: width, k: k,
                     weightInit: weightInit ?? method.defaultInit, scaleFan: scaleFan ?? method.defaultScaleFan,
-                    seed: seed, inputShape: input, classes: classes, method: method)
+                    seed: seed, inputShape: input, classes: classes, method: method,
+                    firstLayerDense: firstLayerDense, lastLayerDense: lastLayerDense)
     }
 }
 

@@ -305,7 +305,7 @@ struct Train: ParsableCommand {
         "test_size": "--test-size", "global_batch": "--batch-size", "lr": "--lr", "momentum": "--momentum",
         "weight_decay": "--weight-decay", "nesterov": "--nesterov", "schedule": "--schedule", "warmup": "--warmup",
         "label_smoothing": "--label-smoothing", "epochs": "--epochs", "method": "--method",
-        "bn_sync": "--bn-sync"]
+        "bn_sync": "--bn-sync", "first_layer_dense": "--first-layer-dense", "last_layer_dense": "--last-layer-dense"]
 
     /// Each rank's weight checksum, gathered on all ranks; aborts the job if any differs.
     func verifyWeights(_ model: Model, _ comm: Communicator) throws -> [UInt64] {

@@ -41,7 +41,8 @@ public enum RunFields {
         [("model", m.architecture.rawValue), ("width", "\(m.width)"), ("k", "\(m.k)"),
          ("init", m.weightInit.rawValue), ("scale_fan", "\(m.scaleFan)"), ("seed", "\(m.seed)"),
          ("dataset", dataset), ("input", m.inputShape.description), ("classes", "\(m.classes)"),
-         ("method", m.method.rawValue)]
+         ("method", m.method.rawValue), ("first_layer_dense", "\(m.firstLayerDense)"),
+         ("last_layer_dense", "\(m.lastLayerDense)")]
     }
 
     /// The configuration and data identity stored in `meta`; throws naming the first bad field.
@@ -59,7 +60,10 @@ public enum RunFields {
                                 scaleFan: try p.flag("scale_fan"), seed: try p.number("seed", UInt64.self),
                                 inputShape: input, classes: try p.number("classes", Int.self),
                                 // Files written before the baselines existed are edge-popup runs.
-                                method: meta["method"] == nil ? .edgePopup : try p.choice("method", TrainingMethod.self))
+                                method: meta["method"] == nil ? .edgePopup : try p.choice("method", TrainingMethod.self),
+                                // Files written before these flags existed have neither.
+                                firstLayerDense: meta["first_layer_dense"] == nil ? false : try p.flag("first_layer_dense"),
+                                lastLayerDense: meta["last_layer_dense"] == nil ? false : try p.flag("last_layer_dense"))
         guard model.k > 0, model.k <= 1, model.width > 0, model.classes >= 2 else {
             throw HiddenError("\(source): metadata holds an impossible model (k \(model.k), width \(model.width), classes \(model.classes))")
         }

@@ -1,6 +1,7 @@
 // An exported subnetwork: the model description and seed (the weights follow from them) plus
 // each layer's mask packed one bit per weight, most significant bit first (numpy.unpackbits'
-// default order), in safetensors. About 1/32 of the float weights' size. A model with batch norm
+// default order), in safetensors; a layer trained densely (--first-layer-dense, --last-layer-dense)
+// travels as its float weights, `weights.<l>`. About 1/32 of the float weights' size. A model with batch norm
 // also needs its running statistics to be evaluated: they travel as `running.<b>`, [2, C] floats.
 
 import Foundation
@@ -20,8 +21,14 @@ public enum Subnetwork {
         for (l, m) in model.masked.enumerated() {
             meta["shape.\(l)"] = m.shape.map(String.init).joined(separator: "x")
             meta["kept.\(l)"] = "\(m.kept)"
-            tensors.append(StoredTensor(name: "mask.\(l)", dtype: .u8, shape: [(m.count + 7) / 8],
-                                        bytes: pack(m.mask.pointer, count: m.count)))
+            if m.method == .dense {
+                // --first-layer-dense / --last-layer-dense: trained weights, not rebuilt from the seed.
+                tensors.append(StoredTensor(name: "weights.\(l)", floats: UnsafeBufferPointer(start: m.scores, count: m.count),
+                                            shape: m.shape))
+            } else {
+                tensors.append(StoredTensor(name: "mask.\(l)", dtype: .u8, shape: [(m.count + 7) / 8],
+                                            bytes: pack(m.mask.pointer, count: m.count)))
+            }
         }
         meta["batchnorms"] = "\(model.batchNorms.count)"
         tensors += ScoreCheckpoint.runningTensors(model)
@@ -49,6 +56,13 @@ public enum Subnetwork {
             throw HiddenError("\(path) holds \(file.tensors.count - max(norms, 0)) masks, the model has \(model.masked.count) layers")
         }
         for (l, m) in model.masked.enumerated() {
+            if m.method == .dense {
+                guard let w = file.tensor("weights.\(l)"), w.dtype == .f32, w.shape == m.shape else {
+                    throw HiddenError("\(path): the trained weights of layer \(l) do not have the shape \(m.shape) of the model's layer")
+                }
+                w.copyFloats(into: m.scores, count: m.count)
+                continue
+            }
             guard let t = file.tensor("mask.\(l)"), t.dtype == .u8, t.shape == [(m.count + 7) / 8] else {
                 throw HiddenError("\(path): mask \(l) does not fit the model's layer of \(m.count) weights")
             }

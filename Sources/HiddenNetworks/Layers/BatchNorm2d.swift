@@ -1,6 +1,9 @@
-// Non-affine batch norm (the reference's NonAffineBatchNorm = PyTorch BatchNorm2d(affine=False)).
+// Batch norm: non-affine (the reference's NonAffineBatchNorm = PyTorch BatchNorm2d(affine=False))
+// for edge-popup and supermask; affine, with a learned scale and shift per channel (PyTorch's
+// default BatchNorm2d), for the dense baseline.
 // x, y: [B, C, H, W] (or [B, C]); statistics per channel over the batch and all positions.
 //   training:   y = (x - mean) / sqrt(var + eps), mean and biased var of the batch;
+//               affine: y = gamma * that + beta;
 //               running = (1 - momentum) * running + momentum * (mean, unbiased var)
 //   evaluation: y = (x - running mean) / sqrt(running var + eps)
 // The batch is the *global* batch: the per-channel sums are allreduced in forward, and the two
@@ -15,12 +18,14 @@ public enum BatchNormSync: String, CaseIterable, Sendable {
     case global, local
 }
 
-/// What every batch-norm layer of a model shares: training or evaluation mode, and the
-/// communicator its statistics are reduced over (nil: this process's samples only).
+/// What every batch-norm layer of a model shares: training or evaluation mode, the communicator
+/// its statistics are reduced over (nil: this process's samples only), and whether the layers
+/// built with it learn a scale and shift (the dense baseline).
 public final class BatchNormContext {
     public var training = false
     public var communicator: Communicator?
-    public init() {}
+    public var affine = false
+    public init(affine: Bool = false) { self.affine = affine }
 }
 
 public final class BatchNorm2d: Layer {
@@ -40,6 +45,11 @@ public final class BatchNorm2d: Layer {
     /// 1 / sqrt(var + eps) of the last training forward, and how many values it was taken over.
     private let invStd: UnsafeMutablePointer<Float>
     private var lastCount = 0.0
+    /// Affine only: gamma (row 0) and beta (row 1), trained like dense weights; their init is
+    /// PyTorch's (1 and 0), not a random one. x-hat is kept apart from y for the backward pass.
+    public let affine: MaskedWeights?
+    private var normalized = FloatBuffer(count: 0)
+    public var masked: MaskedWeights? { affine }
 
     public init(input: Shape, context: BatchNormContext) {
         inputShape = input
@@ -50,10 +60,28 @@ public final class BatchNorm2d: Layer {
         running = ownRunning.pointer
         sums = .allocate(capacity: 2 * channels + 1)
         invStd = .allocate(capacity: channels)
+        affine = context.affine ? MaskedWeights(count: 2 * channels, fanIn: channels, fanOut: channels, k: 1,
+                                                shape: [2, channels], role: .normAffine) : nil
         BatchNorm2d.resetRunning(running, channels: channels)
     }
 
     deinit { sums.deallocate(); invStd.deallocate() }
+
+    public func reserve(batch: Int) {
+        if affine != nil, normalized.count < batch * inputShape.count { normalized = FloatBuffer(count: batch * inputShape.count) }
+    }
+
+    /// y = gamma * xhat + beta per channel, in place over xhat's copy in y (affine only).
+    private func scaleAndShift(_ y: UnsafeMutablePointer<Float>, batch: Int) {
+        guard let affine else { return }
+        let C = channels, P = plane, gamma = affine.effective.pointer, beta = affine.effective.pointer + C
+        for b in 0..<batch {
+            for c in 0..<C {
+                let out = y + (b * C + c) * P, g = gamma[c], t = beta[c]
+                for i in 0..<P { out[i] = out[i] * g + t }
+            }
+        }
+    }
 
     /// PyTorch's initial running statistics: mean 0, variance 1.
     static func resetRunning(_ r: UnsafeMutablePointer<Float>, channels: Int) {
@@ -82,6 +110,7 @@ public final class BatchNorm2d: Layer {
                     for i in 0..<P { dst[i] = (src[i] - mean) * scale }
                 }
             }
+            scaleAndShift(y, batch: batch)
             return
         }
         for c in 0..<C {
@@ -111,28 +140,43 @@ public final class BatchNorm2d: Layer {
             running[c] = Float((1 - momentum) * Double(running[c]) + momentum * mean)
             running[C + c] = Float((1 - momentum) * Double(running[C + c]) + momentum * unbiased)
         }
+        if affine != nil {
+            reserve(batch: batch)  // a no-op once the model reserved its largest batch
+            normalized.pointer.update(from: y, count: batch * inputShape.count)
+            scaleAndShift(y, batch: batch)
+        }
     }
 
-    /// Training mode only: dx = invstd * (dy - mean(dy) - y * mean(dy * y)), means over the
-    /// global batch (y is the normalised input, x-hat, since there is no scale or shift).
+    /// Training mode only: dx = invstd * (dy' - mean(dy') - xhat * mean(dy' * xhat)), means over
+    /// the global batch, where xhat is the normalised input and dy' = gamma * dy (dy' = dy without
+    /// an affine part, and then xhat = y). Affine: dgamma = sum dy * xhat, dbeta = sum dy over
+    /// this rank's samples, reduced with the other trained parameters.
     public func backward(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ dy: UnsafePointer<Float>,
                          _ dx: UnsafeMutablePointer<Float>?, batch: Int) {
         let C = channels, P = plane
+        let xhat = affine == nil ? y : UnsafePointer(normalized.pointer)
         for c in 0..<C {
             var a = 0.0, g = 0.0
             for b in 0..<batch {
-                let d = dy + (b * C + c) * P, yy = y + (b * C + c) * P
+                let d = dy + (b * C + c) * P, yy = xhat + (b * C + c) * P
                 for i in 0..<P { a += Double(d[i]); g += Double(d[i]) * Double(yy[i]) }
             }
             sums[c] = a; sums[C + c] = g
         }
+        if let affine {
+            let grad = affine.effectiveGrad.pointer
+            for c in 0..<C { grad[c] = Float(sums[C + c]); grad[C + c] = Float(sums[c]) }
+            affine.accumulateScoreGrad()
+        }
         reduce(2 * C)  // every rank takes part, with or without dx
         guard let dx, lastCount > 0 else { return }
         for c in 0..<C {
-            let meanDy = Float(sums[c] / lastCount), meanDyY = Float(sums[C + c] / lastCount), scale = invStd[c]
+            let gamma = affine.map { $0.effective.pointer[c] } ?? 1
+            let meanDy = gamma * Float(sums[c] / lastCount), meanDyY = gamma * Float(sums[C + c] / lastCount)
+            let scale = invStd[c]
             for b in 0..<batch {
-                let d = dy + (b * C + c) * P, yy = y + (b * C + c) * P, out = dx + (b * C + c) * P
-                for i in 0..<P { out[i] = scale * (d[i] - meanDy - yy[i] * meanDyY) }
+                let d = dy + (b * C + c) * P, yy = xhat + (b * C + c) * P, out = dx + (b * C + c) * P
+                for i in 0..<P { out[i] = scale * (gamma * d[i] - meanDy - yy[i] * meanDyY) }
             }
         }
     }

@@ -32,11 +32,17 @@ public final class MaskedWeights {
     /// allreduce here, so that it overlaps the backward pass of the layers below.
     public var onGradientReady: (() -> Void)?
 
-    /// The weight tensor's shape: [out, in] for linear, [out, in, kh, kw] for conv.
+    /// The weight tensor's shape: [out, in] for linear, [out, in, kh, kw] for conv, [2, C] for a
+    /// batch norm's scale and shift.
     public let shape: [Int]
 
-    public init(count: Int, fanIn: Int, fanOut: Int, k: Double, shape: [Int]? = nil) {
-        self.count = count; self.fanIn = fanIn; self.fanOut = fanOut
+    /// What the parameters are: a layer's weights (random init, the seed's), or the scale and
+    /// shift of an affine batch norm (the dense baseline; init 1 and 0, always trained densely).
+    public enum Role: Sendable { case weights, normAffine }
+    public let role: Role
+
+    public init(count: Int, fanIn: Int, fanOut: Int, k: Double, shape: [Int]? = nil, role: Role = .weights) {
+        self.count = count; self.fanIn = fanIn; self.fanOut = fanOut; self.role = role
         self.shape = shape ?? [count]
         precondition(self.shape.reduce(1, *) == count)
         kept = keptCount(n: count, k: k)

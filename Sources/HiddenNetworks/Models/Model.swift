@@ -14,13 +14,23 @@ public struct ModelConfig: Equatable, Sendable {
     public var inputShape: Shape
     public var classes: Int = 10
     public var method: TrainingMethod = .edgePopup
+    /// The reference's --first-layer-dense / --last-layer-dense: that layer's weights are trained
+    /// (from the same init) while the others keep the run's method.
+    public var firstLayerDense = false
+    public var lastLayerDense = false
 
     public init(architecture: Architecture, width: Double = 1, k: Double = 0.5, weightInit: WeightInit = .signedConstant,
                 scaleFan: Bool = false, seed: UInt64 = 0, inputShape: Shape, classes: Int = 10,
-                method: TrainingMethod = .edgePopup) {
+                method: TrainingMethod = .edgePopup, firstLayerDense: Bool = false, lastLayerDense: Bool = false) {
         self.architecture = architecture; self.width = width; self.k = k; self.weightInit = weightInit
         self.scaleFan = scaleFan; self.seed = seed; self.inputShape = inputShape; self.classes = classes
-        self.method = method
+        self.method = method; self.firstLayerDense = firstLayerDense; self.lastLayerDense = lastLayerDense
+    }
+
+    /// What masked layer `l` of `count` trains: the run's method, or dense for a first or last
+    /// layer made dense.
+    public func method(ofLayer l: Int, of count: Int) -> TrainingMethod {
+        (firstLayerDense && l == 0) || (lastLayerDense && l == count - 1) ? .dense : method
     }
 }
 
@@ -53,6 +63,7 @@ public final class Model {
     public init(_ config: ModelConfig, maxBatch: Int) throws {
         self.config = config
         self.maxBatch = max(1, maxBatch)
+        norm.affine = config.method == .dense
         layers = try config.architecture.layers(input: config.inputShape, classes: config.classes,
                                                 width: config.width, k: config.k, norm: norm)
         allLayers = layers.flatMap { $0.allLayers }
@@ -72,10 +83,17 @@ public final class Model {
         scoreGrads = FloatBuffer(count: total)
         for (l, m) in masked.enumerated() {
             m.bind(scores: scores.pointer + offs[l], scoreGrad: scoreGrads.pointer + offs[l])
-            config.weightInit.fill(m.weights.pointer, count: m.count, layer: l, seed: config.seed,
-                                   fanIn: m.fanIn, fanOut: m.fanOut, scaleFan: config.scaleFan, k: config.k)
-            m.configure(method: config.method, layer: l, seed: config.seed)
-            if config.method == .dense {
+            if m.role == .normAffine {
+                // PyTorch's BatchNorm2d init: scale 1, shift 0.
+                m.weights.pointer.update(repeating: 1, count: m.count / 2)
+                (m.weights.pointer + m.count / 2).update(repeating: 0, count: m.count / 2)
+            } else {
+                config.weightInit.fill(m.weights.pointer, count: m.count, layer: l, seed: config.seed,
+                                       fanIn: m.fanIn, fanOut: m.fanOut, scaleFan: config.scaleFan, k: config.k)
+            }
+            let method = config.method(ofLayer: l, of: masked.count)
+            m.configure(method: method, layer: l, seed: config.seed)
+            if method == .dense {
                 // The trained parameters start as the frozen init (still kept for the checksum).
                 m.scores.update(from: m.weights.pointer, count: m.count)
             } else {
