@@ -59,8 +59,31 @@ final class CheckpointFormatTests: XCTestCase {
         let r = try Harness.run([try Self.python(), Self.pythonTest, files.checkpoint, files.subnetwork, files.info],
                                 environment: Harness.childEnvironment(), timeout: 60)
         XCTAssertEqual(r.status, 0, r.transcript)
-        XCTAssertTrue(r.stdout.contains("OK: 5 layers (2 convolutional)"), r.transcript)
+        XCTAssertTrue(r.stdout.contains("OK: 5 layers (2 convolutional), 0 batch norms"), r.transcript)
         XCTAssertEqual(Harness.count("info agrees", in: r.stdout), 5, r.transcript)
+    }
+
+    /// The same on a ResNet: masked layers inside residual blocks (in `info`'s order) and each
+    /// batch norm's running statistics, `running.<b>`, in the checkpoint and in the subnetwork.
+    func testPythonReadsResNetCheckpointWithRunningStatistics() throws {
+        let model = ["--dataset", "synthetic", "--input", "3x8x8", "--classes", "4", "--model", "cifar-resnet18",
+                     "--width", "0.125", "--k", "0.3"]
+        let ckdir = path("resnet")
+        let t = try Harness.hiddenMPI(["train"] + model + ["--train-size", "64", "--test-size", "16", "--batch-size", "32",
+                                                           "--epochs", "1", "--checkpoint-dir", ckdir, "--progress", "0"], timeout: 60)
+        XCTAssertEqual(t.status, 0, t.transcript)
+        let checkpoint = (ckdir as NSString).appendingPathComponent(CheckpointFolder.name(step: 2, epoch: 1))
+        let subnetwork = path("resnet.subnet"), info = path("resnet-info.jsonl")
+        let e = try Harness.hiddenMPI(["export", "--checkpoint", checkpoint, "--output", subnetwork], timeout: 60)
+        XCTAssertEqual(e.status, 0, e.transcript)
+        let i = try Harness.hiddenMPI(["info", "--json"] + model, timeout: 60)
+        XCTAssertEqual(i.status, 0, i.transcript)
+        try i.stdout.write(toFile: info, atomically: true, encoding: .utf8)
+        let r = try Harness.run([try Self.python(), Self.pythonTest, checkpoint, subnetwork, info],
+                                environment: Harness.childEnvironment(), timeout: 60)
+        XCTAssertEqual(r.status, 0, r.transcript)
+        // 17 convolutions (stem, 16 in blocks) + 3 projections + the classifier; 20 batch norms.
+        XCTAssertTrue(r.stdout.contains("OK: 21 layers (20 convolutional), 20 batch norms"), r.transcript)
     }
 
     /// The documentation's ```python block contains the test's reader verbatim, and runs.

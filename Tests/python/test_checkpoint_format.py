@@ -71,18 +71,20 @@ CHECKPOINT_KEYS = {
     "format", "format_version",
     # model
     "model", "width", "k", "init", "scale_fan", "seed", "dataset", "input", "classes", "method",
+    "first_layer_dense", "last_layer_dense",
     # training
     "train_size", "test_size", "global_batch", "lr", "momentum", "weight_decay", "nesterov",
-    "schedule", "warmup", "epochs", "label_smoothing",
+    "schedule", "warmup", "epochs", "label_smoothing", "bn_sync",
     # where the run stands
     "epoch", "step_in_epoch", "global_step", "epoch_loss_sum", "epoch_correct", "epoch_seen",
-    "world_size", "weight_checksum", "layers",
+    "world_size", "weight_checksum", "layers", "batchnorms",
     # checksums
     "data_crc32", "header_crc32",
 }
-MODEL_KEYS = ["model", "width", "k", "init", "scale_fan", "seed", "dataset", "input", "classes", "method"]
+MODEL_KEYS = ["model", "width", "k", "init", "scale_fan", "seed", "dataset", "input", "classes", "method",
+              "first_layer_dense", "last_layer_dense"]
 SUBNETWORK_FIXED_KEYS = {
-    "format", "format_version", *MODEL_KEYS, "layers", "weight_checksum", "global_batch",
+    "format", "format_version", *MODEL_KEYS, "layers", "batchnorms", "weight_checksum", "global_batch",
     "train_size", "test_size", "source_epoch", "source_step_in_epoch", "source_global_step",
     "data_crc32", "header_crc32",
 }
@@ -124,8 +126,13 @@ def main(checkpoint, subnetwork, info_path):
 
     assert cmeta["format"] == "hidden-mpi-scores" and cmeta["format_version"] == "1", cmeta["format"]
     assert set(cmeta) == CHECKPOINT_KEYS, f"checkpoint keys: extra {set(cmeta) - CHECKPOINT_KEYS}, missing {CHECKPOINT_KEYS - set(cmeta)}"
-    layers = int(cmeta["layers"])
-    assert set(ctensors) == {f"{kind}.{l}" for kind in ("scores", "momentum") for l in range(layers)}, sorted(ctensors)
+    layers, norms = int(cmeta["layers"]), int(cmeta["batchnorms"])
+    running = {f"running.{b}" for b in range(norms)}
+    assert set(ctensors) == {f"{kind}.{l}" for kind in ("scores", "momentum") for l in range(layers)} | running, sorted(ctensors)
+    for name in running:                                   # [running mean; running unbiased variance]
+        r = ctensors[name]
+        assert r.dtype == np.float32 and r.ndim == 2 and r.shape[0] == 2, (name, r.shape)
+        assert (r[1] > 0).all(), f"{name}: a running variance is not positive"
     for key in ("epoch_loss_sum", "epoch_correct"):        # float64 bit patterns, 16 hex digits
         assert len(cmeta[key]) == 16, key
         value = struct.unpack("<d", struct.pack("<Q", int(cmeta[key], 16)))[0]
@@ -135,11 +142,13 @@ def main(checkpoint, subnetwork, info_path):
     assert smeta["format"] == "hidden-mpi-subnetwork" and smeta["format_version"] == "1", smeta["format"]
     expected = SUBNETWORK_FIXED_KEYS | {f"{kind}.{l}" for kind in ("shape", "kept") for l in range(layers)}
     assert set(smeta) == expected, f"subnetwork keys: extra {set(smeta) - expected}, missing {expected - set(smeta)}"
-    for key in MODEL_KEYS + ["layers", "weight_checksum", "global_batch", "train_size", "test_size"]:
+    for key in MODEL_KEYS + ["layers", "batchnorms", "weight_checksum", "global_batch", "train_size", "test_size"]:
         assert smeta[key] == cmeta[key], f"{key}: subnetwork {smeta[key]} vs checkpoint {cmeta[key]}"
     for key in ("epoch", "step_in_epoch", "global_step"):
         assert smeta["source_" + key] == cmeta[key], key
-    assert set(stensors) == {f"mask.{l}" for l in range(layers)}, sorted(stensors)
+    assert set(stensors) == {f"mask.{l}" for l in range(layers)} | running, sorted(stensors)
+    for name in running:                                   # the subnetwork carries them to evaluation
+        assert np.array_equal(stensors[name], ctensors[name]), name
 
     info = [json.loads(line) for line in open(info_path) if line.strip()]
     masked = {row["masked_index"]: row for row in info if "masked_index" in row}
@@ -174,7 +183,7 @@ def main(checkpoint, subnetwork, info_path):
         print(f"layer {l}: {'x'.join(map(str, shape))}, {kept} of {n} kept; mask = top-k of |scores|; info agrees")
     assert four_d > 0, "use a convolutional model: no 4-D score tensor was checked"
     assert total and total[0]["kept"] == sum(masked[l]["kept"] for l in range(layers))
-    print(f"OK: {layers} layers ({four_d} convolutional), checksums, layout and masks agree")
+    print(f"OK: {layers} layers ({four_d} convolutional), {norms} batch norms, checksums, layout and masks agree")
 
 
 if __name__ == "__main__":
