@@ -54,11 +54,19 @@ final class ConvolutionReferenceTests: XCTestCase {
         Geometry(c: 2, h: 30, w: 30, co: 2, kernel: 3, stride: 1, padding: 1, batch: 6),
     ]
 
+    /// Every geometry one image per sgemm, all images in one sgemm, and in groups of two (the
+    /// last group of an odd batch holding one image).
     func testForwardAndAdjointsMatchDirectLoops() throws {
+        let saved = MaskedConv2d.columnsPerGEMM
+        defer { MaskedConv2d.columnsPerGEMM = saved }
         var rng = TestRNG(20)
         for g in table {
+          for (columns, expectedGroup) in [(1, 1), (g.batch * g.oh * g.ow, g.batch), (2 * g.oh * g.ow, min(2, g.batch))] {
+            MaskedConv2d.columnsPerGEMM = columns
             let layer = try MaskedConv2d(input: Shape([g.c, g.h, g.w]), outChannels: g.co, kernel: g.kernel,
                                          stride: g.stride, padding: g.padding, k: 0.5)
+            layer.reserve(batch: g.batch)
+            XCTAssertEqual(layer.group, expectedGroup, "images per sgemm at \(columns) columns, \(g)")
             XCTAssertEqual(layer.outputShape, Shape([g.co, g.oh, g.ow]), "\(g)")
             let arena = prepare(layer.weights, rng: &rng)
             let weff = layer.weights.effective.array
@@ -78,13 +86,13 @@ final class ConvolutionReferenceTests: XCTestCase {
             let x = buffer(xs), out = FloatBuffer(count: dys.count)
             for i in 0..<out.count { out[i] = .nan }
             layer.forward(x.pointer, out.pointer, batch: g.batch)
-            assertAllClose(out.array, y.map(Float.init), rtol: 1e-5, atol: 1e-5, "forward \(g)")
+            assertAllClose(out.array, y.map(Float.init), rtol: 1e-5, atol: 1e-5, "forward \(g), groups of \(expectedGroup)")
 
             let dy = buffer(dys), gx = FloatBuffer(count: xs.count)
             for i in 0..<gx.count { gx[i] = .nan }
             layer.backward(x.pointer, out.pointer, dy.pointer, gx.pointer, batch: g.batch)
-            assertAllClose(gx.array, dx.map(Float.init), rtol: 1e-5, atol: 1e-5, "dL/dx \(g)")
-            assertAllClose(layer.weights.effectiveGrad.array, dw.map(Float.init), rtol: 1e-5, atol: 1e-5, "dL/dW_eff \(g)")
+            assertAllClose(gx.array, dx.map(Float.init), rtol: 1e-5, atol: 1e-5, "dL/dx \(g), groups of \(expectedGroup)")
+            assertAllClose(layer.weights.effectiveGrad.array, dw.map(Float.init), rtol: 1e-5, atol: 1e-5, "dL/dW_eff \(g), groups of \(expectedGroup)")
 
             // Without dx (the first layer) the weight gradient is the same.
             layer.backward(x.pointer, out.pointer, dy.pointer, nil, batch: g.batch)
@@ -95,6 +103,7 @@ final class ConvolutionReferenceTests: XCTestCase {
             layer.forward(x.pointer + (g.batch - 1) * g.c * g.h * g.w, single.pointer, batch: 1)
             assertAllClose(single.array, Array(out.array.suffix(single.count)), rtol: 1e-5, atol: 1e-6, "last sample alone \(g)")
             withExtendedLifetime((arena, dy)) {}
+          }
         }
     }
 

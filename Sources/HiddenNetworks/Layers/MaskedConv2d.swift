@@ -1,8 +1,15 @@
-// Masked 2-D convolution, no bias, any kernel, stride and padding: im2col + sgemm per image; a
-// 1x1 convolution with stride 1 is a plain sgemm on the image itself (no im2col, no col2im).
-// x: [B, C, H, W], W: [Co, C*KH*KW], y: [B, Co, OH, OW]. Per image y_b = W_eff col_b; backward
-// rebuilds col_b instead of keeping a batch of them (memory), then dW_eff += dy_b col_b^T and
-// dcol = W_eff^T dy_b, scattered back by col2im.
+// Masked 2-D convolution, no bias, any kernel, stride and padding: im2col + sgemm.
+// x: [B, C, H, W], W: [Co, K = C*KH*KW], y: [B, Co, OH, OW], P = OH*OW positions per image.
+//
+// Large images take one sgemm per image: y_b [Co, P] = W_eff col_b [K, P]. Small ones (the late
+// stages of a ResNet: 7x7 or 4x4) would give sgemms with N = P = 49 or 16, far from the BLAS
+// peak, and a weight gradient dW += dy_b col_b^T whose inner dimension is P: the whole [Co, K]
+// gradient read and written once per image. So images go in groups of G, G*P >= columnsPerGEMM:
+// the group's columns side by side, col_g [K, G*P], one sgemm, and the output copied from
+// channel-major [Co, G*P] back to [G, Co, P] (the gradient dy gathered the other way). A 1x1
+// convolution with stride 1 needs no im2col: the image [C, P] is its own column matrix.
+// Backward rebuilds the columns instead of keeping a batch of them (memory), then
+// dW_eff += dy_g col_g^T and dcol = W_eff^T dy_g, scattered back by col2im.
 
 import CBLAS
 
@@ -14,12 +21,19 @@ public final class MaskedConv2d: Layer {
     public let height, width, outHeight, outWidth: Int
     public let weights: MaskedWeights
     public var masked: MaskedWeights? { weights }
-    private let col: FloatBuffer
+    /// Columns of a group of images [K, G*P], and its output or output gradient [Co, G*P].
+    private var col = FloatBuffer(count: 0)
+    private var channelMajor = FloatBuffer(count: 0)
+    /// Images per sgemm (1 for images of at least `columnsPerGEMM` positions).
+    public private(set) var group = 0
     /// 1x1, stride 1, no padding: the image [C, H*W] is its own im2col matrix.
     private let pointwise: Bool
     private var colRows: Int { inChannels * kernel * kernel }
     private var positions: Int { outHeight * outWidth }
     public var forwardFLOPsPerSample: Int { 2 * weights.count * positions }
+
+    /// The smallest sgemm width (G * P) worth grouping images for; tests lower it.
+    nonisolated(unsafe) static var columnsPerGEMM = 512
 
     /// Throws when the kernel does not fit the input.
     public init(input: Shape, outChannels: Int, kernel: Int = 3, stride: Int = 1, padding: Int = 1, k: Double) throws {
@@ -39,50 +53,99 @@ public final class MaskedConv2d: Layer {
         weights = MaskedWeights(count: outChannels * rows, fanIn: rows, fanOut: outChannels * kernel * kernel, k: k,
                                 shape: [outChannels, inChannels, kernel, kernel])
         pointwise = kernel == 1 && stride == 1 && padding == 0
-        col = FloatBuffer(count: pointwise ? 0 : rows * outHeight * outWidth)
     }
 
-    /// The im2col matrix [C*KH*KW, OH*OW] of image b: the image itself when pointwise.
+    /// Sizes the group and its buffers for batches of up to `batch` images.
+    public func reserve(batch: Int) {
+        let g = min(max(1, batch), max(1, (Self.columnsPerGEMM + positions - 1) / positions))
+        guard g > group else { return }
+        group = g
+        let grouped = g > 1
+        col = FloatBuffer(count: pointwise && !grouped ? 0 : colRows * g * positions)
+        channelMajor = FloatBuffer(count: grouped ? outChannels * g * positions : 0)
+    }
+
+    /// Columns [K, n*P] of images first..<first+n with row stride n*P; a single pointwise image is its own.
     @inline(__always)
-    private func columns(_ x: UnsafePointer<Float>, image b: Int) -> UnsafePointer<Float> {
-        if pointwise { return x + b * inputShape.count }
-        im2col(x + b * inputShape.count, col.pointer)
+    private func columns(_ x: UnsafePointer<Float>, first: Int, count n: Int) -> UnsafePointer<Float> {
+        if pointwise && n == 1 { return x + first * inputShape.count }
+        let ld = n * positions
+        for j in 0..<n {
+            let image = x + (first + j) * inputShape.count
+            if pointwise {
+                for c in 0..<inChannels { (col.pointer + c * ld + j * positions).update(from: image + c * positions, count: positions) }
+            } else {
+                im2col(image, col.pointer + j * positions, ld: ld)
+            }
+        }
         return UnsafePointer(col.pointer)
     }
 
+    /// [Co, n*P] <-> n images [Co, P] of y (or dy) starting at image `first`.
+    @inline(__always)
+    private func copyChannelMajor(_ images: UnsafeMutablePointer<Float>, first: Int, count n: Int, toImages: Bool) {
+        let P = positions, ld = n * P, outSize = outputShape.count
+        for j in 0..<n {
+            for co in 0..<outChannels {
+                let a = images + (first + j) * outSize + co * P, b = channelMajor.pointer + co * ld + j * P
+                if toImages { a.update(from: b, count: P) } else { b.update(from: a, count: P) }
+            }
+        }
+    }
+
     public func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int) {
-        let outSize = outputShape.count
-        for b in 0..<batch {
-            let cols = columns(x, image: b)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(outChannels), Int32(positions), Int32(colRows),
-                        1, weights.effective.pointer, Int32(colRows), cols, Int32(positions),
-                        0, y + b * outSize, Int32(positions))
+        reserve(batch: 1)  // a no-op once the model reserved its batch
+        var first = 0
+        while first < batch {
+            let n = min(group, batch - first), ld = n * positions
+            let cols = columns(x, first: first, count: n)
+            let out = n == 1 ? y + first * outputShape.count : channelMajor.pointer
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(outChannels), Int32(ld), Int32(colRows),
+                        1, weights.effective.pointer, Int32(colRows), cols, Int32(ld), 0, out, Int32(ld))
+            if n > 1 { copyChannelMajor(y, first: first, count: n, toImages: true) }
+            first += n
         }
     }
 
     public func backward(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ dy: UnsafePointer<Float>,
                          _ dx: UnsafeMutablePointer<Float>?, batch: Int) {
-        let inSize = inputShape.count, outSize = outputShape.count
+        reserve(batch: 1)
         let g = weights.effectiveGrad.pointer
         if batch == 0 { weights.effectiveGrad.zero() }
-        for b in 0..<batch {
-            let cols = columns(x, image: b)
-            // dW_eff [Co, K] (+)= dy_b [Co, P] col_b^T [P, K]
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(outChannels), Int32(colRows), Int32(positions),
-                        1, dy + b * outSize, Int32(positions), cols, Int32(positions),
-                        b == 0 ? 0 : 1, g, Int32(colRows))
-            if let dx, pointwise {
-                // dx_b [C, P] = W_eff^T [C, Co] dy_b [Co, P]
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(colRows), Int32(positions), Int32(outChannels),
-                            1, weights.effective.pointer, Int32(colRows), dy + b * outSize, Int32(positions),
-                            0, dx + b * inSize, Int32(positions))
-            } else if let dx {
-                // dcol [K, P] = W_eff^T [K, Co] dy_b [Co, P], reusing col's storage.
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(colRows), Int32(positions), Int32(outChannels),
-                            1, weights.effective.pointer, Int32(colRows), dy + b * outSize, Int32(positions),
-                            0, col.pointer, Int32(positions))
-                col2im(col.pointer, dx + b * inSize)
+        var first = 0
+        while first < batch {
+            let n = min(group, batch - first), ld = n * positions
+            let grad: UnsafePointer<Float>
+            if n == 1 {
+                grad = dy + first * outputShape.count
+            } else {
+                copyChannelMajor(UnsafeMutablePointer(mutating: dy), first: first, count: n, toImages: false)
+                grad = UnsafePointer(channelMajor.pointer)
             }
+            let cols = columns(x, first: first, count: n)
+            // dW_eff [Co, K] (+)= dy_g [Co, n*P] col_g^T [n*P, K]
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(outChannels), Int32(colRows), Int32(ld),
+                        1, grad, Int32(ld), cols, Int32(ld), first == 0 ? 0 : 1, g, Int32(colRows))
+            if let dx {
+                if pointwise && n == 1 {
+                    // dx_b [C, P] = W_eff^T [C, Co] dy_b [Co, P]
+                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(colRows), Int32(ld), Int32(outChannels),
+                                1, weights.effective.pointer, Int32(colRows), grad, Int32(ld), 0, dx + first * inputShape.count, Int32(ld))
+                } else {
+                    // dcol [K, n*P] = W_eff^T [K, Co] dy_g [Co, n*P], reusing col's storage.
+                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(colRows), Int32(ld), Int32(outChannels),
+                                1, weights.effective.pointer, Int32(colRows), grad, Int32(ld), 0, col.pointer, Int32(ld))
+                    for j in 0..<n {
+                        let image = dx + (first + j) * inputShape.count
+                        if pointwise {
+                            for c in 0..<inChannels { (image + c * positions).update(from: col.pointer + c * ld + j * positions, count: positions) }
+                        } else {
+                            col2im(col.pointer + j * positions, image, ld: ld)
+                        }
+                    }
+                }
+            }
+            first += n
         }
         weights.accumulateScoreGrad()
     }
@@ -97,13 +160,13 @@ public final class MaskedConv2d: Layer {
         return lo..<max(lo, hi)
     }
 
-    /// col [C*KH*KW, OH*OW] from one image [C, H, W]; zero where the window leaves the image.
-    func im2col(_ x: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Float>) {
-        let P = positions
+    /// col [C*KH*KW, OH*OW] from one image [C, H, W], rows `ld` floats apart; zero where the
+    /// window leaves the image.
+    func im2col(_ x: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Float>, ld: Int) {
         for c in 0..<inChannels {
             for ki in 0..<kernel {
                 for kj in 0..<kernel {
-                    let row = col + ((c * kernel + ki) * kernel + kj) * P
+                    let row = col + ((c * kernel + ki) * kernel + kj) * ld
                     let valid = validColumns(kj)
                     for oy in 0..<outHeight {
                         let iy = oy * stride - padding + ki
@@ -128,13 +191,12 @@ public final class MaskedConv2d: Layer {
     }
 
     /// The adjoint of im2col: dx [C, H, W] = sum of dcol's entries at the pixels they were read from.
-    func col2im(_ col: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>) {
-        let P = positions
+    func col2im(_ col: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, ld: Int) {
         dx.update(repeating: 0, count: inputShape.count)
         for c in 0..<inChannels {
             for ki in 0..<kernel {
                 for kj in 0..<kernel {
-                    let row = col + ((c * kernel + ki) * kernel + kj) * P
+                    let row = col + ((c * kernel + ki) * kernel + kj) * ld
                     let valid = validColumns(kj)
                     for oy in 0..<outHeight {
                         let iy = oy * stride - padding + ki

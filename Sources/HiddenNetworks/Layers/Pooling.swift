@@ -24,7 +24,7 @@ public final class MaxPool2d: Layer {
     public init(input: Shape, kernel: Int, stride: Int, padding: Int) throws {
         guard input.dims.count == 3, kernel >= 1, stride >= 1, padding >= 0, 2 * padding <= kernel,
               input.dims[1] + 2 * padding >= kernel, input.dims[2] + 2 * padding >= kernel else {
-            throw HiddenError("a \(kernel)x\(kernel) max-pool (stride \(stride), padding \(padding)) does not fit an input of \(input)")
+            throw HiddenError("a \(kernel)x\(kernel) max-pool does not fit an input of \(input) (stride \(stride), padding \(padding))")
         }
         inputShape = input; self.kernel = kernel; self.stride = stride; self.padding = padding
         outputShape = Shape([input.dims[0], (input.dims[1] + 2 * padding - kernel) / stride + 1,
