@@ -76,36 +76,45 @@ struct Eval: ParsableCommand {
     func run() throws {
         setBLASThreads(nil)
         let comm = try Launch.communicator()
-        var trainer: Trainer?
+        var evaluator: Evaluator?
         var failure: Error?
         do {
             let path = checkpoint ?? subnetwork!
             let file = checkpoint != nil ? try ScoreCheckpoint.load(path) : try Subnetwork.load(path)
-            let (model, dataset) = try RunFields.parseModel(file.metadata, source: path)
+            let (config, dataset) = try RunFields.parseModel(file.metadata, source: path)
             guard let source = DataSource(rawValue: dataset) else { throw HiddenError("\(path) names unknown data set \(dataset)") }
             let trainSize = Int(file.metadata["train_size"] ?? "") ?? 1024, testSize = Int(file.metadata["test_size"] ?? "") ?? 256
+            // The test split alone; synthetic data is rebuilt whole, as training made it.
             let data = try loadDataset(source, directory: dataDir,
-                                       synthetic: SyntheticSpec(shape: model.inputShape, classes: model.classes,
+                                       synthetic: SyntheticSpec(shape: config.inputShape, classes: config.classes,
                                                                 trainCount: trainSize, testCount: testSize),
-                                       seed: model.seed)
-            var config = TrainConfig(model: model)
-            config.globalBatch = max(comm.size, Int(file.metadata["global_batch"] ?? "") ?? 128)
-            let t = try Trainer(config: config, data: data, comm: comm)
-            if checkpoint != nil { try ScoreCheckpoint.restoreScores(file, into: t.model, path: path) } else { try Subnetwork.apply(file, to: t.model, path: path) }
-            trainer = t
+                                       seed: config.seed, testOnly: true)
+            guard data.shape.count == config.inputShape.count, data.classes <= config.classes else {
+                throw HiddenError("\(path) was trained on input \(config.inputShape) with \(config.classes) classes; this \(data.name) gives \(data.shape) with \(data.classes)",
+                                  hint: "point --data-dir at the data the run was trained on")
+            }
+            // Batches as training evaluated them: up to the largest per-rank slice of its global batch.
+            let globalBatch = max(comm.size, Int(file.metadata["global_batch"] ?? "") ?? 128)
+            let model = try Model(config, maxBatch: (globalBatch + comm.size - 1) / comm.size)
+            if checkpoint != nil { try ScoreCheckpoint.restoreScores(file, into: model, path: path) } else { try Subnetwork.apply(file, to: model, path: path) }
+            evaluator = Evaluator(model: model, data: data, comm: comm)
         } catch { failure = error }
         Launch.agree(comm, failure)
-        guard let trainer else { Launch.finish(comm, code: 1) }
-        let (loss, accuracy) = trainer.evaluate()
+        guard let evaluator else { Launch.finish(comm, code: 1) }
+        let result = evaluator.run()
+        let (loss, accuracy) = (result.loss, result.accuracy)
+        let testCount = evaluator.data.test.count
         if comm.rank == 0 {
-            let correct = Int((accuracy * Double(trainer.data.test.count)).rounded())
+            let correct = Int((accuracy * Double(testCount)).rounded())
             if json {
-                let object: [String: Any] = ["test_acc": accuracy, "test_loss": loss, "correct": correct,
-                                             "test_size": trainer.data.test.count, "world_size": comm.size]
+                var object: [String: Any] = ["test_acc": accuracy, "test_loss": loss, "correct": correct,
+                                             "test_size": testCount, "world_size": comm.size]
+                if evaluator.model.config.classes > 10 { object["test_top5"] = result.top5 }
                 print(String(data: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), encoding: .utf8)!)
             } else {
                 print(String(format: "test accuracy %.2f%% (%d of %d), test loss %.4f", 100 * accuracy, correct,
-                             trainer.data.test.count, loss))
+                             testCount, loss)
+                      + (evaluator.model.config.classes > 10 ? String(format: ", top-5 %.2f%%", 100 * result.top5) : ""))
             }
         }
         Launch.finish(comm, code: 0)

@@ -46,8 +46,9 @@ public struct SyntheticSpec: Equatable, Sendable {
     }
 }
 
+/// Loads a data set. With `testOnly` (evaluation) the training split is not read and stays empty.
 public func loadDataset(_ source: DataSource, directory: String?, synthetic: SyntheticSpec = SyntheticSpec(),
-                        seed: UInt64 = 0) throws -> Dataset {
+                        seed: UInt64 = 0, testOnly: Bool = false) throws -> Dataset {
     switch source {
     case .synthetic:
         return makeSynthetic(synthetic, seed: seed)
@@ -60,8 +61,9 @@ public func loadDataset(_ source: DataSource, directory: String?, synthetic: Syn
         guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else {
             throw HiddenError("data set \(source.rawValue) not found: \(dir) does not exist", hint: source.installHint)
         }
-        let (train, shape, missTrain) = try loadIDXSplit(dir: dir, prefix: "train", mean: mean, std: std)
         let (test, testShape, missTest) = try loadIDXSplit(dir: dir, prefix: "t10k", mean: mean, std: std)
+        let (train, shape, missTrain) = testOnly ? (Split(images: [], labels: []), testShape, [])
+            : try loadIDXSplit(dir: dir, prefix: "train", mean: mean, std: std)
         let missing = missTrain + missTest
         guard missing.isEmpty else {
             throw HiddenError("data set \(source.rawValue) incomplete in \(dir): missing \(missing.joined(separator: ", "))", hint: source.installHint)
@@ -70,9 +72,9 @@ public func loadDataset(_ source: DataSource, directory: String?, synthetic: Syn
         return Dataset(name: source.rawValue, shape: shape, classes: 10, train: train, test: test,
                        augment: false, padValue: [-mean / std])
     case .cifar10:
-        return try loadCIFAR(.cifar10, directory: directory)
+        return try loadCIFAR(.cifar10, directory: directory, testOnly: testOnly)
     case .cifar100:
-        return try loadCIFAR(.cifar100, directory: directory)
+        return try loadCIFAR(.cifar100, directory: directory, testOnly: testOnly)
     }
 }
 
@@ -105,7 +107,9 @@ struct CIFARLayout {
 
 /// A CIFAR binary version: finds the folder, checks that every file is there and has its exact
 /// size, reads and normalises it; training samples are augmented.
-func loadCIFAR(_ layout: CIFARLayout, directory: String?) throws -> Dataset {
+func loadCIFAR(_ layout: CIFARLayout, directory: String?, testOnly: Bool = false) throws -> Dataset {
+    var layout = layout
+    if testOnly { layout.trainFiles = [] }
     let source = layout.source
     guard let dir = directory else {
         throw HiddenError("\(source.rawValue) needs --data-dir", hint: source.installHint)

@@ -100,6 +100,7 @@ public final class Trainer {
     /// Largest slice of a global batch any rank gets.
     public let maxLocalBatch: Int
     private let labels: UnsafeMutablePointer<Int32>
+    private let evaluator: Evaluator
     private let logitGrad: FloatBuffer
     /// Loss sum, correct count and stop flag, reduced with every step.
     private let stepStats: UnsafeMutableBufferPointer<Double>
@@ -130,6 +131,7 @@ public final class Trainer {
         model = try Model(config.model, maxBatch: maxLocalBatch)
         optimizer = SGD(config: config.sgd, count: model.parameterCount)
         labels = .allocate(capacity: maxLocalBatch)
+        evaluator = Evaluator(model: model, data: data, comm: comm)
         logitGrad = FloatBuffer(count: maxLocalBatch * config.model.classes)
         stepStats = .allocate(capacity: 3)
         if config.bnSync == .global { model.norm.communicator = comm }
@@ -261,23 +263,7 @@ public final class Trainer {
     /// Mean loss, top-1 and top-5 accuracy on the test split, sharded over the ranks, with the
     /// current scores (top-5: fewer than 5 classes have a strictly larger logit than the label).
     public func evaluateTop5() -> (loss: Double, accuracy: Double, top5: Double) {
-        model.updateMasks()
-        model.training = false
-        let mine = localRange(count: data.test.count)
-        var lossSum = 0.0, correct = 0, top5 = 0
-        var start = mine.lowerBound
-        while start < mine.upperBound {
-            let n = min(maxLocalBatch, mine.upperBound - start)
-            data.gatherTest(start: start, count: n, x: model.input.pointer, y: labels)
-            let logits = model.forward(batch: n)
-            let r = softmaxCrossEntropy(logits: logits, labels: labels, batch: n, classes: config.model.classes,
-                                        smoothing: 0, grad: nil)
-            lossSum += r.lossSum; correct += r.correct; top5 += r.top5Correct
-            start += n
-        }
-        var stats = [lossSum, Double(correct), Double(top5)]
-        comm.allreduce(&stats, op: .sum)
-        let total = Double(max(data.test.count, 1))
-        return (stats[0] / total, stats[1] / total, stats[2] / total)
+        let r = evaluator.run()
+        return (r.loss, r.accuracy, r.top5)
     }
 }

@@ -1,0 +1,50 @@
+// Test-set evaluation of a model, sharded over the ranks: rank r takes the contiguous slice
+// [n * r / P, n * (r + 1) / P) of the n test samples in batches of up to the model's maxBatch,
+// and the loss and the two correct counts are allreduced. It needs no training set and no
+// Trainer (`hidden-mpi eval` builds only a model and the test split). Batch norms use their
+// running statistics, so no rank talks to another before the final reduction, and the result
+// does not depend on how the test set is batched.
+
+public struct EvaluationResult: Sendable {
+    public var loss: Double
+    public var accuracy: Double
+    /// Fewer than 5 classes have a strictly larger logit than the label.
+    public var top5: Double
+}
+
+public final class Evaluator {
+    public let model: Model
+    public let data: Dataset
+    public let comm: Communicator
+    private let labels: UnsafeMutablePointer<Int32>
+
+    public init(model: Model, data: Dataset, comm: Communicator) {
+        self.model = model; self.data = data; self.comm = comm
+        labels = .allocate(capacity: model.maxBatch)
+    }
+
+    deinit { labels.deallocate() }
+
+    /// Mean loss, top-1 and top-5 accuracy on the test split with the model's current scores.
+    public func run() -> EvaluationResult {
+        model.updateMasks()
+        model.training = false
+        let n = data.test.count
+        let mine = (n * comm.rank / comm.size)..<(n * (comm.rank + 1) / comm.size)
+        var lossSum = 0.0, correct = 0, top5 = 0
+        var start = mine.lowerBound
+        while start < mine.upperBound {
+            let count = min(model.maxBatch, mine.upperBound - start)
+            data.gatherTest(start: start, count: count, x: model.input.pointer, y: labels)
+            let logits = model.forward(batch: count)
+            let r = softmaxCrossEntropy(logits: logits, labels: labels, batch: count, classes: model.config.classes,
+                                        smoothing: 0, grad: nil)
+            lossSum += r.lossSum; correct += r.correct; top5 += r.top5Correct
+            start += count
+        }
+        var stats = [lossSum, Double(correct), Double(top5)]
+        comm.allreduce(&stats, op: .sum)
+        let total = Double(max(n, 1))
+        return EvaluationResult(loss: stats[0] / total, accuracy: stats[1] / total, top5: stats[2] / total)
+    }
+}
