@@ -338,17 +338,23 @@ struct Train: ParsableCommand {
                  + (EpochMetrics.reportsTop5(classes: c.model.classes) ? "  test_top5" : "") + "        lr   seconds   images/s")
     }
 
+    /// The metrics file's "run" object: the checkpoint's configuration fields (one table,
+    /// RunFields, written once), typed for JSON, with what only this run knows.
     func runObject(_ t: Trainer, _ checksums: [UInt64]) -> [String: Any] {
-        let c = t.config
-        return ["kind": "run", "model": c.model.architecture.rawValue, "width": c.model.width, "k": c.model.k,
-                "init": c.model.weightInit.rawValue, "scale_fan": c.model.scaleFan, "seed": c.model.seed,
-                "method": c.model.method.rawValue,
-                "dataset": t.data.name, "input": t.data.shape.description, "train_size": t.data.train.count,
-                "test_size": t.data.test.count, "world_size": t.comm.size, "global_batch": c.globalBatch,
-                "lr": c.sgd.lr, "momentum": c.sgd.momentum, "weight_decay": c.sgd.weightDecay, "nesterov": c.sgd.nesterov,
-                "schedule": c.schedule.rawValue, "warmup": c.warmup, "epochs": c.epochs, "label_smoothing": c.labelSmoothing,
-                "bn_sync": c.bnSync.rawValue, "parameters": t.model.parameterCount, "weight_checksums": checksums.map(hex)]
+        var object: [String: Any] = ["kind": "run", "world_size": t.comm.size, "parameters": t.model.parameterCount,
+                                     "weight_checksums": checksums.map(hex)]
+        for (key, value) in RunFields.fields(t.config, DataIdentity(t.data)) { object[key] = jsonValue(value) }
+        return object
     }
+}
+
+/// A metadata string as the JSON value it stands for: true/false, an integer, a number, or itself.
+func jsonValue(_ text: String) -> Any {
+    if text == "true" || text == "false" { return text == "true" }
+    if let i = Int(text) { return i }
+    if let u = UInt64(text) { return u }
+    if let d = Double(text), d.isFinite { return d }
+    return text
 }
 
 func hex(_ v: UInt64) -> String { String(format: "%016llx", v) }

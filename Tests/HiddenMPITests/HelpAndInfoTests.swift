@@ -104,6 +104,16 @@ final class HelpAndInfoTests: XCTestCase {
         XCTAssertEqual(keptCount(n: 1728, k: 0.3), 519)
     }
 
+    /// The paper's ImageNet ResNet-50 at k 0.3: torchvision's 25,557,032 parameters less 53,120 of
+    /// batch norm and the classifier's 1,000 biases; 53 convolutions (16 bottlenecks of 3, the
+    /// stem, 4 projections) and the classifier; about 7.65M weights kept.
+    func testInfoCountsTheResNet50OfThePaper() throws {
+        let r50 = try info(["--model", "resnet50", "--dataset", "synthetic", "--input", "3x224x224", "--classes", "1000"], k: 0.3)
+        XCTAssertEqual(r50.weights, 25_502_912)
+        XCTAssertEqual(r50.layers, 54)
+        XCTAssertEqual(Double(r50.kept) / 1e6, 7.65, accuracy: 0.01)
+    }
+
     func testInfoTableNeedsNoData() throws {
         // cifar10 without --data-dir is fine for info: it reads no files.
         let r = try Harness.hiddenMPI(["info", "--model", "conv4", "--dataset", "cifar10"])
