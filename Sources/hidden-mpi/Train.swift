@@ -152,82 +152,12 @@ struct Train: ParsableCommand {
             metricsFile?.close()
             Launch.finish(comm, code: 0)
         }
-
-        // Rank 0 writes checkpoints; a failure to write ends the job (no rank waits on a dead one).
-        var lastWritten: TrainState?
-        var lastCheckpoint: String?
-        func checkpoint(_ why: String) {
-            guard comm.rank == 0, let directory, lastWritten != trainer.state else { return }
-            do {
-                let path = try directory.write(trainer, keep: keepCheckpoints)
-                lastWritten = trainer.state
-                lastCheckpoint = path
-                if why != "step" { out.progress("hidden-mpi: checkpoint \(path) (\(why))") }
-            } catch {
-                Launch.writeError("error: \(error)")
-                comm.abort(code: 1)
-            }
-        }
-
-        var lastProgress = Date()
-        var lastEpoch: EpochMetrics?
-        let runStart = Date(), firstStep = trainer.state.globalStep
-        let lastStep = min(trainer.config.epochs * trainer.stepsPerEpoch, trainer.config.maxSteps ?? Int.max)
-        let outcome = trainer.train(stopRequested: { stopSignal != 0 }, onStep: { s, state in
-            if s.step <= logSteps {
-                metricsFile?.write(["kind": "step", "epoch": s.epoch + 1, "step": s.step, "loss": s.loss,
-                                    "train_acc": s.accuracy, "lr": s.lr])
-                if logSteps <= 20 { out.line(String(format: "  step %4d  loss %.6f", s.step, s.loss)) }
-            }
-            if progress > 0, Date().timeIntervalSince(lastProgress) >= progress, s.stepInEpoch < s.stepsPerEpoch {
-                lastProgress = Date()
-                // Time left at this process's mean pace so far (its evaluations included).
-                let perStep = Date().timeIntervalSince(runStart) / Double(max(1, s.step - firstStep))
-                let epochLeft = Double(s.stepsPerEpoch - s.stepInEpoch) * perStep
-                let runLeft = Double(max(0, lastStep - s.step)) * perStep
-                out.progress(String(format: "  epoch %d/%d  step %d/%d  loss %.4f  acc %.2f%%", s.epoch + 1, trainer.config.epochs,
-                                    s.stepInEpoch, s.stepsPerEpoch, s.loss, 100 * s.accuracy)
-                             + "  about \(duration(epochLeft)) left in the epoch, \(duration(runLeft)) in the run")
-            }
-            if checkpointEvery > 0, state.globalStep % checkpointEvery == 0 { checkpoint("step") }
-        }, onEpoch: { e, _ in
-            lastProgress = Date()
-            lastEpoch = e
-            // More than 10 classes: a test_top5 column after test_acc (10 or fewer: the line as it was).
-            out.line(String(format: "%5d  %10.4f  %8.2f%%  %9.4f  %7.2f%%", e.epoch, e.train_loss, 100 * e.train_acc,
-                            e.test_loss, 100 * e.test_acc)
-                     + (e.test_top5.map { String(format: "  %8.2f%%", 100 * $0) } ?? "")
-                     + String(format: "  %8.5f  %8.1f  %9.0f", e.lr, e.seconds, e.images_per_s))
-            var object = (try? JSONSerialization.jsonObject(with: JSONEncoder().encode(e))) as? [String: Any] ?? [:]
-            object["kind"] = "epoch"
-            if !trainer.model.batchNorms.isEmpty {
-                // Every rank's running statistics, as checksums: the same on all of them under --bn-sync global.
-                object["running_checksums"] = gatherChecksums(trainer.model.runningChecksum(), comm).map(hex)
-            }
-            metricsFile?.write(object)
-            checkpoint("end of epoch \(e.epoch)")
-        })
-        if outcome == .stopped {
-            checkpoint("stopped by signal")
-            metricsFile?.write(["kind": "stopped", "step": trainer.state.globalStep, "epoch": trainer.state.epoch + 1])
-            metricsFile?.close()
-            out.progress("hidden-mpi: stopped by a signal at step \(trainer.state.globalStep)\(directory == nil ? " (no --checkpoint-dir: nothing saved)" : "; continue with --resume auto"); exit status \(preemptedExitCode)")
-            comm.barrier()
-            Launch.finish(comm, code: preemptedExitCode)
-        }
-        checkpoint("end of run")
-        metricsFile?.close()
-        if let e = lastEpoch {
-            // One line a person (or grep) can take the result from.
-            let partial = e.steps < trainer.stepsPerEpoch ? " (--max-steps: \(e.steps) of its \(trainer.stepsPerEpoch) steps)" : ""
-            var places = [String]()
-            if let metrics { places.append("metrics in \(metrics)") }
-            if let lastCheckpoint { places.append("checkpoint \(lastCheckpoint)") }
-            out.line(String(format: "done: test accuracy %.2f%% after epoch %d", 100 * e.test_acc, e.epoch)
-                     + partial + ", \(duration(Date().timeIntervalSince(runStart))) in all"
-                     + (places.isEmpty ? "" : "; " + places.joined(separator: ", ")))
-        }
-        Launch.finish(comm, code: 0)
+        let run = TrainingRun(trainer: trainer, comm: comm, out: out, metricsFile: metricsFile, metricsPath: metrics,
+                              directory: directory, keepCheckpoints: keepCheckpoints, checkpointEvery: checkpointEvery,
+                              logSteps: logSteps, progressEvery: progress)
+        let outcome = trainer.train(stopRequested: { stopSignal != 0 }, onStep: run.step, onEpoch: run.epoch)
+        if outcome == .stopped { run.stopped() }
+        run.finished()
     }
 
     /// Everything before the first step, on every rank: the checkpoint to resume (if any), the

@@ -1,0 +1,114 @@
+// What `hidden-mpi train` does around the trainer's steps, one named step each: a line per epoch
+// and progress lines (rank 0), the metrics file, checkpoints (rank 0; a failure to write ends the
+// job, so no rank waits on a dead one), and the ending, stopped by a signal or finished.
+
+import Foundation
+import HiddenNetworks
+
+final class TrainingRun {
+    let trainer: Trainer
+    let comm: Communicator
+    let out: Reporter
+    let metricsFile: JSONLines?
+    let metricsPath: String?
+    let directory: CheckpointDirectory?
+    let keepCheckpoints, checkpointEvery, logSteps: Int
+    let progressEvery: Double
+
+    private var lastWritten: TrainState?
+    private var lastCheckpoint: String?
+    private var lastProgress = Date()
+    private var lastEpoch: EpochMetrics?
+    private let runStart = Date()
+    private let firstStep: Int
+    private let lastStep: Int
+
+    init(trainer: Trainer, comm: Communicator, out: Reporter, metricsFile: JSONLines?, metricsPath: String?,
+         directory: CheckpointDirectory?, keepCheckpoints: Int, checkpointEvery: Int, logSteps: Int, progressEvery: Double) {
+        self.trainer = trainer; self.comm = comm; self.out = out; self.metricsFile = metricsFile; self.metricsPath = metricsPath
+        self.directory = directory; self.keepCheckpoints = keepCheckpoints; self.checkpointEvery = checkpointEvery
+        self.logSteps = logSteps; self.progressEvery = progressEvery
+        firstStep = trainer.state.globalStep
+        lastStep = min(trainer.config.epochs * trainer.stepsPerEpoch, trainer.config.maxSteps ?? Int.max)
+    }
+
+    /// Rank 0 writes a checkpoint of the current state, unless it wrote this one already.
+    func checkpoint(_ why: String) {
+        guard comm.rank == 0, let directory, lastWritten != trainer.state else { return }
+        do {
+            let path = try directory.write(trainer, keep: keepCheckpoints)
+            lastWritten = trainer.state
+            lastCheckpoint = path
+            if why != "step" { out.progress("hidden-mpi: checkpoint \(path) (\(why))") }
+        } catch {
+            Launch.writeError("error: \(error)")
+            comm.abort(code: 1)
+        }
+    }
+
+    /// After every step: the logged first steps, a progress line now and then, step checkpoints.
+    func step(_ s: StepMetrics, _ state: TrainState) {
+        if s.step <= logSteps {
+            metricsFile?.write(["kind": "step", "epoch": s.epoch + 1, "step": s.step, "loss": s.loss,
+                                "train_acc": s.accuracy, "lr": s.lr])
+            if logSteps <= 20 { out.line(String(format: "  step %4d  loss %.6f", s.step, s.loss)) }
+        }
+        if progressEvery > 0, Date().timeIntervalSince(lastProgress) >= progressEvery, s.stepInEpoch < s.stepsPerEpoch {
+            lastProgress = Date()
+            // Time left at this process's mean pace so far (its evaluations included).
+            let perStep = Date().timeIntervalSince(runStart) / Double(max(1, s.step - firstStep))
+            let epochLeft = Double(s.stepsPerEpoch - s.stepInEpoch) * perStep
+            let runLeft = Double(max(0, lastStep - s.step)) * perStep
+            out.progress(String(format: "  epoch %d/%d  step %d/%d  loss %.4f  acc %.2f%%", s.epoch + 1, trainer.config.epochs,
+                                s.stepInEpoch, s.stepsPerEpoch, s.loss, 100 * s.accuracy)
+                         + "  about \(duration(epochLeft)) left in the epoch, \(duration(runLeft)) in the run")
+        }
+        if checkpointEvery > 0, state.globalStep % checkpointEvery == 0 { checkpoint("step") }
+    }
+
+    /// After every epoch (on every rank): its line, its metrics object, its checkpoint.
+    func epoch(_ e: EpochMetrics, _ state: TrainState) {
+        lastProgress = Date()
+        lastEpoch = e
+        // More than 10 classes: a test_top5 column after test_acc (10 or fewer: the line as it was).
+        out.line(String(format: "%5d  %10.4f  %8.2f%%  %9.4f  %7.2f%%", e.epoch, e.train_loss, 100 * e.train_acc,
+                        e.test_loss, 100 * e.test_acc)
+                 + (e.test_top5.map { String(format: "  %8.2f%%", 100 * $0) } ?? "")
+                 + String(format: "  %8.5f  %8.1f  %9.0f", e.lr, e.seconds, e.images_per_s))
+        var object = (try? JSONSerialization.jsonObject(with: JSONEncoder().encode(e))) as? [String: Any] ?? [:]
+        object["kind"] = "epoch"
+        if !trainer.model.batchNorms.isEmpty {
+            // Every rank's running statistics, as checksums: the same on all of them under --bn-sync global.
+            object["running_checksums"] = gatherChecksums(trainer.model.runningChecksum(), comm).map(hex)
+        }
+        metricsFile?.write(object)
+        checkpoint("end of epoch \(e.epoch)")
+    }
+
+    /// Stopped by a signal: checkpoint, say how to continue, exit with the preemption status.
+    func stopped() -> Never {
+        checkpoint("stopped by signal")
+        metricsFile?.write(["kind": "stopped", "step": trainer.state.globalStep, "epoch": trainer.state.epoch + 1])
+        metricsFile?.close()
+        out.progress("hidden-mpi: stopped by a signal at step \(trainer.state.globalStep)\(directory == nil ? " (no --checkpoint-dir: nothing saved)" : "; continue with --resume auto"); exit status \(preemptedExitCode)")
+        comm.barrier()
+        Launch.finish(comm, code: preemptedExitCode)
+    }
+
+    /// The end: a last checkpoint and one line a person (or grep) can take the result from.
+    func finished() -> Never {
+        checkpoint("end of run")
+        metricsFile?.close()
+        if let e = lastEpoch {
+            let partial = e.steps < trainer.stepsPerEpoch ? " (--max-steps: \(e.steps) of its \(trainer.stepsPerEpoch) steps)" : ""
+            var places = [String]()
+            if let metricsPath { places.append("metrics in \(metricsPath)") }
+            if let lastCheckpoint { places.append("checkpoint \(lastCheckpoint)") }
+            out.line(String(format: "done: test accuracy %.2f%% after epoch %d", 100 * e.test_acc, e.epoch)
+                     + (e.test_top5.map { String(format: " (top-5 %.2f%%)", 100 * $0) } ?? "")
+                     + partial + ", \(duration(Date().timeIntervalSince(runStart))) in all"
+                     + (places.isEmpty ? "" : "; " + places.joined(separator: ", ")))
+        }
+        Launch.finish(comm, code: 0)
+    }
+}
