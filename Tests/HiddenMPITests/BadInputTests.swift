@@ -145,6 +145,14 @@ final class BadInputTests: XCTestCase {
             + both("metrics file in a missing folder", ["--metrics", "/nonexistent-hidden-mpi/dir/m.jsonl"],
                    ["cannot write metrics file /nonexistent-hidden-mpi/dir/m.jsonl"])
             + both("model too deep for the input", ["--model", "conv8", "--input", "3x8x8"], ["does not fit input 3x8x8"])
+            // An ImageNet ResNet on 8x8 images ends at 1x1: one value per channel in a batch of 1.
+            + [Case(name: "batch norm with one value per channel", args: ["train"] + s + ["--model", "resnet18", "--width", "0.125",
+                                                                                         "--input", "3x8x8", "--batch-size", "1"],
+                    np: nil, phrases: ["would see one value per channel in a batch of 1"], oneOf: ["raise --batch-size"]),
+               Case(name: "per-rank batch norm with one value per channel",
+                    args: ["train"] + s + ["--model", "resnet18", "--width", "0.125", "--input", "3x8x8", "--batch-size", "2",
+                                           "--bn-sync", "local"],
+                    np: 2, phrases: ["would see one value per channel in a batch of 1"], oneOf: ["--bn-sync global"])]
             + [Case(name: "more ranks than the global batch", args: ["train"] + s + ["--batch-size", "2"], np: 4,
                     phrases: ["global batch 2 is smaller than the 4 ranks"], alsoContains: ["--batch-size"]),
                Case(name: "more ranks than training samples",

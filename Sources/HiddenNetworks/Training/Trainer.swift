@@ -129,6 +129,12 @@ public final class Trainer {
         self.comm = comm
         maxLocalBatch = (config.globalBatch + comm.size - 1) / comm.size
         model = try Model(config.model, maxBatch: maxLocalBatch)
+        // As PyTorch: batch statistics need more than one value per channel.
+        let statisticsBatch = config.bnSync == .global ? config.globalBatch : config.globalBatch / comm.size
+        if let bn = model.batchNorms.first(where: { $0.inputShape.count / $0.channels * statisticsBatch < 2 }) {
+            throw HiddenError("batch norm on \(bn.inputShape) would see one value per channel in a batch of \(statisticsBatch): its variance is undefined",
+                              hint: "raise --batch-size\(config.bnSync == .local ? " (or use --bn-sync global)" : ""), or give the model larger inputs")
+        }
         optimizer = SGD(config: config.sgd, count: model.parameterCount)
         labels = .allocate(capacity: maxLocalBatch)
         evaluator = Evaluator(model: model, data: data, comm: comm)
