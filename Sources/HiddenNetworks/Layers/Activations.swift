@@ -6,20 +6,12 @@ public final class ReLU: Layer {
     public var outputShape: Shape { inputShape }
     public init(input: Shape) { inputShape = input }
 
-    // 16 lanes at a time: the pointers may alias as far as the compiler knows, so it would not
-    // vectorise the plain loops by itself.
     public func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int) {
-        let n = batch * inputShape.count
-        let xr = UnsafeRawPointer(x), yr = UnsafeMutableRawPointer(y)
-        var i = 0
-        while i + 16 <= n {
-            let v = xr.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self)
-            yr.storeBytes(of: v.replacing(with: 0, where: v .< 0), toByteOffset: 4 * i, as: SIMD16<Float>.self)
-            i += 16
-        }
-        while i < n { y[i] = max(x[i], 0); i += 1 }
+        relu(x, y, count: batch * inputShape.count)
     }
 
+    // 16 lanes at a time: the pointers may alias as far as the compiler knows, so it would not
+    // vectorise the plain loop by itself.
     public func backward(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ dy: UnsafePointer<Float>,
                          _ dx: UnsafeMutablePointer<Float>?, batch: Int) {
         guard let dx else { return }
@@ -51,4 +43,17 @@ public final class Flatten: Layer {
                          _ dx: UnsafeMutablePointer<Float>?, batch: Int) {
         dx?.update(from: dy, count: batch * inputShape.count)
     }
+}
+
+/// y[i] = max(x[i], 0), 16 lanes at a time; x and y may be the same buffer (in place).
+@inline(__always)
+func relu(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count n: Int) {
+    let xr = UnsafeRawPointer(x), yr = UnsafeMutableRawPointer(y)
+    var i = 0
+    while i + 16 <= n {
+        let v = xr.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self)
+        yr.storeBytes(of: v.replacing(with: 0, where: v .< 0), toByteOffset: 4 * i, as: SIMD16<Float>.self)
+        i += 16
+    }
+    while i < n { y[i] = max(x[i], 0); i += 1 }
 }

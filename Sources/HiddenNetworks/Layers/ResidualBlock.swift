@@ -86,7 +86,7 @@ public final class ResidualBlock: Layer {
         LayerProfile.shared.time("residual-add") {
             y.update(from: a, count: n)
             addInPlace(y, s, count: n)
-            relu(y, count: n)
+            relu(y, y, count: n)
         }
     }
 
@@ -135,17 +135,4 @@ public final class ResidualBlock: Layer {
             if let out { grad = UnsafePointer(out) }
         }
     }
-}
-
-/// x[i] = max(x[i], 0) in place, 16 lanes at a time.
-@inline(__always)
-func relu(_ x: UnsafeMutablePointer<Float>, count n: Int) {
-    let r = UnsafeMutableRawPointer(x)
-    var i = 0
-    while i + 16 <= n {
-        let v = r.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self)
-        r.storeBytes(of: v.replacing(with: 0, where: v .< 0), toByteOffset: 4 * i, as: SIMD16<Float>.self)
-        i += 16
-    }
-    while i < n { x[i] = max(x[i], 0); i += 1 }
 }
