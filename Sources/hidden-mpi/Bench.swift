@@ -75,6 +75,7 @@ struct Bench: ParsableCommand {
         var allocationsBefore = allocationCount() ?? 0, allocationsAfter = 0
         // Per-kind layer times of the timed steps (the profile's clock reads are off in the
         // warm-up, whose allocations are not counted either).
+        LayerProfile.shared.prepare(for: trainer.model)
         LayerProfile.shared.enabled = warmupSteps == 0
         trainer.train(onStep: { s, _ in
             if s.step == warmupSteps { allocationsBefore = allocationCount() ?? 0; LayerProfile.shared.enabled = true }
@@ -99,7 +100,7 @@ struct Bench: ParsableCommand {
                                           ("allreduce wait", wait), ("optimizer", median { $0.optimizer })]
         LayerProfile.shared.enabled = false
         // Mean seconds per timed step by kind of layer, largest first.
-        let kinds = LayerProfile.shared.seconds.map { ($0.key, $0.value / Double(steps)) }.sorted { $0.1 > $1.1 }
+        let kinds = LayerProfile.shared.seconds.filter { $0.value > 0 }.map { ($0.key, $0.value / Double(steps)) }.sorted { $0.1 > $1.1 }
         let overhead = kinds.filter { ["batchnorm", "residual-add", "maxpool", "avgpool", "relu"].contains($0.0) }.reduce(0) { $0 + $1.1 }
         let hidden: Double? = comm.size > 1 && lifetime > 0 ? max(0, 1 - wait / lifetime) : nil
         let allocations: Double? = allocationCount() == nil ? nil : Double(allocationsAfter - allocationsBefore) / Double(steps)

@@ -67,7 +67,9 @@ final class BenchTests: XCTestCase {
         // Without the counter there is nothing to report; with it, zero per step for conv and fc.
         let plain = try report(try Harness.hiddenMPI(Self.small + ["--batch-size", "8"]))
         XCTAssert(plain["allocations_per_step"] is NSNull)
-        for model in [["--model", "conv2", "--width", "0.25"], ["--model", "fc", "--input", "1x28x28"]] {
+        for model in [["--model", "conv2", "--width", "0.25"], ["--model", "fc", "--input", "1x28x28"],
+                      ["--model", "cifar-resnet18", "--width", "0.25"],
+                      ["--model", "cifar-resnet18", "--width", "0.125", "--method", "dense"]] {
             var args = Self.small + ["--batch-size", "8"]
             args.replaceSubrange(1...4, with: model)
             let d = try report(try Harness.hiddenMPI(args, env: ["LD_PRELOAD": lib]))

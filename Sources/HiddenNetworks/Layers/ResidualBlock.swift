@@ -14,7 +14,8 @@ public final class ResidualBlock: Layer {
     public let branch: [Layer]
     /// Empty for the identity shortcut.
     public let shortcut: [Layer]
-    public var children: [Layer] { branch + shortcut }
+    /// Branch then shortcut, stored: the step loop asks for it and must not build an array.
+    public let children: [Layer]
     public var forwardFLOPsPerSample: Int { children.reduce(0) { $0 + $1.forwardFLOPsPerSample } }
     private var branchOut: [FloatBuffer] = []
     private var shortcutOut: [FloatBuffer] = []
@@ -64,6 +65,7 @@ public final class ResidualBlock: Layer {
             }
             shortcut = [projection, BatchNorm2d(input: outputShape, context: norm)]
         }
+        children = branch + shortcut
     }
 
     public func reserve(batch: Int) {

@@ -10,6 +10,11 @@ public final class LayerProfile {
 
     public func reset() { seconds = [:] }
 
+    /// Makes room for every kind `model` has before timing starts, so that timing allocates nothing.
+    public func prepare(for model: Model) {
+        for kind in model.allLayers.map(\.kind) + ["residual-add"] where seconds[kind] == nil { seconds[kind] = 0 }
+    }
+
     @inline(__always)
     func time(_ kind: String, _ body: () -> Void) {
         guard enabled else { return body() }
