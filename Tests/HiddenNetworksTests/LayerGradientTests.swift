@@ -7,60 +7,7 @@ import XCTest
 @testable import HiddenNetworks
 
 final class LayerGradientTests: XCTestCase {
-    let eps: Float = 1e-2, rtol = 1e-2, atol = 1e-3
-
-    func forwardLoss(_ layer: Layer, _ x: FloatBuffer, batch: Int, _ r: [Float]) -> Double {
-        let y = FloatBuffer(count: batch * layer.outputShape.count)
-        layer.forward(x.pointer, y.pointer, batch: batch)
-        return dotLoss(y.pointer, r)
-    }
-
-    /// Runs forward then backward with dy = r; returns dL/dx.
-    func backward(_ layer: Layer, _ x: FloatBuffer, batch: Int, _ r: [Float]) -> [Float] {
-        let y = FloatBuffer(count: batch * layer.outputShape.count)
-        layer.forward(x.pointer, y.pointer, batch: batch)
-        let dy = buffer(r)
-        let dx = FloatBuffer(count: x.count)
-        for i in 0..<dx.count { dx[i] = .nan }  // every entry must be written
-        layer.backward(x.pointer, y.pointer, dy.pointer, dx.pointer, batch: batch)
-        withExtendedLifetime((y, dy)) {}
-        return dx.array
-    }
-
-    func checkInputGradient(_ layer: Layer, _ x: FloatBuffer, batch: Int, _ r: [Float], _ what: String,
-                            file: StaticString = #filePath, line: UInt = #line) {
-        let dx = backward(layer, x, batch: batch, r)
-        for i in 0..<x.count {
-            checkDerivative(analytic: Double(dx[i]), at: x.pointer + i, eps: eps, rtol: rtol, atol: atol,
-                            "\(what) dL/dx[\(i)]", file: file, line: line) { forwardLoss(layer, x, batch: batch, r) }
-        }
-        XCTAssert(dx.contains { abs($0) > 10 * Float(atol) }, "\(what): dL/dx is all but zero, the check is vacuous", file: file, line: line)
-    }
-
-    /// dL/dW_eff by differences on `effective`; dL/dS = sign(S) * W * that, for every edge.
-    func checkWeightGradients(_ layer: Layer, _ m: MaskedWeights, _ arena: ScoreArena, _ x: FloatBuffer, batch: Int,
-                              _ r: [Float], _ what: String, file: StaticString = #filePath, line: UInt = #line) {
-        _ = backward(layer, x, batch: batch, r)
-        let effectiveGrad = m.effectiveGrad.array, scoreGrad = arena.grads.array
-        var prunedNonZero = 0
-        for j in 0..<m.count {
-            let loss = { self.forwardLoss(layer, x, batch: batch, r) }
-            checkDerivative(analytic: Double(effectiveGrad[j]), at: m.effective.pointer + j, eps: eps, rtol: rtol, atol: atol,
-                            "\(what) dL/dW_eff[\(j)]", file: file, line: line, loss)
-            let s = arena.scores[j]
-            let factor = Double(s > 0 ? 1 : (s < 0 ? -1 : 0)) * Double(m.weights[j])
-            checkDerivative(analytic: Double(scoreGrad[j]), scale: factor, at: m.effective.pointer + j, eps: eps, rtol: rtol, atol: atol,
-                            "\(what) dL/dS[\(j)] (mask \(m.mask[j]))", file: file, line: line, loss)
-            if m.mask[j] == 0 && abs(scoreGrad[j]) > Float(10 * atol) { prunedNonZero += 1 }
-        }
-        if m.kept < m.count {
-            XCTAssertGreaterThan(prunedNonZero, 0, "\(what): pruned edges got no score gradient (straight-through)", file: file, line: line)
-        }
-        // Backward overwrites the gradients; it does not add to the last step's.
-        _ = backward(layer, x, batch: batch, r)
-        XCTAssertEqual(arena.grads.array, scoreGrad, "\(what): a second backward changed dL/dS", file: file, line: line)
-        XCTAssertEqual(m.effectiveGrad.array, effectiveGrad, "\(what): a second backward changed dL/dW_eff", file: file, line: line)
-    }
+    let gradients = LayerGradientCheck()
 
     func testMaskedLinear() {
         // (input shape, out features, k, batch)
@@ -80,8 +27,8 @@ final class LayerGradientTests: XCTestCase {
             if layer.weights.count > 2 { arena.scores[1] = 0; layer.weights.updateMask() }  // sign(0) = 0
             let x = buffer(rng.floats(batch * input.count))
             let r = rng.floats(batch * out)
-            checkInputGradient(layer, x, batch: batch, r, what)
-            checkWeightGradients(layer, layer.weights, arena, x, batch: batch, r, what)
+            gradients.checkInputGradient(layer, x, batch: batch, r, what)
+            gradients.checkWeightGradients(layer, layer.weights, arena, x, batch: batch, r, what)
             if layer.weights.count > 2 { XCTAssertEqual(arena.grads[1], 0, "\(what): dL/dS at S = 0") }
         }
     }
@@ -103,8 +50,8 @@ final class LayerGradientTests: XCTestCase {
             let arena = prepare(layer.weights, rng: &rng)
             let x = buffer(rng.floats(batch * c * h * w))
             let r = rng.floats(batch * layer.outputShape.count)
-            checkInputGradient(layer, x, batch: batch, r, what)
-            checkWeightGradients(layer, layer.weights, arena, x, batch: batch, r, what)
+            gradients.checkInputGradient(layer, x, batch: batch, r, what)
+            gradients.checkWeightGradients(layer, layer.weights, arena, x, batch: batch, r, what)
         }
     }
 
@@ -115,7 +62,7 @@ final class LayerGradientTests: XCTestCase {
         // Keep every x at least 0.1 from the kink at 0 (eps is 0.01).
         let x = buffer((0..<(batch * 60)).map { _ in rng.uniform(0.1, 1) * (rng.unit() < 0.5 ? -1 : 1) })
         let r = rng.floats(batch * 60)
-        checkInputGradient(layer, x, batch: batch, r, "relu")
+        gradients.checkInputGradient(layer, x, batch: batch, r, "relu")
         let y = FloatBuffer(count: x.count)
         layer.forward(x.pointer, y.pointer, batch: batch)
         XCTAssertEqual(y.array, x.array.map { max($0, 0) })
@@ -125,7 +72,7 @@ final class LayerGradientTests: XCTestCase {
         let edge = ReLU(input: Shape([19]))
         let xs = (0..<38).map { pattern[$0 % pattern.count] }
         let dys = (0..<38).map { Float($0 + 1) }
-        let dx = backward(edge, buffer(xs), batch: 2, dys)
+        let dx = gradients.backward(edge, buffer(xs), batch: 2, dys)
         XCTAssertEqual(dx, (0..<38).map { xs[$0] > 0 ? dys[$0] : 0 })
         let edgeX = buffer(xs), edgeY = FloatBuffer(count: 38)
         edge.forward(edgeX.pointer, edgeY.pointer, batch: 2)
@@ -145,7 +92,7 @@ final class LayerGradientTests: XCTestCase {
             let x = buffer(values)
             let r = rng.floats(batch * layer.outputShape.count)
             let what = "maxpool \(c)x\(h)x\(w) size \(size)"
-            checkInputGradient(layer, x, batch: batch, r, what)
+            gradients.checkInputGradient(layer, x, batch: batch, r, what)
             // Forward against a direct maximum.
             let y = FloatBuffer(count: batch * layer.outputShape.count)
             layer.forward(x.pointer, y.pointer, batch: batch)
@@ -166,7 +113,7 @@ final class LayerGradientTests: XCTestCase {
         let layer = try MaxPool2d(input: Shape([1, 2, 4]), size: 2)
         let x = buffer([1, 1, -1, 0.5,
                         0, 1, 0.5, 0.5])
-        let dx = backward(layer, x, batch: 1, [3, 5])
+        let dx = gradients.backward(layer, x, batch: 1, [3, 5])
         XCTAssertEqual(dx, [3, 0, 0, 5,
                             0, 0, 0, 0])
     }
@@ -182,7 +129,7 @@ final class LayerGradientTests: XCTestCase {
         XCTAssertEqual(layer.outputShape, Shape([24]))
         let x = buffer(rng.floats(2 * 24))
         let r = rng.floats(2 * 24)
-        checkInputGradient(layer, x, batch: 2, r, "flatten")
+        gradients.checkInputGradient(layer, x, batch: 2, r, "flatten")
         let y = FloatBuffer(count: 48)
         layer.forward(x.pointer, y.pointer, batch: 2)
         XCTAssertEqual(y.array, x.array)

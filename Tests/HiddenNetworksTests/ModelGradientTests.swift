@@ -94,39 +94,26 @@ final class ModelGradientTests: XCTestCase {
 
     func checkModel(_ config: ModelConfig, batch: Int, samplesPerLayer: Int, smoothing: Double = 0,
                     file: StaticString = #filePath, line: UInt = #line) throws {
-        let model = try Model(config, maxBatch: batch)
-        var rng = TestRNG(config.seed &+ 100)
-        for i in 0..<(batch * config.inputShape.count) { model.input[i] = rng.normal() }
-        let labels = (0..<batch).map { _ in Int32(rng.int(config.classes)) }
-        let classes = config.classes
-
-        model.updateMasks()
-        let logits = model.forward(batch: batch)
-        let logitGrad = FloatBuffer(count: batch * classes)
-        _ = softmaxCrossEntropy(logits: logits, labels: labels, batch: batch, classes: classes,
-                                smoothing: smoothing, grad: logitGrad.pointer)
-        let modelLogits = Array(UnsafeBufferPointer(start: logits, count: batch * classes))
-        model.backward(logitGrad: logitGrad.pointer, batch: batch)
+        let pass = try ModelForwardPass(config, batch: batch, seed: config.seed &+ 100, smoothing: smoothing)
+        let model = pass.model
+        var rng = pass.rng
+        model.backward(logitGrad: pass.logitGrad.pointer, batch: batch)
         let scoreGrads = model.scoreGrads.array
 
-        let probe = Probe(model, labels: labels, smoothing: smoothing)
+        let probe = Probe(model, labels: pass.labels, smoothing: smoothing)
         let base = probe.run()
-        XCTAssertEqual(base.logits, modelLogits, "the layers run one by one give Model.forward's logits", file: file, line: line)
+        XCTAssertEqual(base.logits, pass.logits, "the layers run one by one give Model.forward's logits", file: file, line: line)
 
         let maskedLayers = model.layers.filter { $0.masked != nil }
         for (l, m) in model.masked.enumerated() {
             let offset = model.offsets[l]
-            let kept = (0..<m.count).filter { m.mask[$0] == 1 }.shuffled(using: &rng).prefix(samplesPerLayer / 2)
-            let pruned = (0..<m.count).filter { m.mask[$0] == 0 }.shuffled(using: &rng).prefix(samplesPerLayer / 2)
-            // And the two largest gradients, so that the check is never about zeros only.
-            let largest = (0..<m.count).sorted { abs(scoreGrads[offset + $0]) > abs(scoreGrads[offset + $1]) }.prefix(2)
             var checked = 0, kinks = 0, biggest: Float = 0
-            for j in Array(kept) + Array(pruned) + Array(largest) {
+            for j in sampledEdges(m, perKind: samplesPerLayer / 2, largestOf: { scoreGrads[offset + $0] }, rng: &rng) {
                 let s = model.scores[offset + j]
                 // dL/dS = factor * dL/dW_eff: straight-through for edge-popup and supermask, 1 for dense.
                 let factor: Double
                 switch config.method {
-                case .edgePopup: factor = Double(s > 0 ? 1 : (s < 0 ? -1 : 0)) * Double(m.weights[j])
+                case .edgePopup: factor = straightThroughFactor(score: s, weight: m.weights[j])
                 case .dense: factor = 1
                 case .supermask:
                     let p = 1 / (1 + exp(-Double(s)))

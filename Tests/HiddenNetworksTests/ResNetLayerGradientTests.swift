@@ -15,78 +15,7 @@ import XCTest
 @testable import HiddenNetworks
 
 final class ResNetLayerGradientTests: XCTestCase {
-    let eps: Float = 1e-2, rtol = 1e-2, atol = 1e-3
-
-    // MARK: helpers (the approach of LayerGradientTests)
-
-    func forwardLoss(_ layer: Layer, _ x: FloatBuffer, batch: Int, _ r: [Float]) -> Double {
-        let y = FloatBuffer(count: batch * layer.outputShape.count)
-        layer.forward(x.pointer, y.pointer, batch: batch)
-        return dotLoss(y.pointer, r)
-    }
-
-    func forwardOutput(_ layer: Layer, _ x: FloatBuffer, batch: Int) -> [Float] {
-        let y = FloatBuffer(count: batch * layer.outputShape.count)
-        layer.forward(x.pointer, y.pointer, batch: batch)
-        return y.array
-    }
-
-    /// Runs forward then backward with dy = r; returns dL/dx (every entry must be written).
-    @discardableResult
-    func backward(_ layer: Layer, _ x: FloatBuffer, batch: Int, _ r: [Float], inputGradient: Bool = true) -> [Float] {
-        let y = FloatBuffer(count: batch * layer.outputShape.count)
-        layer.forward(x.pointer, y.pointer, batch: batch)
-        let dy = buffer(r)
-        let dx = FloatBuffer(count: x.count)
-        for i in 0..<dx.count { dx[i] = .nan }
-        layer.backward(x.pointer, y.pointer, dy.pointer, inputGradient ? dx.pointer : nil, batch: batch)
-        withExtendedLifetime((y, dy)) {}
-        return dx.array
-    }
-
-    func checkInputGradient(_ layer: Layer, _ x: FloatBuffer, batch: Int, _ r: [Float], _ what: String,
-                            file: StaticString = #filePath, line: UInt = #line) {
-        let dx = backward(layer, x, batch: batch, r)
-        for i in 0..<x.count {
-            checkDerivative(analytic: Double(dx[i]), at: x.pointer + i, eps: eps, rtol: rtol, atol: atol,
-                            "\(what) dL/dx[\(i)]", file: file, line: line) { forwardLoss(layer, x, batch: batch, r) }
-        }
-        XCTAssert(dx.contains { abs($0) > 10 * Float(atol) }, "\(what): dL/dx is all but zero, the check is vacuous", file: file, line: line)
-    }
-
-    /// dL/dW_eff by differences on `effective`; dL/dS = sign(S) * W * that, for every edge.
-    func checkWeightGradients(_ layer: Layer, _ m: MaskedWeights, _ arena: ScoreArena, _ x: FloatBuffer, batch: Int,
-                              _ r: [Float], _ what: String, file: StaticString = #filePath, line: UInt = #line) {
-        backward(layer, x, batch: batch, r)
-        let effectiveGrad = m.effectiveGrad.array, scoreGrad = arena.grads.array
-        var prunedNonZero = 0
-        for j in 0..<m.count {
-            let loss = { self.forwardLoss(layer, x, batch: batch, r) }
-            checkDerivative(analytic: Double(effectiveGrad[j]), at: m.effective.pointer + j, eps: eps, rtol: rtol, atol: atol,
-                            "\(what) dL/dW_eff[\(j)]", file: file, line: line, loss)
-            let s = arena.scores[j]
-            let factor = Double(s > 0 ? 1 : (s < 0 ? -1 : 0)) * Double(m.weights[j])
-            checkDerivative(analytic: Double(scoreGrad[j]), scale: factor, at: m.effective.pointer + j, eps: eps, rtol: rtol, atol: atol,
-                            "\(what) dL/dS[\(j)] (mask \(m.mask[j]))", file: file, line: line, loss)
-            if m.mask[j] == 0 && abs(scoreGrad[j]) > Float(10 * atol) { prunedNonZero += 1 }
-        }
-        XCTAssert(effectiveGrad.contains { abs($0) > 10 * Float(atol) }, "\(what): dL/dW_eff is all but zero", file: file, line: line)
-        if m.kept < m.count {
-            XCTAssertGreaterThan(prunedNonZero, 0, "\(what): pruned edges got no score gradient (straight-through)", file: file, line: line)
-        }
-        // Backward overwrites the gradients (poisoned here: every entry must be rewritten); it does
-        // not add to the last step's. Without dx too.
-        poison(m, arena)
-        backward(layer, x, batch: batch, r, inputGradient: false)
-        XCTAssertEqual(arena.grads.array, scoreGrad, "\(what): a second backward (no dx) changed dL/dS", file: file, line: line)
-        XCTAssertEqual(m.effectiveGrad.array, effectiveGrad, "\(what): a second backward (no dx) changed dL/dW_eff", file: file, line: line)
-    }
-
-    /// Fills a layer's gradients with a value no backward pass computes.
-    func poison(_ m: MaskedWeights, _ arena: ScoreArena) {
-        m.effectiveGrad.pointer.update(repeating: 12345, count: m.count)
-        arena.grads.pointer.update(repeating: 12345, count: m.count)
-    }
+    let gradients = LayerGradientCheck()
 
     // MARK: batch norm
 
@@ -126,7 +55,7 @@ final class ResNetLayerGradientTests: XCTestCase {
             }
             let x = buffer(values)
             let r = rng.floats(batch * input.count)
-            checkInputGradient(layer, x, batch: batch, r, what)
+            gradients.checkInputGradient(layer, x, batch: batch, r, what)
         }
     }
 
@@ -153,7 +82,7 @@ final class ResNetLayerGradientTests: XCTestCase {
             var expectedMean = [Double](repeating: 0, count: channels), expectedVar = [Double](repeating: 1, count: channels)
             for step in 0..<2 {
                 let values = (0..<(batch * input.count)).map { i in 2 + Float(i % channels) + 3 * rng.uniform(-1, 1) }
-                let y = forwardOutput(layer, buffer(values), batch: batch)
+                let y = gradients.forwardOutput(layer, buffer(values), batch: batch)
                 let stats = channelStats(values, batch: batch, channels: channels, plane: plane)
                 let out = channelStats(y, batch: batch, channels: channels, plane: plane)
                 for c in 0..<channels {
@@ -182,7 +111,7 @@ final class ResNetLayerGradientTests: XCTestCase {
             context.training = false
             let running = (0..<(2 * channels)).map { layer.running[$0] }
             let values = rng.floats(batch * input.count, -3, 3)
-            let y = forwardOutput(layer, buffer(values), batch: batch)
+            let y = gradients.forwardOutput(layer, buffer(values), batch: batch)
             for b in 0..<batch {
                 for c in 0..<channels {
                     for i in 0..<plane {
@@ -257,8 +186,8 @@ final class ResNetLayerGradientTests: XCTestCase {
                 layer.forward(x.pointer, y.pointer, batch: batch)
                 XCTAssertEqual(layer.group, grouped ? batch : 1, "\(mode): images per sgemm")
                 assertAllClose(y.array, naiveConvolution(layer, values, batch: batch), rtol: 1e-5, atol: 1e-5, "\(mode) forward")
-                checkInputGradient(layer, x, batch: batch, r, mode)
-                checkWeightGradients(layer, layer.weights, arena, x, batch: batch, r, mode)
+                gradients.checkInputGradient(layer, x, batch: batch, r, mode)
+                gradients.checkWeightGradients(layer, layer.weights, arena, x, batch: batch, r, mode)
             }
         }
     }
@@ -281,7 +210,7 @@ final class ResNetLayerGradientTests: XCTestCase {
             // Forward against the maximum over the window, padding as -infinity; all negative too,
             // where padding taken as 0 would win the border windows.
             for input in [values, values.map { $0 - 10 }] {
-                let y = forwardOutput(layer, buffer(input), batch: batch)
+                let y = gradients.forwardOutput(layer, buffer(input), batch: batch)
                 for plane in 0..<(batch * c) {
                     for oy in 0..<oh {
                         for ox in 0..<ow {
@@ -299,7 +228,7 @@ final class ResNetLayerGradientTests: XCTestCase {
                 }
             }
             let r = rng.floats(batch * layer.outputShape.count)
-            checkInputGradient(layer, x, batch: batch, r, what)
+            gradients.checkInputGradient(layer, x, batch: batch, r, what)
         }
     }
 
@@ -313,16 +242,16 @@ final class ResNetLayerGradientTests: XCTestCase {
             XCTAssertEqual(layer.outputShape, Shape([c]), what)
             let values = rng.floats(batch * c * h * w, -2, 3)
             let x = buffer(values)
-            let y = forwardOutput(layer, x, batch: batch)
+            let y = gradients.forwardOutput(layer, x, batch: batch)
             for p in 0..<(batch * c) {
                 let mean = values[(p * h * w)..<((p + 1) * h * w)].reduce(0.0) { $0 + Double($1) } / Double(h * w)
                 assertClose(Double(y[p]), mean, rtol: 1e-5, atol: 1e-6, "\(what) y[\(p)]")
             }
             // Backward: each position gets its channel's dy / (H W), exactly as the formula says.
             let r = rng.floats(batch * c, 0.5, 2).map { rng.unit() < 0.5 ? -$0 : $0 }
-            let dx = backward(layer, x, batch: batch, r)
+            let dx = gradients.backward(layer, x, batch: batch, r)
             for i in 0..<dx.count { XCTAssertEqual(dx[i], r[i / (h * w)] * (1 / Float(h * w)), "\(what) dx[\(i)]") }
-            checkInputGradient(layer, x, batch: batch, r, what)
+            gradients.checkInputGradient(layer, x, batch: batch, r, what)
         }
         assertThrowsHiddenError(try GlobalAvgPool(input: Shape([8])), containing: ["global average pooling needs an image input"])
     }
@@ -364,52 +293,48 @@ final class ResNetLayerGradientTests: XCTestCase {
 
         // The block computes relu(branch + shortcut) of its own children, bit for bit.
         let base = runBlock(block, x, batch: batch)
-        XCTAssertEqual(forwardOutput(block, x, batch: batch), base.y, "\(what): forward is not relu(branch(x) + shortcut(x))", file: file, line: line)
+        XCTAssertEqual(gradients.forwardOutput(block, x, batch: batch), base.y, "\(what): forward is not relu(branch(x) + shortcut(x))", file: file, line: line)
         let run = { () -> (loss: Double, pattern: [Bool]) in
             let out = self.runBlock(block, x, batch: batch)
             return (out.y.withUnsafeBufferPointer { dotLoss($0.baseAddress!, r) }, out.pattern)
         }
 
-        let dx = backward(block, x, batch: batch, r)
+        let dx = gradients.backward(block, x, batch: batch, r)
         let effectiveGrads = masked.map { $0.effectiveGrad.array }, scoreGrads = arenas.map { $0.grads.array }
         var checked = 0, kinks = 0
         for i in 0..<x.count {
             guard let fd = patternPreservingDerivative(at: x.pointer + i, steps: [1e-2, 3e-3, 1e-3, 3e-4], basePattern: base.pattern, run) else { kinks += 1; continue }
             checked += 1
-            XCTAssert(isClose(Double(dx[i]), fd, rtol: rtol, atol: atol), "\(what) dL/dx[\(i)]: analytic \(dx[i]), differences \(fd)",
+            XCTAssert(isClose(Double(dx[i]), fd, rtol: gradients.rtol, atol: gradients.atol), "\(what) dL/dx[\(i)]: analytic \(dx[i]), differences \(fd)",
                       file: file, line: line)
         }
-        XCTAssert(dx.contains { abs($0) > 10 * Float(atol) }, "\(what): dL/dx is all but zero, the check is vacuous", file: file, line: line)
+        XCTAssert(dx.contains { abs($0) > 10 * Float(gradients.atol) }, "\(what): dL/dx is all but zero, the check is vacuous", file: file, line: line)
 
         XCTAssertEqual(convs.count, block.branch.filter { $0 is MaskedConv2d }.count + block.shortcut.filter { $0 is MaskedConv2d }.count, what,
                        file: file, line: line)
         for (l, m) in masked.enumerated() {
             let layerWhat = "\(what) \(block.branch.contains { $0 === convs[l] } ? "branch" : "shortcut") \(convs[l].summary)"
             let g = effectiveGrads[l]
-            let kept = (0..<m.count).filter { m.mask[$0] == 1 }.shuffled(using: &rng).prefix(4)
-            let pruned = (0..<m.count).filter { m.mask[$0] == 0 }.shuffled(using: &rng).prefix(4)
-            let largest = (0..<m.count).sorted { abs(g[$0]) > abs(g[$1]) }.prefix(2)
             var biggest: Float = 0
-            for j in Array(kept) + Array(pruned) + Array(largest) {
+            for j in sampledEdges(m, perKind: 4, largestOf: { g[$0] }, rng: &rng) {
                 guard let fd = patternPreservingDerivative(at: m.effective.pointer + j, steps: [1e-2, 3e-3, 1e-3, 3e-4], basePattern: base.pattern, run) else { kinks += 1; continue }
                 checked += 1
                 biggest = max(biggest, abs(g[j]))
-                XCTAssert(isClose(Double(g[j]), fd, rtol: rtol, atol: atol),
+                XCTAssert(isClose(Double(g[j]), fd, rtol: gradients.rtol, atol: gradients.atol),
                           "\(layerWhat) dL/dW_eff[\(j)]: analytic \(g[j]), differences \(fd)", file: file, line: line)
-                let s = arenas[l].scores[j]
-                let factor = Double(s > 0 ? 1 : (s < 0 ? -1 : 0)) * Double(m.weights[j])
-                XCTAssert(isClose(Double(scoreGrads[l][j]), factor * fd, rtol: rtol, atol: atol),
+                let factor = straightThroughFactor(score: arenas[l].scores[j], weight: m.weights[j])
+                XCTAssert(isClose(Double(scoreGrads[l][j]), factor * fd, rtol: gradients.rtol, atol: gradients.atol),
                           "\(layerWhat) dL/dS[\(j)] (mask \(m.mask[j])): analytic \(scoreGrads[l][j]), sign(S) W differences \(factor * fd)",
                           file: file, line: line)
             }
-            XCTAssertGreaterThan(biggest, 10 * Float(atol), "\(layerWhat): checked dL/dW_eff all but zero, the check is vacuous", file: file, line: line)
+            XCTAssertGreaterThan(biggest, 10 * Float(gradients.atol), "\(layerWhat): checked dL/dW_eff all but zero, the check is vacuous", file: file, line: line)
         }
         XCTAssertLessThanOrEqual(kinks, (checked + kinks) / 10, "\(what): \(kinks) of \(checked + kinks) points sit on kinks", file: file, line: line)
 
         // Without dx (a first layer): the same weight and score gradients, every entry rewritten
         // (poisoned first), the shortcut's too.
-        for (m, arena) in zip(masked, arenas) { poison(m, arena) }
-        backward(block, x, batch: batch, r, inputGradient: false)
+        for (m, arena) in zip(masked, arenas) { gradients.poison(m, arena) }
+        gradients.backward(block, x, batch: batch, r, inputGradient: false)
         XCTAssertEqual(masked.map { $0.effectiveGrad.array }, effectiveGrads, "\(what): backward without dx changed dL/dW_eff", file: file, line: line)
         XCTAssertEqual(arenas.map { $0.grads.array }, scoreGrads, "\(what): backward without dx changed dL/dS", file: file, line: line)
         withExtendedLifetime(arenas) {}

@@ -74,40 +74,28 @@ final class ResNetModelTests: XCTestCase {
     }
 
     func checkModel(_ config: ModelConfig, batch: Int, samplesPerLayer: Int, file: StaticString = #filePath, line: UInt = #line) throws {
-        let model = try Model(config, maxBatch: batch)
-        model.training = true
-        var rng = TestRNG(config.seed &+ 200)
-        for i in 0..<(batch * config.inputShape.count) { model.input[i] = rng.normal() }
-        let labels = (0..<batch).map { _ in Int32(rng.int(config.classes)) }
-        let classes = config.classes
-
-        model.updateMasks()
-        let logits = model.forward(batch: batch)
-        let logitGrad = FloatBuffer(count: batch * classes)
-        _ = softmaxCrossEntropy(logits: logits, labels: labels, batch: batch, classes: classes, smoothing: 0, grad: logitGrad.pointer)
-        let modelLogits = Array(UnsafeBufferPointer(start: logits, count: batch * classes))
+        let pass = try ModelForwardPass(config, batch: batch, seed: config.seed &+ 200, training: true)
+        let model = pass.model
+        var rng = pass.rng
         var ready = Set<Int>()
         for (l, m) in model.masked.enumerated() { m.onGradientReady = { ready.insert(l) } }
-        model.backward(logitGrad: logitGrad.pointer, batch: batch)
+        model.backward(logitGrad: pass.logitGrad.pointer, batch: batch)
         for m in model.masked { m.onGradientReady = nil }
         XCTAssertEqual(ready.count, model.masked.count, "every masked layer, inside blocks too, reports its gradient ready", file: file, line: line)
         let scoreGrads = model.scoreGrads.array
 
-        let probe = Probe(model: model, labels: labels)
+        let probe = Probe(model: model, labels: pass.labels)
         let base = probe.run()
-        XCTAssertEqual(base.logits, modelLogits, "the layers run one by one give Model.forward's logits", file: file, line: line)
+        XCTAssertEqual(base.logits, pass.logits, "the layers run one by one give Model.forward's logits", file: file, line: line)
 
         let maskedLayers = model.allLayers.filter { $0.masked != nil }
         var totalKinks = 0, totalChecked = 0
         for (l, m) in model.masked.enumerated() {
             let offset = model.offsets[l]
-            let kept = (0..<m.count).filter { m.mask[$0] == 1 }.shuffled(using: &rng).prefix(samplesPerLayer / 2)
-            let pruned = (0..<m.count).filter { m.mask[$0] == 0 }.shuffled(using: &rng).prefix(samplesPerLayer / 2)
-            let largest = (0..<m.count).sorted { abs(scoreGrads[offset + $0]) > abs(scoreGrads[offset + $1]) }.prefix(2)
             var checked = 0, kinks = 0, biggest: Float = 0
-            for j in Array(kept) + Array(pruned) + Array(largest) {
+            for j in sampledEdges(m, perKind: samplesPerLayer / 2, largestOf: { scoreGrads[offset + $0] }, rng: &rng) {
                 let s = model.scores[offset + j]
-                let factor = Double(s > 0 ? 1 : (s < 0 ? -1 : 0)) * Double(m.weights[j])
+                let factor = straightThroughFactor(score: s, weight: m.weights[j])
                 let analytic = Double(scoreGrads[offset + j])
                 guard let fd = patternPreservingDerivative(at: m.effective.pointer + j, steps: [3e-3, 1e-3, 3e-4, 1e-4], basePattern: base.pattern,
                                                           { let r = probe.run(); return (r.loss, r.pattern) }) else { kinks += 1; continue }

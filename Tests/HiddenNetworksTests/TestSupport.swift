@@ -1,6 +1,7 @@
 // Shared helpers for the unit tests: a test-only random generator (independent of the library's
 // Philox, so test data never depends on the code under test), tolerance checks, finite
-// differences, temporary directories and HiddenError assertions.
+// differences, the layer and whole-model gradient checks' common steps, temporary directories and
+// HiddenError assertions.
 
 import Foundation
 import XCTest
@@ -117,6 +118,127 @@ func dotLoss(_ y: UnsafePointer<Float>, _ r: [Float]) -> Double {
     var s = 0.0
     for i in 0..<r.count { s += Double(y[i]) * Double(r[i]) }
     return s
+}
+
+/// dL/dS = sign(S) * W * dL/dW_eff: the straight-through rule of edge-popup (REFERENCE.md), pruned edges included.
+func straightThroughFactor(score s: Float, weight w: Float) -> Double {
+    Double(s > 0 ? 1 : (s < 0 ? -1 : 0)) * Double(w)
+}
+
+/// The edges of `m` a sampled check looks at: `perKind` random kept and as many random pruned ones,
+/// then the two of largest |gradient|, so that the check is never about zeros only.
+func sampledEdges(_ m: MaskedWeights, perKind: Int, largestOf gradient: (Int) -> Float, rng: inout TestRNG) -> [Int] {
+    let kept = (0..<m.count).filter { m.mask[$0] == 1 }.shuffled(using: &rng).prefix(perKind)
+    let pruned = (0..<m.count).filter { m.mask[$0] == 0 }.shuffled(using: &rng).prefix(perKind)
+    let largest = (0..<m.count).sorted { abs(gradient($0)) > abs(gradient($1)) }.prefix(2)
+    return Array(kept) + Array(pruned) + Array(largest)
+}
+
+/// A layer's backward pass against central differences of L = sum(y * r) for a fixed random r
+/// (so dL/dy = r): the checks LayerGradientTests and ResNetLayerGradientTests share.
+struct LayerGradientCheck {
+    var eps: Float = 1e-2, rtol = 1e-2, atol = 1e-3
+
+    func forwardOutput(_ layer: Layer, _ x: FloatBuffer, batch: Int) -> [Float] {
+        let y = FloatBuffer(count: batch * layer.outputShape.count)
+        layer.forward(x.pointer, y.pointer, batch: batch)
+        return y.array
+    }
+
+    func forwardLoss(_ layer: Layer, _ x: FloatBuffer, batch: Int, _ r: [Float]) -> Double {
+        let y = FloatBuffer(count: batch * layer.outputShape.count)
+        layer.forward(x.pointer, y.pointer, batch: batch)
+        return dotLoss(y.pointer, r)
+    }
+
+    /// Runs forward then backward with dy = r; returns dL/dx (every entry must be written), all NaN
+    /// without `inputGradient` (backward gets no dx, as a first layer does).
+    @discardableResult
+    func backward(_ layer: Layer, _ x: FloatBuffer, batch: Int, _ r: [Float], inputGradient: Bool = true) -> [Float] {
+        let y = FloatBuffer(count: batch * layer.outputShape.count)
+        layer.forward(x.pointer, y.pointer, batch: batch)
+        let dy = buffer(r)
+        let dx = FloatBuffer(count: x.count)
+        for i in 0..<dx.count { dx[i] = .nan }
+        layer.backward(x.pointer, y.pointer, dy.pointer, inputGradient ? dx.pointer : nil, batch: batch)
+        withExtendedLifetime((y, dy)) {}
+        return dx.array
+    }
+
+    func checkInputGradient(_ layer: Layer, _ x: FloatBuffer, batch: Int, _ r: [Float], _ what: String,
+                            file: StaticString = #filePath, line: UInt = #line) {
+        let dx = backward(layer, x, batch: batch, r)
+        for i in 0..<x.count {
+            checkDerivative(analytic: Double(dx[i]), at: x.pointer + i, eps: eps, rtol: rtol, atol: atol,
+                            "\(what) dL/dx[\(i)]", file: file, line: line) { forwardLoss(layer, x, batch: batch, r) }
+        }
+        XCTAssert(dx.contains { abs($0) > 10 * Float(atol) }, "\(what): dL/dx is all but zero, the check is vacuous", file: file, line: line)
+    }
+
+    /// dL/dW_eff by differences on `effective`; dL/dS = sign(S) * W * that, for every edge.
+    func checkWeightGradients(_ layer: Layer, _ m: MaskedWeights, _ arena: ScoreArena, _ x: FloatBuffer, batch: Int,
+                              _ r: [Float], _ what: String, file: StaticString = #filePath, line: UInt = #line) {
+        backward(layer, x, batch: batch, r)
+        let effectiveGrad = m.effectiveGrad.array, scoreGrad = arena.grads.array
+        var prunedNonZero = 0
+        for j in 0..<m.count {
+            let loss = { forwardLoss(layer, x, batch: batch, r) }
+            checkDerivative(analytic: Double(effectiveGrad[j]), at: m.effective.pointer + j, eps: eps, rtol: rtol, atol: atol,
+                            "\(what) dL/dW_eff[\(j)]", file: file, line: line, loss)
+            let factor = straightThroughFactor(score: arena.scores[j], weight: m.weights[j])
+            checkDerivative(analytic: Double(scoreGrad[j]), scale: factor, at: m.effective.pointer + j, eps: eps, rtol: rtol, atol: atol,
+                            "\(what) dL/dS[\(j)] (mask \(m.mask[j]))", file: file, line: line, loss)
+            if m.mask[j] == 0 && abs(scoreGrad[j]) > Float(10 * atol) { prunedNonZero += 1 }
+        }
+        XCTAssert(effectiveGrad.contains { abs($0) > 10 * Float(atol) }, "\(what): dL/dW_eff is all but zero", file: file, line: line)
+        if m.kept < m.count {
+            XCTAssertGreaterThan(prunedNonZero, 0, "\(what): pruned edges got no score gradient (straight-through)", file: file, line: line)
+        }
+        // Backward overwrites the gradients (poisoned here: every entry must be rewritten); it does
+        // not add to the last step's. With dx and without (a first layer) alike.
+        for inputGradient in [true, false] {
+            let again = inputGradient ? "a second backward" : "a second backward (no dx)"
+            poison(m, arena)
+            backward(layer, x, batch: batch, r, inputGradient: inputGradient)
+            XCTAssertEqual(arena.grads.array, scoreGrad, "\(what): \(again) changed dL/dS", file: file, line: line)
+            XCTAssertEqual(m.effectiveGrad.array, effectiveGrad, "\(what): \(again) changed dL/dW_eff", file: file, line: line)
+        }
+    }
+
+    /// Fills a layer's gradients with a value no backward pass computes.
+    func poison(_ m: MaskedWeights, _ arena: ScoreArena) {
+        m.effectiveGrad.pointer.update(repeating: 12345, count: m.count)
+        arena.grads.pointer.update(repeating: 12345, count: m.count)
+    }
+}
+
+/// A test model after one forward pass on random normal inputs and random labels, with dL/dlogits
+/// of the summed softmax cross-entropy in `logitGrad`: where both whole-model gradient checks start.
+struct ModelForwardPass {
+    let model: Model
+    let labels: [Int32]
+    /// Model.forward's logits, for comparison with a test's own layer-by-layer run.
+    let logits: [Float]
+    let logitGrad: FloatBuffer
+    /// The generator that drew the data, left to sample edges with (so they too follow the seed).
+    var rng: TestRNG
+
+    init(_ config: ModelConfig, batch: Int, seed: UInt64, training: Bool = false, smoothing: Double = 0) throws {
+        let model = try Model(config, maxBatch: batch)
+        model.training = training
+        var rng = TestRNG(seed)
+        for i in 0..<(batch * config.inputShape.count) { model.input[i] = rng.normal() }
+        let labels = (0..<batch).map { _ in Int32(rng.int(config.classes)) }
+        let classes = config.classes
+
+        model.updateMasks()
+        let logits = model.forward(batch: batch)
+        let logitGrad = FloatBuffer(count: batch * classes)
+        _ = softmaxCrossEntropy(logits: logits, labels: labels, batch: batch, classes: classes,
+                                smoothing: smoothing, grad: logitGrad.pointer)
+        self.logits = Array(UnsafeBufferPointer(start: logits, count: batch * classes))
+        (self.model, self.labels, self.logitGrad, self.rng) = (model, labels, logitGrad, rng)
+    }
 }
 
 /// Scores and score gradients a single test layer binds to (the layer keeps raw pointers, so these
