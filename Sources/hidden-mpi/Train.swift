@@ -24,6 +24,8 @@ struct Train: ParsableCommand {
           mpirun -np 4 hidden-mpi train --model conv4 --dataset cifar10 \\
               --data-dir ~/cifar-10-batches-bin --epochs 100 \\
               --checkpoint-dir ckpt --resume auto
+          mpirun -np 16 hidden-mpi train --model cifar-resnet18 --dataset cifar10 \\
+              --data-dir ~/cifar-10-batches-bin --batch-size 256 --weight-decay 5e-4 --epochs 100
           hidden-mpi train --dataset synthetic --input 3x32x32 --max-steps 20
         """)
 
