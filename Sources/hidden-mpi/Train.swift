@@ -25,7 +25,8 @@ struct Train: ParsableCommand {
               --data-dir ~/cifar-10-batches-bin --epochs 100 \\
               --checkpoint-dir ckpt --resume auto
           mpirun -np 16 hidden-mpi train --model cifar-resnet18 --dataset cifar10 \\
-              --data-dir ~/cifar-10-batches-bin --batch-size 256 --weight-decay 5e-4 --epochs 100
+              --data-dir ~/cifar-10-batches-bin --epochs 100 \\
+              --batch-size 256 --weight-decay 5e-4
           hidden-mpi train --dataset synthetic --input 3x32x32 --max-steps 20
         """)
 
