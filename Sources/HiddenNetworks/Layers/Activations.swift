@@ -15,16 +15,7 @@ public final class ReLU: Layer {
     public func backward(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ dy: UnsafePointer<Float>,
                          _ dx: UnsafeMutablePointer<Float>?, batch: Int) {
         guard let dx else { return }
-        let n = batch * inputShape.count
-        let xr = UnsafeRawPointer(x), gr = UnsafeRawPointer(dy), dr = UnsafeMutableRawPointer(dx)
-        var i = 0
-        while i + 16 <= n {
-            let v = xr.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self)
-            let g = gr.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self)
-            dr.storeBytes(of: g.replacing(with: 0, where: .!(v .> 0)), toByteOffset: 4 * i, as: SIMD16<Float>.self)
-            i += 16
-        }
-        while i < n { dx[i] = x[i] > 0 ? dy[i] : 0; i += 1 }
+        reluBackward(x, dy, dx, count: batch * inputShape.count)
     }
 }
 
@@ -56,4 +47,31 @@ func relu(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count n: 
         i += 16
     }
     while i < n { y[i] = max(x[i], 0); i += 1 }
+}
+
+/// y[i] = max(a[i] + b[i], 0): a residual block's sum and its ReLU in one pass.
+@inline(__always)
+func addRelu(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count n: Int) {
+    let ar = UnsafeRawPointer(a), br = UnsafeRawPointer(b), yr = UnsafeMutableRawPointer(y)
+    var i = 0
+    while i + 16 <= n {
+        let v = ar.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self) + br.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self)
+        yr.storeBytes(of: v.replacing(with: 0, where: v .< 0), toByteOffset: 4 * i, as: SIMD16<Float>.self)
+        i += 16
+    }
+    while i < n { y[i] = max(a[i] + b[i], 0); i += 1 }
+}
+
+/// dx[i] = dy[i] where x[i] > 0, else 0 (x: the ReLU's input, or its output: same sign test).
+@inline(__always)
+func reluBackward(_ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, count n: Int) {
+    let xr = UnsafeRawPointer(x), gr = UnsafeRawPointer(dy), dr = UnsafeMutableRawPointer(dx)
+    var i = 0
+    while i + 16 <= n {
+        let v = xr.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self)
+        let g = gr.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self)
+        dr.storeBytes(of: g.replacing(with: 0, where: .!(v .> 0)), toByteOffset: 4 * i, as: SIMD16<Float>.self)
+        i += 16
+    }
+    while i < n { dx[i] = x[i] > 0 ? dy[i] : 0; i += 1 }
 }

@@ -86,9 +86,7 @@ public final class ResidualBlock: Layer {
         let s = shortcut.isEmpty ? x : ResidualBlock.forward(shortcut, shortcutOut, x, batch: batch)
         let n = batch * outputShape.count
         LayerProfile.shared.time("residual-add") {
-            y.update(from: a, count: n)
-            addInPlace(y, s, count: n)
-            relu(y, y, count: n)
+            addRelu(a, s, y, count: n)
         }
     }
 
@@ -97,7 +95,7 @@ public final class ResidualBlock: Layer {
         let n = batch * outputShape.count
         // dL/d(sum) = dy where the output's ReLU passed (y > 0).
         let g = sumGrad.pointer
-        LayerProfile.shared.time("residual-add") { for i in 0..<n { g[i] = y[i] > 0 ? dy[i] : 0 } }
+        LayerProfile.shared.time("residual-add") { reluBackward(y, dy, g, count: n) }
         backward(branch, branchOut, x, UnsafePointer(g), into: dx, batch: batch)
         guard let dx else {
             if !shortcut.isEmpty { backward(shortcut, shortcutOut, x, UnsafePointer(g), into: nil, batch: batch) }
