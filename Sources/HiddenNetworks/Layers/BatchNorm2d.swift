@@ -94,6 +94,19 @@ public final class BatchNorm2d: Layer {
         BatchNorm2d.resetRunning(r, channels: channels)
     }
 
+    /// sums[c] = sum of a over channel c's values in the batch, sums[C + c] = sum of a * b.
+    private func channelSums(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, batch: Int) {
+        let C = channels, P = plane
+        for c in 0..<C {
+            var s1 = 0.0, s2 = 0.0
+            for image in 0..<batch {
+                let (sa, sab) = planeSums(a + (image * C + c) * P, b + (image * C + c) * P, count: P)
+                s1 += sa; s2 += sab
+            }
+            sums[c] = s1; sums[C + c] = s2
+        }
+    }
+
     private func reduce(_ count: Int) {
         guard let comm = context.communicator, comm.size > 1 else { return }
         comm.allreduce(UnsafeMutableBufferPointer(rebasing: sums[0..<count]), op: .sum)
@@ -109,14 +122,7 @@ public final class BatchNorm2d: Layer {
             scaleAndShift(y, batch: batch)
             return
         }
-        for c in 0..<C {
-            var s1 = 0.0, s2 = 0.0
-            for b in 0..<batch {
-                let (a, q) = planeSums(x + (b * C + c) * P, x + (b * C + c) * P, count: P)
-                s1 += a; s2 += q
-            }
-            sums[c] = s1; sums[C + c] = s2
-        }
+        channelSums(x, x, batch: batch)  // sum x, sum x^2
         sums[2 * C] = Double(batch * P)
         reduce(2 * C + 1)
         let n = sums[2 * C]
@@ -148,14 +154,7 @@ public final class BatchNorm2d: Layer {
                          _ dx: UnsafeMutablePointer<Float>?, batch: Int) {
         let C = channels, P = plane
         let xhat = affine == nil ? y : UnsafePointer(normalized.pointer)
-        for c in 0..<C {
-            var a = 0.0, g = 0.0
-            for b in 0..<batch {
-                let (sd, sdy) = planeSums(dy + (b * C + c) * P, xhat + (b * C + c) * P, count: P)
-                a += sd; g += sdy
-            }
-            sums[c] = a; sums[C + c] = g
-        }
+        channelSums(dy, xhat, batch: batch)  // sum dy, sum dy * xhat
         if let affine {
             let grad = affine.effectiveGrad.pointer
             for c in 0..<C { grad[c] = Float(sums[C + c]); grad[C + c] = Float(sums[c]) }
