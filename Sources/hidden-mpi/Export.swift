@@ -95,7 +95,7 @@ struct Eval: ParsableCommand {
             }
             // Batches as training evaluated them: up to the largest per-rank slice of its global batch.
             let globalBatch = max(comm.size, Int(file.metadata["global_batch"] ?? "") ?? 128)
-            let model = try Model(config, maxBatch: (globalBatch + comm.size - 1) / comm.size)
+            let model = try Model(config, maxBatch: largestShard(count: globalBatch, size: comm.size))
             if checkpoint != nil { try ScoreCheckpoint.restoreScores(file, into: model, path: path) } else { try Subnetwork.apply(file, to: model, path: path) }
             evaluator = Evaluator(model: model, data: data, comm: comm)
         } catch { failure = error }
@@ -104,17 +104,18 @@ struct Eval: ParsableCommand {
         let result = evaluator.run()
         let (loss, accuracy) = (result.loss, result.accuracy)
         let testCount = evaluator.data.test.count
+        let topFive = EpochMetrics.reportsTop5(classes: evaluator.model.config.classes)
         if comm.rank == 0 {
             let correct = Int((accuracy * Double(testCount)).rounded())
             if json {
                 var object: [String: Any] = ["test_acc": accuracy, "test_loss": loss, "correct": correct,
                                              "test_size": testCount, "world_size": comm.size]
-                if evaluator.model.config.classes > 10 { object["test_top5"] = result.top5 }
+                if topFive { object["test_top5"] = result.top5 }
                 print(String(data: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), encoding: .utf8)!)
             } else {
                 print(String(format: "test accuracy %.2f%% (%d of %d), test loss %.4f", 100 * accuracy, correct,
                              testCount, loss)
-                      + (evaluator.model.config.classes > 10 ? String(format: ", top-5 %.2f%%", 100 * result.top5) : ""))
+                      + (topFive ? String(format: ", top-5 %.2f%%", 100 * result.top5) : ""))
             }
         }
         Launch.finish(comm, code: 0)

@@ -116,7 +116,7 @@ public final class ResidualBlock: Layer {
     private static func forward(_ layers: [Layer], _ outs: [FloatBuffer], _ x: UnsafePointer<Float>, batch: Int) -> UnsafePointer<Float> {
         var input = x
         for (layer, out) in zip(layers, outs) {
-            LayerProfile.shared.time(layer.kind) { layer.forward(input, out.pointer, batch: batch) }
+            layer.profiledForward(input, out.pointer, batch: batch)
             input = UnsafePointer(out.pointer)
         }
         return input
@@ -130,8 +130,7 @@ public final class ResidualBlock: Layer {
         for i in stride(from: layers.count - 1, through: 0, by: -1) {
             let input = i == 0 ? x : UnsafePointer(outs[i - 1].pointer)
             let out: UnsafeMutablePointer<Float>? = i == 0 ? dx : ((layers.count - 1 - i) % 2 == 0 ? gradA.pointer : gradB.pointer)
-            let layer = layers[i], y = UnsafePointer(outs[i].pointer), dy = grad
-            LayerProfile.shared.time(layer.kind) { layer.backward(input, y, dy, out, batch: batch) }
+            layers[i].profiledBackward(input, UnsafePointer(outs[i].pointer), grad, out, batch: batch)
             if let out { grad = UnsafePointer(out) }
         }
     }

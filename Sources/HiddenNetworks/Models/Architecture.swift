@@ -25,9 +25,6 @@ public enum Architecture: String, CaseIterable, Sendable {
         }
     }
 
-    /// Whether the model has batch norm (and so running statistics to train, store and restore).
-    public var hasBatchNorm: Bool { resnet != nil }
-
     /// Channels of each conv pair, a pool after each pair.
     var convBlocks: [Int] {
         switch self {
@@ -45,21 +42,15 @@ public enum Architecture: String, CaseIterable, Sendable {
     /// Builds the layer list for a per-sample input shape; throws when the model does not fit it.
     public func layers(input: Shape, classes: Int, width: Double, k: Double,
                        norm: BatchNormContext = BatchNormContext()) throws -> [Layer] {
-        if let resnet {
-            guard input.dims.count == 3 else {
-                throw HiddenError("model \(rawValue) needs image input CxHxW, the data set gives \(input)",
-                                  hint: "use --model fc for flat inputs, or --input CxHxW for synthetic data")
-            }
-            return try resnet.layers(input: input, classes: classes, width: width, k: k, norm: norm)
+        guard self == .fc || input.dims.count == 3 else {
+            throw HiddenError("model \(rawValue) needs image input CxHxW, the data set gives \(input)",
+                              hint: "use --model fc for flat inputs, or --input CxHxW for synthetic data")
         }
+        if let resnet { return try resnet.layers(input: input, classes: classes, width: width, k: k, norm: norm) }
         func scaled(_ n: Int) -> Int { max(1, Int(Double(n) * width)) }
         var layers: [Layer] = []
         var shape = input
         if !convBlocks.isEmpty {
-            guard input.dims.count == 3 else {
-                throw HiddenError("model \(rawValue) needs image input CxHxW, the data set gives \(input)",
-                                  hint: "use --model fc for flat inputs, or --input CxHxW for synthetic data")
-            }
             for channels in convBlocks {
                 for _ in 0..<2 {
                     let conv = try MaskedConv2d(input: shape, outChannels: scaled(channels), k: k)

@@ -8,8 +8,6 @@ public final class LayerProfile {
     public var enabled = false
     public private(set) var seconds: [String: Double] = [:]
 
-    public func reset() { seconds = [:] }
-
     /// Makes room for every kind `model` has before timing starts, so that timing allocates nothing.
     public func prepare(for model: Model) {
         for kind in model.allLayers.map(\.kind) + ["residual-add"] where seconds[kind] == nil { seconds[kind] = 0 }
@@ -21,5 +19,24 @@ public final class LayerProfile {
         let t = monotonicSeconds()
         body()
         seconds[kind, default: 0] += monotonicSeconds() - t
+    }
+}
+
+extension Layer {
+    /// forward, timed under the layer's kind when it is a plain layer (a block times its own).
+    @inline(__always)
+    func profiledForward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int) {
+        if children.isEmpty { LayerProfile.shared.time(kind) { forward(x, y, batch: batch) } } else { forward(x, y, batch: batch) }
+    }
+
+    /// backward, timed the same way.
+    @inline(__always)
+    func profiledBackward(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ dy: UnsafePointer<Float>,
+                          _ dx: UnsafeMutablePointer<Float>?, batch: Int) {
+        if children.isEmpty {
+            LayerProfile.shared.time(kind) { backward(x, y, dy, dx, batch: batch) }
+        } else {
+            backward(x, y, dy, dx, batch: batch)
+        }
     }
 }

@@ -131,11 +131,7 @@ public final class Model {
     public func forward(batch: Int) -> UnsafeMutablePointer<Float> {
         var x = UnsafePointer(input.pointer)
         for (i, layer) in layers.enumerated() {
-            if layer.children.isEmpty {
-                LayerProfile.shared.time(layer.kind) { layer.forward(x, activations[i].pointer, batch: batch) }
-            } else {
-                layer.forward(x, activations[i].pointer, batch: batch)  // a block times its own layers
-            }
+            layer.profiledForward(x, activations[i].pointer, batch: batch)
             x = UnsafePointer(activations[i].pointer)
         }
         return activations[layers.count - 1].pointer
@@ -150,12 +146,7 @@ public final class Model {
         for i in stride(from: layers.count - 1, through: 0, by: -1) {
             let x = i == 0 ? UnsafePointer(input.pointer) : UnsafePointer(activations[i - 1].pointer)
             let dx: UnsafeMutablePointer<Float>? = i == 0 ? nil : out.pointer
-            let layer = layers[i], y = UnsafePointer(activations[i].pointer)
-            if layer.children.isEmpty {
-                LayerProfile.shared.time(layer.kind) { layer.backward(x, y, dy, dx, batch: batch) }
-            } else {
-                layer.backward(x, y, dy, dx, batch: batch)
-            }
+            layers[i].profiledBackward(x, UnsafePointer(activations[i].pointer), dy, dx, batch: batch)
             afterLayer(i)
             dy = UnsafePointer(out.pointer)
             out = out === gradA ? gradB : gradA

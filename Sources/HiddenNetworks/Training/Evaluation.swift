@@ -30,7 +30,7 @@ public final class Evaluator {
         model.updateMasks()
         model.training = false
         let n = data.test.count
-        let mine = (n * comm.rank / comm.size)..<(n * (comm.rank + 1) / comm.size)
+        let mine = shard(count: n, rank: comm.rank, size: comm.size)
         var lossSum = 0.0, correct = 0, top5 = 0
         var start = mine.lowerBound
         while start < mine.upperBound {
@@ -48,3 +48,12 @@ public final class Evaluator {
         return EvaluationResult(loss: stats[0] / total, accuracy: stats[1] / total, top5: stats[2] / total)
     }
 }
+
+/// Rank `rank`'s contiguous slice of `count` items split over `size` ranks:
+/// [count * rank / size, count * (rank + 1) / size). Training batches and the test set split so.
+public func shard(count: Int, rank: Int, size: Int) -> Range<Int> {
+    (count * rank / size)..<(count * (rank + 1) / size)
+}
+
+/// The most items any rank's slice of `count` holds: ceil(count / size).
+public func largestShard(count: Int, size: Int) -> Int { (count + size - 1) / size }

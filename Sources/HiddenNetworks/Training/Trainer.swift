@@ -127,7 +127,7 @@ public final class Trainer {
         self.config = config
         self.data = data
         self.comm = comm
-        maxLocalBatch = (config.globalBatch + comm.size - 1) / comm.size
+        maxLocalBatch = largestShard(count: config.globalBatch, size: comm.size)
         model = try Model(config.model, maxBatch: maxLocalBatch)
         // As PyTorch: batch statistics need more than one value per channel.
         let statisticsBatch = config.bnSync == .global ? config.globalBatch : config.globalBatch / comm.size
@@ -191,7 +191,7 @@ public final class Trainer {
 
     /// Contiguous slice of `count` items for this rank: [count * r / P, count * (r + 1) / P).
     public func localRange(count: Int) -> Range<Int> {
-        (count * comm.rank / comm.size)..<(count * (comm.rank + 1) / comm.size)
+        shard(count: count, rank: comm.rank, size: comm.size)
     }
 
     /// Trains epochs `startEpoch..<epochs`, calling back after each step and each epoch.
