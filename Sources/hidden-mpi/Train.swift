@@ -250,6 +250,14 @@ struct Train: ParsableCommand {
             }
             Launch.finish(comm, code: 1)
         }
+        // Different kernels (nodes of different CPUs) give the same run up to rounding only.
+        var nameHash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in BLASThreads.coreName.utf8 { nameHash = (nameHash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        let cores = gatherChecksums(nameHash, comm)
+        if Set(cores).count != 1, comm.rank == 0 {
+            let ranks = cores.enumerated().filter { $0.element != cores[0] }.map { String($0.offset) }.prefix(8)
+            Launch.writeError("warning: rank(s) \(ranks.joined(separator: ", ")) run another OpenBLAS kernel than rank 0's \(BLASThreads.coreName): results match another rank count only up to rounding\nhint: set the same OPENBLAS_CORETYPE for every rank (see `hidden-mpi kernels` on each kind of node)")
+        }
         return all
     }
 
@@ -266,7 +274,7 @@ struct Train: ParsableCommand {
         out.line("  \(m.parameterCount) weights, \(what); init \(c.model.weightInit.rawValue)\(c.model.scaleFan ? " (scaled fan)" : ""), seed \(c.model.seed), weight checksum \(hex(checksums[0])) on all \(checksums.count) rank(s)")
         out.line("  \(t.comm.size) rank(s) x \(BLASThreads.current) BLAS thread(s) (OpenBLAS \(BLASThreads.coreName)); global batch \(c.globalBatch) (<= \(t.maxLocalBatch) per rank), \(t.stepsPerEpoch) steps/epoch; SGD lr \(c.sgd.lr) momentum \(c.sgd.momentum)\(c.sgd.nesterov ? " nesterov" : "") wd \(c.sgd.weightDecay), \(c.schedule.rawValue)\(c.warmup > 0 ? " after \(c.warmup) warm-up epochs" : "")")
         if let hint = BLASThreads.fallbackHint { out.progress("hidden-mpi: note: \(hint)") }
-        if let note = BLASCoreChoice.note { out.progress("hidden-mpi: note: \(note)") }
+        out.line("  OpenBLAS kernel \(BLASThreads.coreName): \(KernelChoice.reason)")
         out.line("epoch  train_loss  train_acc  test_loss  test_acc"
                  + (EpochMetrics.reportsTop5(classes: c.model.classes) ? "  test_top5" : "") + "        lr   seconds   images/s")
     }
@@ -275,7 +283,8 @@ struct Train: ParsableCommand {
     /// RunFields, written once), typed for JSON, with what only this run knows.
     func runObject(_ t: Trainer, _ checksums: [UInt64]) -> [String: Any] {
         var object: [String: Any] = ["kind": "run", "world_size": t.comm.size, "parameters": t.model.parameterCount,
-                                     "weight_checksums": checksums.map(hex)]
+                                     "weight_checksums": checksums.map(hex),
+                                     "blas_core": BLASThreads.coreName, "blas_core_reason": KernelChoice.reason]
         for (key, value) in RunFields.fields(t.config, DataIdentity(t.data)) { object[key] = jsonValue(value) }
         return object
     }

@@ -16,21 +16,32 @@ struct HiddenMPICommand: ParsableCommand {
           mpirun -np 2 hidden-mpi train --model fc --epochs 10
           hidden-mpi info --model conv4 --dataset cifar10
         """,
-        subcommands: [Train.self, Info.self, Export.self, Eval.self, Bench.self])
+        subcommands: [Train.self, Info.self, Export.self, Eval.self, Bench.self, Kernels.self])
 
     /// Argument errors come from rank 0 only; the other ranks exit with the same code quietly.
     static func main() {
-        BLASCoreChoice.reexecIfGeneric()
         setvbuf(stdout, nil, _IOLBF, 0)
         // ArgumentParser writes errors a byte at a time: line-buffer so mpirun never tears a message.
         setvbuf(stderr, nil, _IOLBF, 0)
         do {
             var command = try parseAsRoot()
+            // Before MPI starts: the commands that compute run with the fastest correct kernel.
+            if let family = gemmFamily(of: command) { KernelChoice.apply(for: family) }
             try command.run()
         } catch {
             if Launch.isRankZero { exit(withError: error) }
             Foundation.exit(exitCode(for: error).rawValue)
         }
+    }
+}
+
+/// The model family a command computes with; nil for commands that do not train or evaluate.
+func gemmFamily(of command: ParsableCommand) -> GEMMFamily? {
+    switch command {
+    case let train as Train: return GEMMFamily(train.modelOptions.model)
+    case let bench as Bench: return GEMMFamily(bench.modelOptions.model)
+    case let eval as Eval: return GEMMFamily(KernelProbe.architecture(ofFile: eval.checkpoint ?? eval.subnetwork ?? "") ?? .conv2)
+    default: return nil
     }
 }
 

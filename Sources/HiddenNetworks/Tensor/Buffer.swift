@@ -50,6 +50,9 @@ extension BLASThreads {
     /// The kernel family OpenBLAS chose for this CPU ("Cooperlake", "Haswell", "Prescott", ...).
     public static var coreName: String { openblas_get_corename().map { String(cString: $0) } ?? "unknown" }
 
+    /// OpenBLAS's build string ("OpenBLAS 0.3.21 NO_LAPACKE DYNAMIC_ARCH NO_AFFINITY Zen MAX_THREADS=64").
+    public static var config: String { openblas_get_config().map { String(cString: $0) } ?? "unknown" }
+
     /// A hint when OpenBLAS fell back to a generic kernel on a CPU it did not recognise (seen with
     /// OpenBLAS 0.3.21 on newer Xeons: "Prescott", SSE3 only, 3-4x slower than the AVX-512 kernel).
     public static var fallbackHint: String? {

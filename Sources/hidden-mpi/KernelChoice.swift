@@ -1,0 +1,389 @@
+// Which OpenBLAS kernel a run uses, chosen by measurement. OpenBLAS 0.3 picks one kernel family
+// ("core type") per process when it is loaded, and its own pick is not always the fastest (on a
+// Zen 5 the AVX-512 SkylakeX kernel is 1.8x its AVX2 pick; on a Zen 4 the opposite held) nor always
+// safe (older builds crash or compute wrong results on some CPUs). So before MPI starts, unless
+// OPENBLAS_CORETYPE is set, hidden-mpi runs each candidate kernel in a child process of its own
+// (GEMMProbe: a check against a double-precision loop, then the GEMM shapes of our models), keeps
+// the fastest correct one for the run's family of models, and re-executes itself with it. The
+// results are cached per CPU and OpenBLAS build, under a lock, so the ranks of a node probe once
+// and later runs start at once.
+
+import ArgumentParser
+import Foundation
+import HiddenNetworks
+
+/// What the probe found out about one candidate kernel.
+struct KernelCandidate: Codable {
+    /// The OPENBLAS_CORETYPE asked for; "default" is OpenBLAS's own choice (the variable unset).
+    var requested: String
+    /// The kernel OpenBLAS actually ran (it ignores names it does not know or the CPU lacks).
+    var core: String?
+    /// ok, wrong (failed the check), crashed, timeout.
+    var status: String
+    var detail: String?
+    var maxRelativeError: Double?
+    var peakGFLOPs: Double?
+    /// Per model family: seconds of one step's GEMMs (its shapes times their calls).
+    var familySeconds: [String: Double]?
+    /// Seconds of one call of each shape ("family/shape"), the best over the probe's rounds.
+    var shapeSeconds: [String: Double]?
+
+    /// Folds in another round of the same candidate: the fastest time of each shape, and any failure.
+    mutating func merge(_ other: KernelCandidate) {
+        guard isUsable else { return }
+        guard other.isUsable, let mine = shapeSeconds, let theirs = other.shapeSeconds else { self = other; return }
+        shapeSeconds = mine.merging(theirs, uniquingKeysWith: min)
+        peakGFLOPs = max(peakGFLOPs ?? 0, other.peakGFLOPs ?? 0)
+        maxRelativeError = max(maxRelativeError ?? 0, other.maxRelativeError ?? 0)
+        familySeconds = Self.familySeconds(shapeSeconds!)
+    }
+
+    static func familySeconds(_ shapes: [String: Double]) -> [String: Double] {
+        var out: [String: Double] = [:]
+        for family in GEMMFamily.allCases {
+            out[family.rawValue] = family.shapes.reduce(0) { $0 + Double($1.calls) * (shapes[family.rawValue + "/" + $1.name] ?? .nan) }
+        }
+        return out
+    }
+
+    var isUsable: Bool { status == "ok" }
+}
+
+struct KernelProbeResult: Codable {
+    static let format = 1
+    var format: Int
+    var cpu: String
+    var openblas: String
+    var probedAt: String
+    var probeSeconds: Double
+    var candidates: [KernelCandidate]
+
+    /// The fastest correct candidate for a family; OpenBLAS's own choice unless another is more
+    /// than 1% faster (timings wobble by about that much; a tie needs no re-execution).
+    func best(for family: GEMMFamily) -> KernelCandidate? {
+        let usable = candidates.filter { $0.isUsable && $0.familySeconds?[family.rawValue] != nil }
+        guard let fastest = usable.min(by: { $0.familySeconds![family.rawValue]! < $1.familySeconds![family.rawValue]! }) else { return nil }
+        if let own = usable.first(where: { $0.requested == "default" }),
+           own.familySeconds![family.rawValue]! <= 1.01 * fastest.familySeconds![family.rawValue]! {
+            return own
+        }
+        return fastest
+    }
+
+    /// The best sgemm peak among the correct kernels.
+    var bestPeak: (core: String, gflops: Double)? {
+        candidates.filter(\.isUsable).compactMap { c in c.peakGFLOPs.map { (c.core ?? c.requested, $0) } }.max { $0.1 < $1.1 }
+    }
+}
+
+enum KernelChoice {
+    /// Set (to the reason) in the re-executed process, and seen by its children under mpirun.
+    static let chosenVariable = "HIDDEN_MPI_BLAS_CORE_CHOSEN"
+    /// Why this process runs the kernel it runs, for the run's header and `bench`.
+    nonisolated(unsafe) static var reason = "OpenBLAS's own choice"
+
+    /// Before MPI starts: runs with the fastest correct kernel for `family`, re-executing this
+    /// program if that takes another OPENBLAS_CORETYPE. Never fails: a probe that cannot run
+    /// leaves OpenBLAS's own choice, and says so.
+    static func apply(for family: GEMMFamily) {
+        let env = ProcessInfo.processInfo.environment
+        if let chosen = env[chosenVariable] { reason = chosen; return }
+        if let set = env["OPENBLAS_CORETYPE"] {
+            reason = "set in the environment (OPENBLAS_CORETYPE=\(set))"
+            return
+        }
+        if env["HIDDEN_MPI_KEEP_BLAS_CORE"] != nil {
+            reason = "OpenBLAS's own choice (HIDDEN_MPI_KEEP_BLAS_CORE is set)"
+            return
+        }
+        let result: KernelProbeResult, how: String
+        do {
+            (result, how) = try KernelProbe.results(refresh: false)
+        } catch {
+            reason = "OpenBLAS's own choice (the kernel probe did not run: \(error))"
+            return
+        }
+        guard let best = result.best(for: family) else {
+            reason = "OpenBLAS's own choice (no candidate passed the probe's check; see `hidden-mpi kernels`)"
+            return
+        }
+        let ranking = result.candidates.filter { $0.isUsable && $0.familySeconds?[family.rawValue] != nil }
+            .sorted { $0.familySeconds![family.rawValue]! < $1.familySeconds![family.rawValue]! }
+            .map { String(format: "%@ %.2f ms", $0.label, 1e3 * $0.familySeconds![family.rawValue]!) }
+        let text = "fastest correct kernel on the \(family.rawValue) GEMM shapes (\(ranking.joined(separator: ", "))), \(how)"
+        guard best.requested != "default" else { reason = text; return }
+        setenv("OPENBLAS_CORETYPE", best.requested, 1)
+        setenv(chosenVariable, text, 1)
+        var argv: [UnsafeMutablePointer<CChar>?] = CommandLine.arguments.map { strdup($0) }
+        argv.append(nil)
+        execv("/proc/self/exe", argv)
+        // execv returned: it failed; carry on with OpenBLAS's own choice.
+        unsetenv("OPENBLAS_CORETYPE"); unsetenv(chosenVariable)
+        reason = "OpenBLAS's own choice (could not re-execute with \(best.requested): errno \(errno))"
+    }
+}
+
+extension KernelCandidate {
+    var label: String { core.map { $0 == requested || requested == "default" ? $0 + (requested == "default" ? " (OpenBLAS's choice)" : "") : "\(requested)->\($0)" } ?? requested }
+}
+
+/// Runs the candidates, one child process each, and caches what they found.
+enum KernelProbe {
+    /// The folder of the cache: HIDDEN_MPI_CACHE_DIR, else $XDG_CACHE_HOME/hidden-mpi, else
+    /// ~/.cache/hidden-mpi.
+    static var cacheDirectory: String {
+        let env = ProcessInfo.processInfo.environment
+        if let dir = env["HIDDEN_MPI_CACHE_DIR"], !dir.isEmpty { return dir }
+        if let xdg = env["XDG_CACHE_HOME"], !xdg.isEmpty { return xdg + "/hidden-mpi" }
+        return (env["HOME"] ?? NSTemporaryDirectory()) + "/.cache/hidden-mpi"
+    }
+
+    /// This CPU and this OpenBLAS build: the cache key.
+    static var machine: (cpu: String, openblas: String, flags: Set<String>) {
+        let info = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+        func field(_ name: String) -> String {
+            info.split(separator: "\n").first { $0.hasPrefix(name) }.flatMap { $0.split(separator: ":", maxSplits: 1).last }
+                .map { $0.trimmingCharacters(in: .whitespaces) } ?? "?"
+        }
+        let flags = Set(field("flags").split(separator: " ").map(String.init))
+        let cpu = "\(field("vendor_id")) \(field("model name")) family \(field("cpu family")) model \(field("model")) stepping \(field("stepping"))"
+        // The build string names the kernel in use; drop it so every kernel maps to one key.
+        let core = BLASThreads.coreName
+        let openblas = BLASThreads.config.split(separator: " ").filter { $0.lowercased() != core.lowercased() }.joined(separator: " ")
+        return (cpu, openblas, flags)
+    }
+
+    static var cachePath: String {
+        let m = machine
+        let key = "\(m.cpu)|\(m.flags.sorted().joined(separator: ","))|\(m.openblas)|\(KernelProbeResult.format)"
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in key.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        return cacheDirectory + "/blas-kernels-" + String(hash, radix: 16) + ".json"
+    }
+
+    /// The model a checkpoint or subnetwork file names in its metadata, read from its header
+    /// alone (eval runs the kernel training ran); nil when that cannot be read.
+    static func architecture(ofFile path: String) -> Architecture? {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
+        defer { try? handle.close() }
+        guard let size = try? handle.read(upToCount: 8), size.count == 8 else { return nil }
+        let n = size.enumerated().reduce(0) { $0 | (Int($1.element) << (8 * $1.offset)) }
+        guard n > 0, n < 100_000_000, let header = try? handle.read(upToCount: n),
+              let object = try? JSONSerialization.jsonObject(with: header) as? [String: Any],
+              let meta = object["__metadata__"] as? [String: String], let model = meta["model"] else { return nil }
+        return Architecture(rawValue: model)
+    }
+
+    /// The candidates worth running on this CPU; HIDDEN_MPI_PROBE_CORES (comma-separated, with
+    /// "default" for OpenBLAS's own choice) replaces the list.
+    static var candidates: [String] {
+        if let list = ProcessInfo.processInfo.environment["HIDDEN_MPI_PROBE_CORES"], !list.isEmpty {
+            return list.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        }
+        let m = machine
+        var cores = ["Haswell"]
+        if m.cpu.hasPrefix("AuthenticAMD") { cores.append("Zen") }
+        if m.flags.isSuperset(of: ["avx512f", "avx512bw", "avx512dq", "avx512vl", "avx512cd"]) {
+            cores.append("SkylakeX")
+            if m.flags.contains("avx512_bf16") { cores.append("Cooperlake") }
+        }
+        if !m.flags.isSuperset(of: ["avx2", "fma"]) { cores.removeAll { $0 == "Haswell" || $0 == "Zen" } }
+        // Forcing the kernel OpenBLAS picks by itself would time the same code twice.
+        let own = ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] == nil ? BLASThreads.coreName.lowercased() : nil
+        return ["default"] + cores.filter { $0.lowercased() != own }
+    }
+
+    /// The cached results, or a new probe when there are none (or `refresh`). Ranks that start
+    /// together wait on one lock while the first of them probes. Returns how the results came.
+    static func results(refresh: Bool) throws -> (KernelProbeResult, String) {
+        let path = cachePath, dir = cacheDirectory
+        if !refresh, let cached = read(path) { return (cached, "cached in \(path)") }
+        do {
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        } catch {
+            throw HiddenError("cannot create the cache folder \(dir)", hint: "set HIDDEN_MPI_CACHE_DIR to a writable folder")
+        }
+        let lock = open(path + ".lock", O_CREAT | O_RDWR | O_CLOEXEC, 0o644)
+        guard lock >= 0 else { throw HiddenError("cannot open \(path).lock", hint: "set HIDDEN_MPI_CACHE_DIR to a writable folder") }
+        defer { close(lock) }
+        let deadline = monotonicSeconds() + 600
+        while flock(lock, LOCK_EX | LOCK_NB) != 0 {
+            guard monotonicSeconds() < deadline else { throw HiddenError("waited 10 minutes for \(path).lock", hint: "another process holds it; delete the lock file if none runs") }
+            usleep(50_000)
+        }
+        defer { flock(lock, LOCK_UN) }
+        // Another process may have probed while this one waited.
+        if !refresh, let cached = read(path) { return (cached, "cached in \(path)") }
+        let start = monotonicSeconds()
+        // Rounds of every candidate in turn, each shape's best time kept: a noisy neighbour slows
+        // one round of one kernel, not the comparison.
+        let cores = candidates
+        var found = cores.map(run)
+        let rounds = Int(ProcessInfo.processInfo.environment["HIDDEN_MPI_PROBE_ROUNDS"] ?? "") ?? 3
+        for _ in 1..<max(1, rounds) {
+            for i in found.indices where found[i].isUsable { found[i].merge(run(cores[i])) }
+        }
+        let result = KernelProbeResult(format: KernelProbeResult.format, cpu: machine.cpu, openblas: machine.openblas,
+                                       probedAt: ISO8601DateFormatter().string(from: Date()),
+                                       probeSeconds: monotonicSeconds() - start, candidates: found)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try writeAtomically(Array(try encoder.encode(result)), to: path)
+        return (result, String(format: "probed now in %.1f s (cached in %@)", result.probeSeconds, path))
+    }
+
+    static func read(_ path: String) -> KernelProbeResult? {
+        guard let data = FileManager.default.contents(atPath: path) else { return nil }
+        guard let result = try? JSONDecoder().decode(KernelProbeResult.self, from: data),
+              result.format == KernelProbeResult.format, result.cpu == machine.cpu, result.openblas == machine.openblas,
+              !result.candidates.isEmpty else {
+            Launch.writeError("note: ignoring the unreadable or foreign kernel cache \(path); probing again")
+            return nil
+        }
+        return result
+    }
+
+    /// One candidate in a child process of its own: a kernel that crashes, hangs or computes
+    /// wrong results takes only the child with it.
+    static func run(_ core: String) -> KernelCandidate {
+        var env = ProcessInfo.processInfo.environment
+        env["OPENBLAS_CORETYPE"] = core == "default" ? nil : core
+        env["OPENBLAS_NUM_THREADS"] = "1"
+        env["HIDDEN_MPI_PROBE_REQUESTED"] = core
+        env = env.filter { !$0.key.hasPrefix("OMPI_") && !$0.key.hasPrefix("PMIX_") && !$0.key.hasPrefix("OPAL_") }
+        let child = Process()
+        child.executableURL = URL(fileURLWithPath: "/proc/self/exe")
+        child.arguments = ["kernels", "--probe-child"]
+        child.environment = env
+        let output = Pipe()
+        child.standardOutput = output
+        child.standardError = FileHandle.nullDevice
+        var candidate = KernelCandidate(requested: core, status: "crashed")
+        do { try child.run() } catch {
+            candidate.detail = "could not start: \(error)"
+            return candidate
+        }
+        let timeout = Double(ProcessInfo.processInfo.environment["HIDDEN_MPI_PROBE_TIMEOUT"] ?? "") ?? 120
+        let deadline = monotonicSeconds() + timeout
+        // The result is a few hundred bytes: the pipe holds it until the child has exited.
+        while child.isRunning && monotonicSeconds() < deadline { usleep(5_000) }
+        if child.isRunning {
+            kill(child.processIdentifier, SIGKILL)
+            child.waitUntilExit()
+            candidate.status = "timeout"
+            candidate.detail = String(format: "no result within %.0f s", timeout)
+            return candidate
+        }
+        child.waitUntilExit()
+        if child.terminationReason == .uncaughtSignal {
+            candidate.detail = "killed by signal \(child.terminationStatus)\(child.terminationStatus == SIGILL ? " (illegal instruction: the CPU lacks this kernel's instructions)" : "")"
+            return candidate
+        }
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        guard child.terminationStatus == 0, let found = try? JSONDecoder().decode(KernelCandidate.self, from: data) else {
+            candidate.detail = "exit status \(child.terminationStatus) without a result"
+            return candidate
+        }
+        return found
+    }
+
+    /// The child's side: check, then time, the kernel this process loaded. Test hook:
+    /// HIDDEN_MPI_PROBE_FAULT=CORE:wrong|crash|hang[,...] makes those candidates misbehave.
+    static func measureThisProcess() -> KernelCandidate {
+        let env = ProcessInfo.processInfo.environment
+        let requested = env["HIDDEN_MPI_PROBE_REQUESTED"] ?? "default"
+        let fault = (env["HIDDEN_MPI_PROBE_FAULT"] ?? "").split(separator: ",").compactMap { f -> String? in
+            let parts = f.split(separator: ":").map(String.init)
+            return parts.count == 2 && parts[0] == requested ? parts[1] : nil
+        }.first
+        if fault == "crash" { signal(SIGILL, SIG_DFL); raise(SIGILL) }
+        if fault == "hang" { while true { sleep(1) } }
+        BLASThreads.set(1)
+        var c = KernelCandidate(requested: requested, core: BLASThreads.coreName, status: "ok")
+        let error = GEMMProbe.check(corrupt: fault == "wrong")
+        c.maxRelativeError = error
+        guard error <= 1e-5 else {
+            c.status = "wrong"
+            c.detail = String(format: "sgemm differs from a double-precision loop by %.1e (relative to sum |a||b|)", error)
+            return c
+        }
+        c.peakGFLOPs = GEMMProbe.peakGFLOPs()
+        var seconds: [String: Double] = [:]
+        for family in GEMMFamily.allCases {
+            for shape in family.shapes { seconds[family.rawValue + "/" + shape.name] = GEMMProbe.seconds(shape, repeats: 2) }
+        }
+        c.shapeSeconds = seconds
+        c.familySeconds = KernelCandidate.familySeconds(seconds)
+        return c
+    }
+}
+
+/// `hidden-mpi kernels`: what the probe found, and which kernel each family of models gets.
+struct Kernels: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show (or redo) the OpenBLAS kernel probe: each kernel's check, sgemm peak and speed on our GEMM shapes.",
+        discussion: """
+        train, bench and eval run with the fastest correct OpenBLAS kernel for their model, found by \
+        this probe the first time they start on a CPU and cached (HIDDEN_MPI_CACHE_DIR, else \
+        ~/.cache/hidden-mpi). Each candidate kernel (OpenBLAS's own choice, Haswell, Zen on AMD, \
+        SkylakeX and Cooperlake where the CPU has AVX-512) runs in a child process: its sgemm is checked \
+        against a double-precision loop on odd shapes and all transposes, then timed. A kernel that \
+        crashes, hangs or computes wrong results is never used.
+
+        OPENBLAS_CORETYPE in the environment always wins (the probe is skipped), as does \
+        HIDDEN_MPI_KEEP_BLAS_CORE=1 (OpenBLAS's own choice). HIDDEN_MPI_PROBE_CORES=default,Haswell,... \
+        replaces the list of candidates.
+
+        Examples:
+          hidden-mpi kernels
+          hidden-mpi kernels --refresh --model resnet50
+        """)
+
+    @Option(help: "Show the choice for this model's family of GEMM shapes.")
+    var model: Architecture = .conv2
+
+    @Flag(help: "Probe again even when the cache has results for this CPU and OpenBLAS build.")
+    var refresh = false
+
+    @Flag(help: "Print the probe's results as one JSON object.")
+    var json = false
+
+    @Flag(help: .hidden) var probeChild = false
+
+    func run() throws {
+        if probeChild {
+            let data = try JSONEncoder().encode(KernelProbe.measureThisProcess())
+            FileHandle.standardOutput.write(data)
+            return
+        }
+        let (result, how) = try KernelProbe.results(refresh: refresh)
+        let family = GEMMFamily(model)
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            print(String(decoding: try encoder.encode(result), as: UTF8.self))
+            return
+        }
+        print("OpenBLAS kernels on \(result.cpu)")
+        print("  \(result.openblas); probed \(result.probedAt) in \(String(format: "%.1f", result.probeSeconds)) s; \(how)")
+        let families = GEMMFamily.allCases
+        print("  " + ["kernel", "check", "error", "peak GF/s"].enumerated().map { pad($0.1, [24, 8, 9, 10][$0.0]) }.joined()
+              + families.map { pad($0.rawValue + " ms", 20) }.joined())
+        for c in result.candidates {
+            var row = pad(c.label, 24) + pad(c.status, 8) + pad(c.maxRelativeError.map { String(format: "%.1e", $0) } ?? "-", 9)
+                + pad(c.peakGFLOPs.map { String(format: "%.1f", $0) } ?? "-", 10)
+            row += families.map { pad(c.familySeconds?[$0.rawValue].map { String(format: "%.2f", 1e3 * $0) } ?? "-", 20) }.joined()
+            print("  " + row + (c.detail.map { "  " + $0 } ?? ""))
+        }
+        if let best = result.best(for: family) {
+            print("\(model.rawValue) (\(family.rawValue) shapes) runs with: \(best.label)")
+        } else {
+            print("no candidate passed the check: runs keep OpenBLAS's own choice")
+        }
+        if let set = ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] {
+            print("but OPENBLAS_CORETYPE=\(set) is set in this environment, and wins")
+        }
+    }
+
+    private func pad(_ s: String, _ width: Int) -> String { s.count >= width ? s + " " : s + String(repeating: " ", count: width - s.count) }
+}
