@@ -160,9 +160,45 @@ public final class MaskedConv2d: Layer {
         return lo..<max(lo, hi)
     }
 
+    /// A stride-1 "same" convolution (kernel 2p+1): output and input rows have the same width, so
+    /// each col row is the channel shifted by (ki-p, kj-p) rows/columns, one contiguous block; only
+    /// the columns a horizontal shift wraps around and the rows past the top or bottom are zero.
+    private var shiftsWholeRows: Bool { stride == 1 && kernel > 1 && kernel == 2 * padding + 1 }
+
+    /// For a col row of tap (ki, kj) of a shiftsWholeRows convolution: the output rows inside the
+    /// image, the flattened source offset of output position 0 within the channel, and the output
+    /// columns whose source wrapped into a neighbouring row.
+    @inline(__always)
+    private func shift(_ ki: Int, _ kj: Int) -> (rows: Range<Int>, offset: Int, wrapped: Range<Int>) {
+        let dy = ki - padding, dx = kj - padding, W = width
+        let rows = max(0, -dy)..<max(max(0, -dy), min(height, height - dy))
+        let wrapped = dx < 0 ? 0..<min(W, -dx) : max(0, W - dx)..<W
+        return (rows, dy * W + dx, wrapped)
+    }
+
     /// col [C*KH*KW, OH*OW] from one image [C, H, W], rows `ld` floats apart; zero where the
     /// window leaves the image.
     func im2col(_ x: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Float>, ld: Int) {
+        if shiftsWholeRows {
+            let W = width, plane = height * width
+            for c in 0..<inChannels {
+                let channel = x + c * plane
+                for ki in 0..<kernel {
+                    for kj in 0..<kernel {
+                        let row = col + ((c * kernel + ki) * kernel + kj) * ld
+                        let (rows, offset, wrapped) = shift(ki, kj)
+                        let first = rows.lowerBound * W, end = rows.upperBound * W
+                        row.update(repeating: 0, count: first)
+                        (row + end).update(repeating: 0, count: plane - end)
+                        // Sources outside the channel only ever feed wrapped columns, zeroed below.
+                        let lo = max(first, -offset), hi = min(end, plane - offset)
+                        if hi > lo { (row + lo).update(from: channel + lo + offset, count: hi - lo) }
+                        for oy in rows { for ox in wrapped { row[oy * W + ox] = 0 } }
+                    }
+                }
+            }
+            return
+        }
         for c in 0..<inChannels {
             for ki in 0..<kernel {
                 for kj in 0..<kernel {
@@ -191,8 +227,26 @@ public final class MaskedConv2d: Layer {
     }
 
     /// The adjoint of im2col: dx [C, H, W] = sum of dcol's entries at the pixels they were read from.
-    func col2im(_ col: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, ld: Int) {
+    /// Each pixel gets its taps added in the same (ki, kj) order on both paths. The fast path zeroes
+    /// the entries of `col` that read padding (their gradient is discarded anyway).
+    func col2im(_ col: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, ld: Int) {
         dx.update(repeating: 0, count: inputShape.count)
+        if shiftsWholeRows {
+            let W = width, plane = height * width
+            for c in 0..<inChannels {
+                let channel = dx + c * plane
+                for ki in 0..<kernel {
+                    for kj in 0..<kernel {
+                        let row = col + ((c * kernel + ki) * kernel + kj) * ld
+                        let (rows, offset, wrapped) = shift(ki, kj)
+                        for oy in rows { for ox in wrapped { row[oy * W + ox] = 0 } }
+                        let lo = max(rows.lowerBound * W, -offset), hi = min(rows.upperBound * W, plane - offset)
+                        if hi > lo { addInPlace(channel + lo + offset, row + lo, count: hi - lo) }
+                    }
+                }
+            }
+            return
+        }
         for c in 0..<inChannels {
             for ki in 0..<kernel {
                 for kj in 0..<kernel {
