@@ -24,7 +24,7 @@ rm -f "$HIDDEN_MPI_CACHE_DIR"/blas-kernels-*.json
 # The probe's cost: cold (probes), then warm (reads the cache).
 for state in cold warm; do
     s=$(date +%s.%N); "$BIN" kernels --json >/dev/null; e=$(date +%s.%N)
-    echo "{\"impl\": \"probe\", \"state\": \"$state\", \"seconds\": $(echo "$e - $s" | bc)}"
+    python3 -c "import json,sys; print(json.dumps({\"impl\": \"probe\", \"state\": sys.argv[1], \"seconds\": float(sys.argv[3]) - float(sys.argv[2])}))" "$state" "$s" "$e"
 done
 "$BIN" kernels --json | python3 -c 'import json,sys; d=json.load(sys.stdin); d["impl"]="probe-result"; print(json.dumps(d, sort_keys=True))'
 cores=$("$BIN" kernels --json | python3 -c 'import json,sys; print(" ".join(sorted({c["core"] for c in json.load(sys.stdin)["candidates"] if c["status"] == "ok"})))')
