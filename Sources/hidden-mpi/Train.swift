@@ -136,6 +136,10 @@ struct Train: ParsableCommand {
             Launch.writeError("error: cannot start MPI: \(error)"); throw ExitCode(2)
         }
         let out = Reporter(enabled: comm.rank == 0)
+        if let problem = RankAgreement.launcherProblem(worldSize: comm.size) {
+            if comm.rank == 0 { Launch.writeError("error: \(problem)") }
+            Launch.finish(comm, code: 2)
+        }
 
         // Set-up: every rank loads and builds; any failure is reported once and all ranks exit.
         let directory = checkpointDir.map(CheckpointDirectory.init)
@@ -147,6 +151,10 @@ struct Train: ParsableCommand {
         let (trainer, metricsFile, notes) = setup
 
         let checksums = try verifyWeights(trainer.model, comm)
+        if trainer.state.globalStep > 0 {
+            RankAgreement.requireSame(trainer.stateChecksum(), "the ranks resumed different states (scores, momentum, step)",
+                                      hint: "every rank must load the same checkpoint: put --checkpoint-dir on a file system all nodes share, or copy the newest checkpoint to every node's folder", comm)
+        }
         for note in notes { out.progress("hidden-mpi: \(note)") }
         printHeader(trainer, checksums, out)
         metricsFile?.write(runObject(trainer, checksums))
@@ -163,6 +171,16 @@ struct Train: ParsableCommand {
         run.finished()
     }
 
+    /// The checkpoint rank 0 chose, as this rank sees it; the error names this rank and its host.
+    func loadChosen(_ path: String, _ comm: Communicator) throws -> SafeTensorsFile {
+        do { return try ScoreCheckpoint.load(path) } catch {
+            guard comm.size > 1 else { throw error }
+            let why = (error as? HiddenError)?.message ?? "\(error)"
+            throw HiddenError("rank \(comm.rank) on host \(RankAgreement.hostName) cannot resume from \(path), the checkpoint rank 0 chose: \(why)",
+                              hint: "every rank must see the same checkpoint folder: put --checkpoint-dir on a file system all nodes share, or copy the file to the same path on every node")
+        }
+    }
+
     /// Everything before the first step, on every rank: the checkpoint to resume (if any), the
     /// data, the trainer, the checkpoint folder and rank 0's metrics file.
     func setUp(_ comm: Communicator, directory: CheckpointDirectory?) throws -> (trainer: Trainer, metrics: JSONLines?, notes: [String]) {
@@ -170,15 +188,25 @@ struct Train: ParsableCommand {
         var checkpoint: (path: String, file: SafeTensorsFile)?
         if let resume {
             if resume == "auto", let directory {
-                if let found = try directory.newestValid() {
+                // Rank 0 chooses (collective: every rank takes part before anything can throw);
+                // every rank then loads that file name from its own view of the folder.
+                var found: (path: String, file: SafeTensorsFile, skipped: [String])?
+                var failure: Error?
+                if comm.rank == 0 { do { found = try directory.newestValid() } catch { failure = error } }
+                Launch.agree(comm, failure)
+                let name = RankAgreement.broadcast(found.map { ($0.path as NSString).lastPathComponent } ?? "", comm)
+                if let found {
                     notes += found.skipped
                     if !found.skipped.isEmpty { notes.append("falling back to \(found.path)") }
                     checkpoint = (found.path, found.file)
+                } else if !name.isEmpty {
+                    let path = (directory.path as NSString).appendingPathComponent(name)
+                    checkpoint = (path, try loadChosen(path, comm))
                 } else {
                     notes.append("no checkpoint in \(directory.path): starting a fresh run")
                 }
             } else {
-                checkpoint = (resume, try ScoreCheckpoint.load(resume))
+                checkpoint = (resume, try loadChosen(resume, comm))
             }
         }
         if checkpoint == nil, resume == nil { try directory?.requireNoCheckpoints() }

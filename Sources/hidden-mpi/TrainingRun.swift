@@ -16,6 +16,9 @@ final class TrainingRun {
     let progressEvery: Double
 
     private var lastWritten: TrainState?
+    private var lastVerified: TrainState?
+    /// Test hook: HIDDEN_MPI_FAULT_DRIFT_RANK=r changes one score on rank r after the first step.
+    private let driftRank = Int(ProcessInfo.processInfo.environment["HIDDEN_MPI_FAULT_DRIFT_RANK"] ?? "")
     private var lastCheckpoint: String?
     private var lastProgress = Date()
     private var lastEpoch: EpochMetrics?
@@ -32,8 +35,18 @@ final class TrainingRun {
         lastStep = min(trainer.config.epochs * trainer.stepsPerEpoch, trainer.config.maxSteps ?? Int.max)
     }
 
-    /// Rank 0 writes a checkpoint of the current state, unless it wrote this one already.
+    /// Every rank: stops the job if the ranks' scores, momentum or position differ (collective).
+    func requireNoDrift() {
+        guard lastVerified != trainer.state else { return }
+        lastVerified = trainer.state
+        RankAgreement.requireSame(trainer.stateChecksum(), "the ranks' scores and optimiser state drifted apart by step \(trainer.state.globalStep)",
+                                  hint: "every rank must run the same hidden-mpi binary and OpenBLAS kernel on healthy hardware; resume from the last checkpoint, and run `hidden-mpi kernels` on each kind of node", comm)
+    }
+
+    /// Every rank checks for drift; rank 0 writes a checkpoint of the current state, unless it
+    /// wrote this one already.
     func checkpoint(_ why: String) {
+        requireNoDrift()
         guard comm.rank == 0, let directory, lastWritten != trainer.state else { return }
         do {
             let path = try directory.write(trainer, keep: keepCheckpoints)
@@ -48,6 +61,7 @@ final class TrainingRun {
 
     /// After every step: the logged first steps, a progress line now and then, step checkpoints.
     func step(_ s: StepMetrics, _ state: TrainState) {
+        if s.step == firstStep + 1, driftRank == comm.rank { trainer.model.scores[0] += 1e-3 }
         if s.step <= logSteps {
             metricsFile?.write(["kind": "step", "epoch": s.epoch + 1, "step": s.step, "loss": s.loss,
                                 "train_acc": s.accuracy, "lr": s.lr])
@@ -68,6 +82,7 @@ final class TrainingRun {
 
     /// After every epoch (on every rank): its line, its metrics object, its checkpoint.
     func epoch(_ e: EpochMetrics, _ state: TrainState) {
+        requireNoDrift()  // before the line: no result is reported from ranks that disagree
         lastProgress = Date()
         lastEpoch = e
         // More than 10 classes: a test_top5 column after test_acc (10 or fewer: the line as it was).

@@ -82,10 +82,11 @@ enum Harness {
     }
 
     /// The inherited environment without any Open MPI / PMIx / OPAL variable (a child mpirun that
-    /// inherits them exits 1 silently), plus what mpirun needs as root and on 2 cores.
+    /// inherits them exits 1 silently) or batch-system task count, plus what mpirun needs as root and on 2 cores.
     static func childEnvironment(_ extra: [String: String] = [:]) -> [String: String] {
         var env = ProcessInfo.processInfo.environment.filter { key, _ in
-            !(key.hasPrefix("OMPI_") || key.hasPrefix("PMIX_") || key.hasPrefix("OPAL_"))
+            // Also no batch system's task count: the tests launch their own mpirun.
+            !(key.hasPrefix("OMPI_") || key.hasPrefix("PMIX_") || key.hasPrefix("OPAL_") || key.hasPrefix("SLURM_") || key.hasPrefix("PBS_"))
         }
         env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
         env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"

@@ -165,9 +165,9 @@ public final class Model {
     public func runningChecksum() -> UInt64 { fnv1a(runningStats.pointer, count: runningStats.count, fnvOffset) }
 }
 
-private let fnvOffset: UInt64 = 0xcbf2_9ce4_8422_2325
+let fnvOffset: UInt64 = 0xcbf2_9ce4_8422_2325
 
-private func fnv1a(_ p: UnsafePointer<Float>, count: Int, _ start: UInt64) -> UInt64 {
+func fnv1a(_ p: UnsafePointer<Float>, count: Int, _ start: UInt64) -> UInt64 {
     let bits = UnsafeRawPointer(p).assumingMemoryBound(to: UInt32.self)
     var h = start
     for i in 0..<count { h = (h ^ UInt64(bits[i])) &* 0x0000_0100_0000_01B3 }

@@ -273,3 +273,21 @@ public final class Trainer {
         return (r.loss, r.accuracy, r.top5)
     }
 }
+
+extension Trainer {
+    /// FNV-1a over everything the rest of the run depends on that every rank holds alike: scores
+    /// (or trained weights), momentum, where the run stands, and the running statistics when they
+    /// are the global batch's. Ranks that compare unequal have drifted apart.
+    public func stateChecksum() -> UInt64 {
+        var h = fnv1a(model.scores.pointer, count: model.scores.count, fnvOffset)
+        h = fnv1a(optimizer.momentum.pointer, count: optimizer.momentum.count, h)
+        if config.bnSync == .global { h = fnv1a(model.runningStats.pointer, count: model.runningStats.count, h) }
+        var position: [Float] = []
+        for value in [UInt64(state.epoch), UInt64(state.stepInEpoch), UInt64(state.globalStep), UInt64(state.seen),
+                      state.lossSum.bitPattern, state.correct.bitPattern] {
+            position.append(Float(bitPattern: UInt32(truncatingIfNeeded: value)))
+            position.append(Float(bitPattern: UInt32(truncatingIfNeeded: value >> 32)))
+        }
+        return position.withUnsafeBufferPointer { fnv1a($0.baseAddress!, count: $0.count, h) }
+    }
+}
