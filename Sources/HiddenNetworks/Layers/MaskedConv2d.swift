@@ -176,26 +176,33 @@ public final class MaskedConv2d: Layer {
         return (rows, dy * W + dx, wrapped)
     }
 
+    /// body(col row of tap (c, ki, kj), c, shift(ki, kj)) for every tap, in im2col's row order.
+    @inline(__always)
+    private func forEachTap(_ col: UnsafeMutablePointer<Float>, ld: Int,
+                            _ body: (UnsafeMutablePointer<Float>, Int, Range<Int>, Int, Range<Int>) -> Void) {
+        for c in 0..<inChannels {
+            for ki in 0..<kernel {
+                for kj in 0..<kernel {
+                    let (rows, offset, wrapped) = shift(ki, kj)
+                    body(col + ((c * kernel + ki) * kernel + kj) * ld, c, rows, offset, wrapped)
+                }
+            }
+        }
+    }
+
     /// col [C*KH*KW, OH*OW] from one image [C, H, W], rows `ld` floats apart; zero where the
     /// window leaves the image.
     func im2col(_ x: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Float>, ld: Int) {
         if shiftsWholeRows {
             let W = width, plane = height * width
-            for c in 0..<inChannels {
-                let channel = x + c * plane
-                for ki in 0..<kernel {
-                    for kj in 0..<kernel {
-                        let row = col + ((c * kernel + ki) * kernel + kj) * ld
-                        let (rows, offset, wrapped) = shift(ki, kj)
-                        let first = rows.lowerBound * W, end = rows.upperBound * W
-                        row.update(repeating: 0, count: first)
-                        (row + end).update(repeating: 0, count: plane - end)
-                        // Sources outside the channel only ever feed wrapped columns, zeroed below.
-                        let lo = max(first, -offset), hi = min(end, plane - offset)
-                        if hi > lo { (row + lo).update(from: channel + lo + offset, count: hi - lo) }
-                        for oy in rows { for ox in wrapped { row[oy * W + ox] = 0 } }
-                    }
-                }
+            forEachTap(col, ld: ld) { row, c, rows, offset, wrapped in
+                let first = rows.lowerBound * W, end = rows.upperBound * W
+                row.update(repeating: 0, count: first)
+                (row + end).update(repeating: 0, count: plane - end)
+                // Sources outside the channel only ever feed wrapped columns, zeroed below.
+                let lo = max(first, -offset), hi = min(end, plane - offset)
+                if hi > lo { (row + lo).update(from: x + c * plane + lo + offset, count: hi - lo) }
+                for oy in rows { for ox in wrapped { row[oy * W + ox] = 0 } }
             }
             return
         }
@@ -233,17 +240,10 @@ public final class MaskedConv2d: Layer {
         dx.update(repeating: 0, count: inputShape.count)
         if shiftsWholeRows {
             let W = width, plane = height * width
-            for c in 0..<inChannels {
-                let channel = dx + c * plane
-                for ki in 0..<kernel {
-                    for kj in 0..<kernel {
-                        let row = col + ((c * kernel + ki) * kernel + kj) * ld
-                        let (rows, offset, wrapped) = shift(ki, kj)
-                        for oy in rows { for ox in wrapped { row[oy * W + ox] = 0 } }
-                        let lo = max(rows.lowerBound * W, -offset), hi = min(rows.upperBound * W, plane - offset)
-                        if hi > lo { addInPlace(channel + lo + offset, row + lo, count: hi - lo) }
-                    }
-                }
+            forEachTap(col, ld: ld) { row, c, rows, offset, wrapped in
+                for oy in rows { for ox in wrapped { row[oy * W + ox] = 0 } }
+                let lo = max(rows.lowerBound * W, -offset), hi = min(rows.upperBound * W, plane - offset)
+                if hi > lo { addInPlace(dx + c * plane + lo + offset, row + lo, count: hi - lo) }
             }
             return
         }
