@@ -155,7 +155,9 @@ enum KernelProbe {
 
     static var cachePath: String {
         let m = machine
-        let key = "\(m.cpu)|\(m.flags.sorted().joined(separator: ","))|\(m.openblas)|\(KernelProbeResult.format)"
+        // A probe restricted by HIDDEN_MPI_PROBE_CORES is cached apart from the full one.
+        let restricted = ProcessInfo.processInfo.environment["HIDDEN_MPI_PROBE_CORES"] ?? ""
+        let key = "\(m.cpu)|\(m.flags.sorted().joined(separator: ","))|\(m.openblas)|\(KernelProbeResult.format)|\(restricted)"
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
         for byte in key.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
         return cacheDirectory + "/blas-kernels-" + String(hash, radix: 16) + ".json"
@@ -207,11 +209,15 @@ enum KernelProbe {
         guard lock >= 0 else { throw HiddenError("cannot open \(path).lock", hint: "set HIDDEN_MPI_CACHE_DIR to a writable folder") }
         defer { close(lock) }
         let deadline = monotonicSeconds() + 600
+        var locked = true
         while flock(lock, LOCK_EX | LOCK_NB) != 0 {
+            // A file system without locks (Lustre without -o flock, some NFS): probe unlocked;
+            // the atomic rename still leaves one whole cache file.
+            guard errno == EWOULDBLOCK || errno == EINTR else { locked = false; break }
             guard monotonicSeconds() < deadline else { throw HiddenError("waited 10 minutes for \(path).lock", hint: "another process holds it; delete the lock file if none runs") }
             usleep(50_000)
         }
-        defer { flock(lock, LOCK_UN) }
+        defer { if locked { flock(lock, LOCK_UN) } }
         // Another process may have probed while this one waited.
         if !refresh, let cached = read(path) { return (cached, "cached in \(path)") }
         let start = monotonicSeconds()
@@ -228,7 +234,9 @@ enum KernelProbe {
                                        probeSeconds: monotonicSeconds() - start, candidates: found)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try writeAtomically(Array(try encoder.encode(result)), to: path)
+        do { try writeAtomically(Array(try encoder.encode(result)), to: path) } catch {
+            return (result, String(format: "probed now in %.1f s (not cached: %@)", result.probeSeconds, "\(error)"))
+        }
         return (result, String(format: "probed now in %.1f s (cached in %@)", result.probeSeconds, path))
     }
 

@@ -29,7 +29,7 @@ enum Launch {
 
     /// Every rank calls this with its own outcome of a phase. If any rank failed, the failure is
     /// printed once (rank 0's own, else the failing rank's, with its number) and all ranks exit 1.
-    static func agree(_ comm: Communicator, _ error: Error?) {
+    static func agree(_ comm: Communicator, _ error: Error?, exitCode: Int32 = 1) {
         var flags = [error == nil ? 0.0 : 1.0, (comm.rank == 0 && error != nil) ? 1.0 : 0.0]
         comm.allreduce(&flags, op: .max)
         guard flags[0] > 0 else { return }
@@ -37,7 +37,7 @@ enum Launch {
             let who = comm.size > 1 && comm.rank != 0 ? " (rank \(comm.rank))" : ""
             writeError("error\(who): \(error)")
         }
-        finish(comm, code: 1)
+        finish(comm, code: exitCode)
     }
 
     static func writeError(_ text: String) {

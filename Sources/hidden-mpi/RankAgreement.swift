@@ -60,7 +60,8 @@ enum RankAgreement {
     /// likely started as N independent one-rank jobs (srun without PMI, or a plain loop), which
     /// would overwrite each other's checkpoints. HIDDEN_MPI_ALLOW_FEWER_RANKS=1 allows it.
     static func launcherProblem(worldSize: Int) -> String? {
-        guard let (tasks, variable) = launcherTasks, worldSize < tasks,
+        // Torque's PBS_NP counts cores: ranks with several BLAS threads each fill them too.
+        guard let (tasks, variable) = launcherTasks, worldSize * (variable == "PBS_NP" ? BLASThreads.current : 1) < tasks,
               ProcessInfo.processInfo.environment["HIDDEN_MPI_ALLOW_FEWER_RANKS"] == nil else { return nil }
         return "\(variable)=\(tasks) but MPI started this process in a world of \(worldSize) rank(s): the job's tasks are not one MPI job (each would train alone and overwrite the others' checkpoints)\n"
             + "hint: launch with `mpirun -np \(tasks) hidden-mpi train ...`, or `srun --mpi=pmix hidden-mpi train ...` where Slurm's PMIx plugin is installed (`srun --mpi=list`); set HIDDEN_MPI_ALLOW_FEWER_RANKS=1 if fewer ranks than tasks is what you want"

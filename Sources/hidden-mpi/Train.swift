@@ -136,10 +136,8 @@ struct Train: ParsableCommand {
             Launch.writeError("error: cannot start MPI: \(error)"); throw ExitCode(2)
         }
         let out = Reporter(enabled: comm.rank == 0)
-        if let problem = RankAgreement.launcherProblem(worldSize: comm.size) {
-            if comm.rank == 0 { Launch.writeError("error: \(problem)") }
-            Launch.finish(comm, code: 2)
-        }
+        // Each rank reads its own environment (nodes may differ): they stop together or not at all.
+        Launch.agree(comm, RankAgreement.launcherProblem(worldSize: comm.size).map { HiddenError($0) }, exitCode: 2)
 
         // Set-up: every rank loads and builds; any failure is reported once and all ranks exit.
         let directory = checkpointDir.map(CheckpointDirectory.init)
@@ -151,7 +149,7 @@ struct Train: ParsableCommand {
         let (trainer, metricsFile, notes) = setup
 
         let checksums = try verifyWeights(trainer.model, comm)
-        if trainer.state.globalStep > 0 {
+        if resume != nil {  // a flag every rank shares: all of them take part in the comparison
             RankAgreement.requireSame(trainer.stateChecksum(), "the ranks resumed different states (scores, momentum, step)",
                                       hint: "every rank must load the same checkpoint: put --checkpoint-dir on a file system all nodes share, or copy the newest checkpoint to every node's folder", comm)
         }

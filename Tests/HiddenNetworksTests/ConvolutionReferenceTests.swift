@@ -49,6 +49,10 @@ final class ConvolutionReferenceTests: XCTestCase {
         Geometry(c: 1, h: 3, w: 3, co: 1, kernel: 3, stride: 2, padding: 2, batch: 2),
         Geometry(c: 2, h: 2, w: 3, co: 2, kernel: 5, stride: 1, padding: 2, batch: 3),
         Geometry(c: 1, h: 4, w: 11, co: 2, kernel: 3, stride: 4, padding: 1, batch: 2),
+        // Kernels wider than the image: every tap but a few reads padding only.
+        Geometry(c: 2, h: 1, w: 1, co: 2, kernel: 5, stride: 1, padding: 2, batch: 3),
+        Geometry(c: 1, h: 1, w: 4, co: 2, kernel: 5, stride: 1, padding: 2, batch: 2),
+        Geometry(c: 2, h: 2, w: 2, co: 3, kernel: 7, stride: 1, padding: 3, batch: 2),
         // Larger images and batches (an implementation may batch several images per sgemm).
         Geometry(c: 1, h: 32, w: 33, co: 2, kernel: 3, stride: 1, padding: 1, batch: 5),
         Geometry(c: 2, h: 30, w: 30, co: 2, kernel: 3, stride: 1, padding: 1, batch: 6),

@@ -171,7 +171,8 @@ public final class MaskedConv2d: Layer {
     @inline(__always)
     private func shift(_ ki: Int, _ kj: Int) -> (rows: Range<Int>, offset: Int, wrapped: Range<Int>) {
         let dy = ki - padding, dx = kj - padding, W = width
-        let rows = max(0, -dy)..<max(max(0, -dy), min(height, height - dy))
+        let top = min(height, max(0, -dy))  // a shift past the whole image leaves no row inside
+        let rows = top..<max(top, min(height, height - dy))
         let wrapped = dx < 0 ? 0..<min(W, -dx) : max(0, W - dx)..<W
         return (rows, dy * W + dx, wrapped)
     }
