@@ -8,7 +8,6 @@
 // results are cached per CPU and OpenBLAS build, under a lock, so the ranks of a node probe once
 // and later runs start at once.
 
-import ArgumentParser
 import Foundation
 import HiddenNetworks
 
@@ -324,74 +323,4 @@ enum KernelProbe {
         c.familySeconds = KernelCandidate.familySeconds(seconds)
         return c
     }
-}
-
-/// `hidden-mpi kernels`: what the probe found, and which kernel each family of models gets.
-struct Kernels: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Show (or redo) the OpenBLAS kernel probe: each kernel's check, sgemm peak and speed on our GEMM shapes.",
-        discussion: """
-        train, bench and eval run with the fastest correct OpenBLAS kernel for their model, found by \
-        this probe the first time they start on a CPU and cached (HIDDEN_MPI_CACHE_DIR, else \
-        ~/.cache/hidden-mpi). Each candidate kernel (OpenBLAS's own choice, Haswell, Zen on AMD, \
-        SkylakeX and Cooperlake where the CPU has AVX-512) runs in a child process: its sgemm is checked \
-        against a double-precision loop on odd shapes and all transposes, then timed. A kernel that \
-        crashes, hangs or computes wrong results is never used.
-
-        OPENBLAS_CORETYPE in the environment always wins (the probe is skipped), as does \
-        HIDDEN_MPI_KEEP_BLAS_CORE=1 (OpenBLAS's own choice). HIDDEN_MPI_PROBE_CORES=default,Haswell,... \
-        replaces the list of candidates.
-
-        Examples:
-          hidden-mpi kernels
-          hidden-mpi kernels --refresh --model resnet50
-        """)
-
-    @Option(help: "Show the choice for this model's family of GEMM shapes.")
-    var model: Architecture = .conv2
-
-    @Flag(help: "Probe again even when the cache has results for this CPU and OpenBLAS build.")
-    var refresh = false
-
-    @Flag(help: "Print the probe's results as one JSON object.")
-    var json = false
-
-    @Flag(help: .hidden) var probeChild = false
-
-    func run() throws {
-        if probeChild {
-            let data = try JSONEncoder().encode(KernelProbe.measureThisProcess())
-            FileHandle.standardOutput.write(data)
-            return
-        }
-        let (result, how) = try KernelProbe.results(refresh: refresh)
-        let family = GEMMFamily(model)
-        if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
-            print(String(decoding: try encoder.encode(result), as: UTF8.self))
-            return
-        }
-        print("OpenBLAS kernels on \(result.cpu)")
-        print("  \(result.openblas); probed \(result.probedAt) in \(String(format: "%.1f", result.probeSeconds)) s; \(how)")
-        let families = GEMMFamily.allCases
-        print("  " + ["kernel", "check", "error", "peak GF/s"].enumerated().map { pad($0.1, [24, 8, 9, 10][$0.0]) }.joined()
-              + families.map { pad($0.rawValue + " ms", 20) }.joined())
-        for c in result.candidates {
-            var row = pad(c.label, 24) + pad(c.status, 8) + pad(c.maxRelativeError.map { String(format: "%.1e", $0) } ?? "-", 9)
-                + pad(c.peakGFLOPs.map { String(format: "%.1f", $0) } ?? "-", 10)
-            row += families.map { pad(c.familySeconds?[$0.rawValue].map { String(format: "%.2f", 1e3 * $0) } ?? "-", 20) }.joined()
-            print("  " + row + (c.detail.map { "  " + $0 } ?? ""))
-        }
-        if let best = result.best(for: family) {
-            print("\(model.rawValue) (\(family.rawValue) shapes) runs with: \(best.label)")
-        } else {
-            print("no candidate passed the check: runs keep OpenBLAS's own choice")
-        }
-        if let set = ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] {
-            print("but OPENBLAS_CORETYPE=\(set) is set in this environment, and wins")
-        }
-    }
-
-    private func pad(_ s: String, _ width: Int) -> String { s.count >= width ? s + " " : s + String(repeating: " ", count: width - s.count) }
 }
