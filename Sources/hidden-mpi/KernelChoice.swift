@@ -57,16 +57,21 @@ struct KernelProbeResult: Codable {
     var probeSeconds: Double
     var candidates: [KernelCandidate]
 
+    /// The correct candidates timed on a family's shapes, fastest first, with their seconds.
+    func ranked(for family: GEMMFamily) -> [(candidate: KernelCandidate, seconds: Double)] {
+        candidates.compactMap { c in c.isUsable ? c.familySeconds?[family.rawValue].map { (c, $0) } : nil }
+            .sorted { $0.seconds < $1.seconds }
+    }
+
     /// The fastest correct candidate for a family; OpenBLAS's own choice unless another is more
     /// than 1% faster (timings wobble by about that much; a tie needs no re-execution).
     func best(for family: GEMMFamily) -> KernelCandidate? {
-        let usable = candidates.filter { $0.isUsable && $0.familySeconds?[family.rawValue] != nil }
-        guard let fastest = usable.min(by: { $0.familySeconds![family.rawValue]! < $1.familySeconds![family.rawValue]! }) else { return nil }
-        if let own = usable.first(where: { $0.requested == "default" }),
-           own.familySeconds![family.rawValue]! <= 1.01 * fastest.familySeconds![family.rawValue]! {
-            return own
+        let ranking = ranked(for: family)
+        guard let fastest = ranking.first else { return nil }
+        if let own = ranking.first(where: { $0.candidate.requested == "default" }), own.seconds <= 1.01 * fastest.seconds {
+            return own.candidate
         }
-        return fastest
+        return fastest.candidate
     }
 
     /// The best sgemm peak among the correct kernels.
@@ -106,9 +111,7 @@ enum KernelChoice {
             reason = "OpenBLAS's own choice (no candidate passed the probe's check; see `hidden-mpi kernels`)"
             return
         }
-        let ranking = result.candidates.filter { $0.isUsable && $0.familySeconds?[family.rawValue] != nil }
-            .sorted { $0.familySeconds![family.rawValue]! < $1.familySeconds![family.rawValue]! }
-            .map { String(format: "%@ %.2f ms", $0.label, 1e3 * $0.familySeconds![family.rawValue]!) }
+        let ranking = result.ranked(for: family).map { String(format: "%@ %.2f ms", $0.candidate.label, 1e3 * $0.seconds) }
         let text = "fastest correct kernel on the \(family.rawValue) GEMM shapes (\(ranking.joined(separator: ", "))), \(how)"
         guard best.requested != "default" else { reason = text; return }
         setenv("OPENBLAS_CORETYPE", best.requested, 1)
@@ -123,7 +126,12 @@ enum KernelChoice {
 }
 
 extension KernelCandidate {
-    var label: String { core.map { $0 == requested || requested == "default" ? $0 + (requested == "default" ? " (OpenBLAS's choice)" : "") : "\(requested)->\($0)" } ?? requested }
+    /// "Zen (OpenBLAS's choice)", "Haswell", or "Cooperlake->Haswell" where OpenBLAS ran another.
+    var label: String {
+        guard let core else { return requested }
+        if requested == "default" { return core + " (OpenBLAS's choice)" }
+        return core == requested ? core : "\(requested)->\(core)"
+    }
 }
 
 /// Runs the candidates, one child process each, and caches what they found.
@@ -137,8 +145,8 @@ enum KernelProbe {
         return (env["HOME"] ?? NSTemporaryDirectory()) + "/.cache/hidden-mpi"
     }
 
-    /// This CPU and this OpenBLAS build: the cache key.
-    static var machine: (cpu: String, openblas: String, flags: Set<String>) {
+    /// This CPU and this OpenBLAS build: the cache key (read once per process).
+    static let machine: (cpu: String, openblas: String, flags: Set<String>) = {
         let info = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
         func field(_ name: String) -> String {
             info.split(separator: "\n").first { $0.hasPrefix(name) }.flatMap { $0.split(separator: ":", maxSplits: 1).last }
@@ -150,7 +158,7 @@ enum KernelProbe {
         let core = BLASThreads.coreName
         let openblas = BLASThreads.config.split(separator: " ").filter { $0.lowercased() != core.lowercased() }.joined(separator: " ")
         return (cpu, openblas, flags)
-    }
+    }()
 
     static var cachePath: String {
         let m = machine
@@ -160,19 +168,6 @@ enum KernelProbe {
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
         for byte in key.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
         return cacheDirectory + "/blas-kernels-" + String(hash, radix: 16) + ".json"
-    }
-
-    /// The model a checkpoint or subnetwork file names in its metadata, read from its header
-    /// alone (eval runs the kernel training ran); nil when that cannot be read.
-    static func architecture(ofFile path: String) -> Architecture? {
-        guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
-        defer { try? handle.close() }
-        guard let size = try? handle.read(upToCount: 8), size.count == 8 else { return nil }
-        let n = size.enumerated().reduce(0) { $0 | (Int($1.element) << (8 * $1.offset)) }
-        guard n > 0, n < 100_000_000, let header = try? handle.read(upToCount: n),
-              let object = try? JSONSerialization.jsonObject(with: header) as? [String: Any],
-              let meta = object["__metadata__"] as? [String: String], let model = meta["model"] else { return nil }
-        return Architecture(rawValue: model)
     }
 
     /// The candidates worth running on this CPU; HIDDEN_MPI_PROBE_CORES (comma-separated, with

@@ -277,12 +277,10 @@ struct Train: ParsableCommand {
             Launch.finish(comm, code: 1)
         }
         // Different kernels (nodes of different CPUs) give the same run up to rounding only.
-        var nameHash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in BLASThreads.coreName.utf8 { nameHash = (nameHash ^ UInt64(byte)) &* 0x100_0000_01b3 }
-        let cores = gatherChecksums(nameHash, comm)
+        let cores = RankAgreement.gather(BLASThreads.coreName, comm)
         if Set(cores).count != 1, comm.rank == 0 {
-            let ranks = cores.enumerated().filter { $0.element != cores[0] }.map { String($0.offset) }.prefix(8)
-            Launch.writeError("warning: rank(s) \(ranks.joined(separator: ", ")) run another OpenBLAS kernel than rank 0's \(BLASThreads.coreName): results match another rank count only up to rounding\nhint: set the same OPENBLAS_CORETYPE for every rank (see `hidden-mpi kernels` on each kind of node)")
+            let others = cores.indices.filter { cores[$0] != cores[0] }.prefix(8).map { "rank \($0) \(cores[$0])" }
+            Launch.writeError("warning: \(others.joined(separator: ", ")) run another OpenBLAS kernel than rank 0's \(cores[0]): results match another rank count only up to rounding\nhint: set the same OPENBLAS_CORETYPE for every rank (see `hidden-mpi kernels` on each kind of node)")
         }
         return all
     }

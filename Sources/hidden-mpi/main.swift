@@ -40,7 +40,9 @@ func gemmFamily(of command: ParsableCommand) -> GEMMFamily? {
     switch command {
     case let train as Train: return GEMMFamily(train.modelOptions.model)
     case let bench as Bench: return GEMMFamily(bench.modelOptions.model)
-    case let eval as Eval: return GEMMFamily(KernelProbe.architecture(ofFile: eval.checkpoint ?? eval.subnetwork ?? "") ?? .conv2)
+    case let eval as Eval:  // the kernel training ran: the model named in the file's header
+        let model = SafeTensorsFile.metadata(atPath: eval.checkpoint ?? eval.subnetwork ?? "")?["model"]
+        return GEMMFamily(model.flatMap(Architecture.init(rawValue:)) ?? .conv2)
     default: return nil
     }
 }

@@ -70,6 +70,25 @@ public struct SafeTensorsFile {
         return out
     }
 
+    static let maxHeaderBytes: UInt64 = 100_000_000
+
+    /// The little-endian header length in a file's first 8 bytes.
+    static func headerLength<Bytes: Collection<UInt8>>(_ bytes: Bytes) -> UInt64 {
+        bytes.prefix(8).enumerated().reduce(0) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }
+    }
+
+    /// A file's `__metadata__`, read from its header alone (no tensor data, nothing checked
+    /// beyond the header parsing): a quick look before the file is loaded; nil if unreadable.
+    public static func metadata(atPath path: String) -> [String: String]? {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
+        defer { try? handle.close() }
+        guard let prefix = try? handle.read(upToCount: 8), prefix.count == 8 else { return nil }
+        let n = headerLength(prefix)
+        guard n >= 2, n <= maxHeaderBytes, let header = try? handle.read(upToCount: Int(n)), header.count == Int(n),
+              let object = try? JSONSerialization.jsonObject(with: header) as? [String: Any] else { return nil }
+        return object["__metadata__"] as? [String: String]
+    }
+
     /// Parses and checks a whole file. `name` is used in messages.
     public init(bytes: [UInt8], name: String) throws {
         func bad(_ what: String) -> HiddenError {
@@ -77,9 +96,8 @@ public struct SafeTensorsFile {
                         hint: "the file may be truncated or corrupted; use an earlier checkpoint")
         }
         guard bytes.count >= 8 else { throw bad("\(bytes.count) bytes, shorter than the 8-byte header length") }
-        var n: UInt64 = 0
-        for i in 0..<8 { n |= UInt64(bytes[i]) << (8 * UInt64(i)) }
-        guard n >= 2, n <= UInt64(bytes.count - 8), n <= 100_000_000 else {
+        let n = Self.headerLength(bytes)
+        guard n >= 2, n <= UInt64(bytes.count - 8), n <= Self.maxHeaderBytes else {
             throw bad("header length \(n) does not fit the file's \(bytes.count) bytes")
         }
         let headerEnd = 8 + Int(n)

@@ -282,12 +282,9 @@ extension Trainer {
         var h = fnv1a(model.scores.pointer, count: model.scores.count, fnvOffset)
         h = fnv1a(optimizer.momentum.pointer, count: optimizer.momentum.count, h)
         if config.bnSync == .global { h = fnv1a(model.runningStats.pointer, count: model.runningStats.count, h) }
-        var position: [Float] = []
-        for value in [UInt64(state.epoch), UInt64(state.stepInEpoch), UInt64(state.globalStep), UInt64(state.seen),
-                      state.lossSum.bitPattern, state.correct.bitPattern] {
-            position.append(Float(bitPattern: UInt32(truncatingIfNeeded: value)))
-            position.append(Float(bitPattern: UInt32(truncatingIfNeeded: value >> 32)))
-        }
-        return position.withUnsafeBufferPointer { fnv1a($0.baseAddress!, count: $0.count, h) }
+        let position = [UInt64(state.epoch), UInt64(state.stepInEpoch), UInt64(state.globalStep), UInt64(state.seen),
+                        state.lossSum.bitPattern, state.correct.bitPattern]
+        // fnv1a reads 32-bit words: each 64-bit value as its two halves.
+        return position.withUnsafeBytes { fnv1a($0.bindMemory(to: Float.self).baseAddress!, count: 2 * position.count, h) }
     }
 }
