@@ -48,6 +48,12 @@ public final class MPICommunicator: Communicator {
                       "MPI_Allreduce")
     }
 
+    public func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Int64>) {
+        guard size > 1, let base = buffer.baseAddress else { return }
+        fatalIfFailed(MPI_Allreduce(cmpi_in_place(), base, Int32(buffer.count), cmpi_int64(), cmpi_sum(), world),
+                      "MPI_Allreduce")
+    }
+
     public func allreduce(_ values: inout [Double], op: ReduceOp) {
         guard size > 1 else { return }
         values.withUnsafeMutableBufferPointer { allreduce($0, op: op) }
@@ -63,17 +69,27 @@ public final class MPICommunicator: Communicator {
     private var requests: [MPI_Request?] = []
     private var inFlight = 0
     /// One persistent allreduce per gradient buffer, made the first time that buffer is reduced.
-    private var persistent: [UnsafeMutablePointer<Float>: (count: Int, request: MPI_Request?)] = [:]
+    private var persistent: [UnsafeMutableRawPointer: (count: Int, request: MPI_Request?)] = [:]
     private var persistentUnavailable = false
 
     public func startAllreduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) {
-        guard size > 1, let base = buffer.baseAddress else { return }
+        guard let base = buffer.baseAddress else { return }
+        startSum(UnsafeMutableRawPointer(base), count: buffer.count, type: cmpi_float())
+    }
+
+    public func startAllreduceSum(_ buffer: UnsafeMutableBufferPointer<Int64>) {
+        guard let base = buffer.baseAddress else { return }
+        startSum(UnsafeMutableRawPointer(base), count: buffer.count, type: cmpi_int64())
+    }
+
+    private func startSum(_ base: UnsafeMutableRawPointer, count: Int, type: MPI_Datatype) {
+        guard size > 1 else { return }
         if inFlight == requests.count { requests.append(cmpi_request_null()) }
         if !persistentUnavailable {
-            if persistent[base]?.count != buffer.count {
+            if persistent[base]?.count != count {
                 var request: MPI_Request? = cmpi_request_null()
-                if cmpi_allreduce_init(base, Int32(buffer.count), cmpi_float(), cmpi_sum(), world, &request) == cmpi_success() {
-                    persistent[base] = (buffer.count, request)
+                if cmpi_allreduce_init(base, Int32(count), type, cmpi_sum(), world, &request) == cmpi_success() {
+                    persistent[base] = (count, request)
                 } else {
                     persistentUnavailable = true
                 }
@@ -86,7 +102,7 @@ public final class MPICommunicator: Communicator {
             }
         }
         let code = requests.withUnsafeMutableBufferPointer {
-            MPI_Iallreduce(cmpi_in_place(), base, Int32(buffer.count), cmpi_float(), cmpi_sum(), world, $0.baseAddress! + inFlight)
+            MPI_Iallreduce(cmpi_in_place(), base, Int32(count), type, cmpi_sum(), world, $0.baseAddress! + inFlight)
         }
         fatalIfFailed(code, "MPI_Iallreduce")
         inFlight += 1

@@ -9,6 +9,7 @@ extension DataSource: ExpressibleByArgument {}
 extension ScheduleKind: ExpressibleByArgument {}
 extension TrainingMethod: ExpressibleByArgument {}
 extension BatchNormSync: ExpressibleByArgument {}
+extension GradientReduction: ExpressibleByArgument {}
 extension Shape: ExpressibleByArgument {
     public init?(argument: String) { self.init(parsing: argument) }
 }

@@ -63,6 +63,12 @@ struct Train: ParsableCommand {
     @Option(help: ArgumentHelp("Batch-norm statistics (ResNets): global (default) allreduces each batch norm's per-channel sums in forward and backward, so every rank normalises with the statistics of the whole global batch and -np 1 and -np N follow the same trajectory; local uses each rank's slice alone (as PyTorch DDP without SyncBatchNorm): two fewer small allreduces per batch norm, but the result then depends on the number of ranks and on how the batch is split, and the running statistics differ between ranks (rank 0's are checkpointed).", valueName: "global|local"))
     var bnSync: BatchNormSync = .global
 
+    @Option(help: ArgumentHelp("How gradients, batch-norm statistics and metrics are summed over samples and ranks. exact (default): each global batch is cut into chunks of --chunk samples at fixed positions, ranks take whole chunks, and each chunk's sums are rounded once to 64-bit fixed point and added as integers, so a run gives the same bits on any number of ranks (up to the number of chunks) and may resume on another number of ranks; it sends twice the bytes of float. float: float sums in the order the ranks produce them, as before: the result then depends on the number of ranks. Docs/reproducibility.md has the contract.", valueName: "exact|float"))
+    var reduction: GradientReduction = .exact
+
+    @Option(help: "Samples per chunk of the exact reduction (default: the global batch / 16, rounded up). At most (global batch / chunk) ranks share a batch; a different chunk gives a different (equally valid) run.")
+    var chunk: Int?
+
     @Option(help: "Stop after this many optimiser steps in all (quick looks and tests).")
     var maxSteps: Int?
 
@@ -102,6 +108,8 @@ struct Train: ParsableCommand {
             throw ValidationError("--label-smoothing must be in [0, 1), got \(labelSmoothing)")
         }
         if let maxSteps, maxSteps < 1 { throw ValidationError("--max-steps must be at least 1") }
+        if let chunk, chunk < 1 { throw ValidationError("--chunk must be at least 1, got \(chunk)") }
+        if chunk != nil && reduction == .float { throw ValidationError("--chunk belongs to --reduction exact; drop it with --reduction float") }
         guard checkpointEvery >= 0 else { throw ValidationError("--checkpoint-every must be 0 or more steps") }
         guard keepCheckpoints >= 1 else { throw ValidationError("--keep-checkpoints must be at least 1") }
         if checkpointDir == nil && checkpointEvery > 0 {
@@ -124,6 +132,8 @@ struct Train: ParsableCommand {
         c.labelSmoothing = labelSmoothing
         c.maxSteps = maxSteps
         c.bnSync = bnSync
+        c.reduction = reduction
+        c.chunk = chunk
         return c
     }
 
@@ -166,6 +176,7 @@ struct Train: ParsableCommand {
                               logSteps: logSteps, progressEvery: progress)
         let outcome = trainer.train(stopRequested: { stopSignal != 0 }, onStep: run.step, onEpoch: run.epoch)
         if outcome == .stopped { run.stopped() }
+        if outcome == .outOfRange { run.outOfRange() }
         run.finished()
     }
 
@@ -264,7 +275,7 @@ struct Train: ParsableCommand {
         "test_size": "--test-size", "global_batch": "--batch-size", "lr": "--lr", "momentum": "--momentum",
         "weight_decay": "--weight-decay", "nesterov": "--nesterov", "schedule": "--schedule", "warmup": "--warmup",
         "label_smoothing": "--label-smoothing", "epochs": "--epochs", "method": "--method",
-        "bn_sync": "--bn-sync", "first_layer_dense": "--first-layer-dense", "last_layer_dense": "--last-layer-dense"]
+        "bn_sync": "--bn-sync", "reduction": "--reduction", "chunk": "--chunk", "first_layer_dense": "--first-layer-dense", "last_layer_dense": "--last-layer-dense"]
 
     /// Each rank's weight checksum, gathered on all ranks; aborts the job if any differs.
     func verifyWeights(_ model: Model, _ comm: Communicator) throws -> [UInt64] {

@@ -110,6 +110,17 @@ final class TrainingRun {
         Launch.finish(comm, code: preemptedExitCode)
     }
 
+    /// A step's gradients left the exact reduction's range: nothing of that step is kept, the
+    /// last checkpoint stays as it was, and every rank exits with status 1.
+    func outOfRange() -> Never {
+        let step = trainer.state.globalStep + 1
+        metricsFile?.write(["kind": "error", "step": step, "error": "gradients out of the exact reduction's range"])
+        metricsFile?.close()
+        if comm.rank == 0 { Launch.writeError("error: at step \(step) a score gradient was not finite or beyond the exact reduction's range (|gradient| < \(Int(FixedPoint.largestChunkValue)) per chunk): the run diverged; the step was not applied and no checkpoint was written\nhint: lower --lr (or raise --chunk); --reduction float keeps going with float sums, at the cost of bit-identical results across rank counts") }
+        comm.barrier()
+        Launch.finish(comm, code: 1)
+    }
+
     /// The end: a last checkpoint and one line a person (or grep) can take the result from.
     func finished() -> Never {
         checkpoint("end of run")

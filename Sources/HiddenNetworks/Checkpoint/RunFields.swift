@@ -30,7 +30,8 @@ public enum RunFields {
          ("global_batch", "\(c.globalBatch)"), ("lr", "\(c.sgd.lr)"), ("momentum", "\(c.sgd.momentum)"),
          ("weight_decay", "\(c.sgd.weightDecay)"), ("nesterov", "\(c.sgd.nesterov)"),
          ("schedule", c.schedule.rawValue), ("warmup", "\(c.warmup)"), ("epochs", "\(c.epochs)"),
-         ("label_smoothing", "\(c.labelSmoothing)"), ("bn_sync", c.bnSync.rawValue)]
+         ("label_smoothing", "\(c.labelSmoothing)"), ("bn_sync", c.bnSync.rawValue),
+         ("reduction", c.reduction.rawValue), ("chunk", "\(c.chunkSize)")]
     }
 
     /// Fields that may change when a run is resumed: the others must match the checkpoint.
@@ -84,6 +85,13 @@ public enum RunFields {
         c.labelSmoothing = try p.number("label_smoothing", Double.self)
         // Files written before the ResNets have no batch norm and no "bn_sync".
         c.bnSync = meta["bn_sync"] == nil ? .global : try p.choice("bn_sync", BatchNormSync.self)
+        // Files written before the exact reduction were float runs.
+        c.reduction = meta["reduction"] == nil ? .float : try p.choice("reduction", GradientReduction.self)
+        if c.reduction == .exact {
+            let chunk = try p.number("chunk", Int.self)
+            guard chunk >= 1 else { throw HiddenError("\(source): metadata field chunk = \(chunk) must be at least 1") }
+            c.chunk = chunk
+        }
         return (c, identity)
     }
 }

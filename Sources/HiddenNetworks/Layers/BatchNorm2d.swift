@@ -25,7 +25,11 @@ public final class BatchNormContext {
     public var training = false
     public var communicator: Communicator?
     public var affine = false
+    /// The batch's chunks: under the exact reduction the sums are exact (ExactSum) chunk by chunk.
+    public var plan = ChunkPlan(chunk: 0)
     public init(affine: Bool = false) { self.affine = affine }
+    /// Statistics summed exactly: global statistics under the exact reduction.
+    var exact: Bool { plan.exact && communicator != nil }
 }
 
 public final class BatchNorm2d: Layer {
@@ -42,6 +46,8 @@ public final class BatchNorm2d: Layer {
     private let ownRunning: FloatBuffer
     /// Per-channel sums: [sum x, sum x^2, count] in forward, [sum dy, sum dy * y] in backward.
     private let sums: UnsafeMutableBufferPointer<Double>
+    /// Exact reduction: the 2C sums as ExactSum limbs, then the count of values.
+    private let exactSums: UnsafeMutableBufferPointer<Int64>
     /// 1 / sqrt(var + eps) of the last training forward, and how many values it was taken over.
     private let invStd: UnsafeMutablePointer<Float>
     private var lastCount = 0.0
@@ -59,13 +65,14 @@ public final class BatchNorm2d: Layer {
         ownRunning = FloatBuffer(count: 2 * channels)
         running = ownRunning.pointer
         sums = .allocate(capacity: 2 * channels + 1)
+        exactSums = .allocate(capacity: 2 * channels * ExactSum.limbs + 1)
         invStd = .allocate(capacity: channels)
         affine = context.affine ? MaskedWeights(count: 2 * channels, fanIn: channels, fanOut: channels, k: 1,
                                                 shape: [2, channels], role: .normAffine) : nil
         BatchNorm2d.resetRunning(running, channels: channels)
     }
 
-    deinit { sums.deallocate(); invStd.deallocate() }
+    deinit { sums.deallocate(); exactSums.deallocate(); invStd.deallocate() }
 
     public func reserve(batch: Int) {
         if affine != nil, normalized.count < batch * inputShape.count { normalized = FloatBuffer(count: batch * inputShape.count) }
@@ -112,6 +119,32 @@ public final class BatchNorm2d: Layer {
         comm.allreduce(UnsafeMutableBufferPointer(rebasing: sums[0..<count]), op: .sum)
     }
 
+    /// The exact reduction's channelSums and reduce: each chunk's per-channel sums added as
+    /// ExactSum, the limbs summed over the ranks, then read back into `sums` (and the count).
+    /// Affine backward: each chunk's dgamma and dbeta also go to the layer's fixed-point sum.
+    private func exactSumsAndReduce(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, batch: Int, withCount: Bool,
+                                    affineGrad: MaskedWeights? = nil) {
+        let C = channels, P = plane, L = ExactSum.limbs, e = exactSums.baseAddress!
+        ExactSum.clear(e, sums: 2 * C)
+        context.plan.forEachChunk(batch: batch) { start, count in
+            for c in 0..<C {
+                var s1 = 0.0, s2 = 0.0
+                for image in start..<(start + count) {
+                    let (sa, sab) = planeSums(a + (image * C + c) * P, b + (image * C + c) * P, count: P)
+                    s1 += sa; s2 += sab
+                }
+                ExactSum.add(s1, to: e + c * L); ExactSum.add(s2, to: e + (C + c) * L)
+                if let g = affineGrad?.effectiveGrad.pointer { g[c] = Float(s2); g[C + c] = Float(s1) }
+            }
+            affineGrad?.chunkDone()
+        }
+        let n = withCount ? 2 * C * L + 1 : 2 * C * L
+        e[2 * C * L] = Int64(batch * P)
+        context.communicator?.allreduceSum(UnsafeMutableBufferPointer(start: e, count: n))
+        for i in 0..<(2 * C) { sums[i] = ExactSum.value(e + i * L) }
+        if withCount { sums[2 * C] = Double(e[2 * C * L]) }
+    }
+
     public func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int) {
         let C = channels, P = plane
         guard context.training else {
@@ -122,9 +155,13 @@ public final class BatchNorm2d: Layer {
             scaleAndShift(y, batch: batch)
             return
         }
-        channelSums(x, x, batch: batch)  // sum x, sum x^2
-        sums[2 * C] = Double(batch * P)
-        reduce(2 * C + 1)
+        if context.exact {
+            exactSumsAndReduce(x, x, batch: batch, withCount: true)
+        } else {
+            channelSums(x, x, batch: batch)  // sum x, sum x^2
+            sums[2 * C] = Double(batch * P)
+            reduce(2 * C + 1)
+        }
         let n = sums[2 * C]
         lastCount = n
         guard n > 0 else { return }  // an empty slice under per-rank statistics
@@ -154,13 +191,18 @@ public final class BatchNorm2d: Layer {
                          _ dx: UnsafeMutablePointer<Float>?, batch: Int) {
         let C = channels, P = plane
         let xhat = affine == nil ? y : UnsafePointer(normalized.pointer)
-        channelSums(dy, xhat, batch: batch)  // sum dy, sum dy * xhat
-        if let affine {
-            let grad = affine.effectiveGrad.pointer
-            for c in 0..<C { grad[c] = Float(sums[C + c]); grad[C + c] = Float(sums[c]) }
-            affine.accumulateScoreGrad()
+        if context.exact {
+            exactSumsAndReduce(dy, xhat, batch: batch, withCount: false, affineGrad: affine)
+            affine?.gradientDone()
+        } else {
+            channelSums(dy, xhat, batch: batch)  // sum dy, sum dy * xhat
+            if let affine {
+                let grad = affine.effectiveGrad.pointer
+                for c in 0..<C { grad[c] = Float(sums[C + c]); grad[C + c] = Float(sums[c]) }
+                affine.gradientDone()
+            }
+            reduce(2 * C)  // every rank takes part, with or without dx
         }
-        reduce(2 * C)  // every rank takes part, with or without dx
         guard let dx, lastCount > 0 else { return }
         for c in 0..<C {
             let gamma = affine.map { $0.effective.pointer[c] } ?? 1

@@ -9,7 +9,8 @@
 // channel-major [Co, G*P] back to [G, Co, P] (the gradient dy gathered the other way). A 1x1
 // convolution with stride 1 needs no im2col: the image [C, P] is its own column matrix.
 // Backward rebuilds the columns instead of keeping a batch of them (memory), then
-// dW_eff += dy_g col_g^T and dcol = W_eff^T dy_g, scattered back by col2im.
+// dW_eff += dy_g col_g^T and dcol = W_eff^T dy_g, scattered back by col2im. Under the exact
+// reduction groups stay inside a chunk, and each chunk's dW_eff goes to the fixed-point sum.
 
 import CBLAS
 
@@ -57,7 +58,10 @@ public final class MaskedConv2d: Layer {
 
     /// Sizes the group and its buffers for batches of up to `batch` images.
     public func reserve(batch: Int) {
-        let g = min(max(1, batch), max(1, (Self.columnsPerGEMM + positions - 1) / positions))
+        // Under the exact reduction a group never spans two chunks, and its size depends on the
+        // chunk alone, not on how many samples this rank holds.
+        let cap = weights.plan.exact ? min(batch, weights.plan.chunk) : batch
+        let g = min(max(1, cap), max(1, (Self.columnsPerGEMM + positions - 1) / positions))
         guard g > group else { return }
         group = g
         let grouped = g > 1
@@ -95,59 +99,69 @@ public final class MaskedConv2d: Layer {
 
     public func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int) {
         reserve(batch: 1)  // a no-op once the model reserved its batch
-        var first = 0
-        while first < batch {
-            let n = min(group, batch - first), ld = n * positions
-            let cols = columns(x, first: first, count: n)
-            let out = n == 1 ? y + first * outputShape.count : channelMajor.pointer
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(outChannels), Int32(ld), Int32(colRows),
-                        1, weights.effective.pointer, Int32(colRows), cols, Int32(ld), 0, out, Int32(ld))
-            if n > 1 { copyChannelMajor(y, first: first, count: n, toImages: true) }
-            first += n
+        weights.plan.forEachChunk(batch: batch) { start, count in
+            var first = start
+            while first < start + count {
+                let n = min(group, start + count - first), ld = n * positions
+                let cols = columns(x, first: first, count: n)
+                let out = n == 1 ? y + first * outputShape.count : channelMajor.pointer
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(outChannels), Int32(ld), Int32(colRows),
+                            1, weights.effective.pointer, Int32(colRows), cols, Int32(ld), 0, out, Int32(ld))
+                if n > 1 { copyChannelMajor(y, first: first, count: n, toImages: true) }
+                first += n
+            }
         }
     }
 
     public func backward(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ dy: UnsafePointer<Float>,
                          _ dx: UnsafeMutablePointer<Float>?, batch: Int) {
         reserve(batch: 1)
-        let g = weights.effectiveGrad.pointer
         if batch == 0 { weights.effectiveGrad.zero() }
-        var first = 0
-        while first < batch {
-            let n = min(group, batch - first), ld = n * positions
-            let grad: UnsafePointer<Float>
-            if n == 1 {
-                grad = dy + first * outputShape.count
-            } else {
-                copyChannelMajor(UnsafeMutablePointer(mutating: dy), first: first, count: n, toImages: false)
-                grad = UnsafePointer(channelMajor.pointer)
+        weights.plan.forEachChunk(batch: batch) { start, count in
+            var first = start
+            while first < start + count {
+                backwardGroup(x, dy, dx, first: first, count: min(group, start + count - first), accumulate: first > start)
+                first += group
             }
-            let cols = columns(x, first: first, count: n)
-            // dW_eff [Co, K] (+)= dy_g [Co, n*P] col_g^T [n*P, K]
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(outChannels), Int32(colRows), Int32(ld),
-                        1, grad, Int32(ld), cols, Int32(ld), first == 0 ? 0 : 1, g, Int32(colRows))
-            if let dx {
-                if pointwise && n == 1 {
-                    // dx_b [C, P] = W_eff^T [C, Co] dy_b [Co, P]
-                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(colRows), Int32(ld), Int32(outChannels),
-                                1, weights.effective.pointer, Int32(colRows), grad, Int32(ld), 0, dx + first * inputShape.count, Int32(ld))
+            if count > 0 { weights.chunkDone() }
+        }
+        weights.gradientDone()
+    }
+
+    /// Backward of images first..<first+n, one sgemm group: dW_eff (+)= dy_g col_g^T, and dx.
+    @inline(__always)
+    private func backwardGroup(_ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>?,
+                               first: Int, count n: Int, accumulate: Bool) {
+        let g = weights.effectiveGrad.pointer, ld = n * positions
+        let grad: UnsafePointer<Float>
+        if n == 1 {
+            grad = dy + first * outputShape.count
+        } else {
+            copyChannelMajor(UnsafeMutablePointer(mutating: dy), first: first, count: n, toImages: false)
+            grad = UnsafePointer(channelMajor.pointer)
+        }
+        let cols = columns(x, first: first, count: n)
+        // dW_eff [Co, K] (+)= dy_g [Co, n*P] col_g^T [n*P, K]
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(outChannels), Int32(colRows), Int32(ld),
+                    1, grad, Int32(ld), cols, Int32(ld), accumulate ? 1 : 0, g, Int32(colRows))
+        guard let dx else { return }
+        if pointwise && n == 1 {
+            // dx_b [C, P] = W_eff^T [C, Co] dy_b [Co, P]
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(colRows), Int32(ld), Int32(outChannels),
+                        1, weights.effective.pointer, Int32(colRows), grad, Int32(ld), 0, dx + first * inputShape.count, Int32(ld))
+        } else {
+            // dcol [K, n*P] = W_eff^T [K, Co] dy_g [Co, n*P], reusing col's storage.
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(colRows), Int32(ld), Int32(outChannels),
+                        1, weights.effective.pointer, Int32(colRows), grad, Int32(ld), 0, col.pointer, Int32(ld))
+            for j in 0..<n {
+                let image = dx + (first + j) * inputShape.count
+                if pointwise {
+                    for c in 0..<inChannels { (image + c * positions).update(from: col.pointer + c * ld + j * positions, count: positions) }
                 } else {
-                    // dcol [K, n*P] = W_eff^T [K, Co] dy_g [Co, n*P], reusing col's storage.
-                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(colRows), Int32(ld), Int32(outChannels),
-                                1, weights.effective.pointer, Int32(colRows), grad, Int32(ld), 0, col.pointer, Int32(ld))
-                    for j in 0..<n {
-                        let image = dx + (first + j) * inputShape.count
-                        if pointwise {
-                            for c in 0..<inChannels { (image + c * positions).update(from: col.pointer + c * ld + j * positions, count: positions) }
-                        } else {
-                            col2im(col.pointer + j * positions, image, ld: ld)
-                        }
-                    }
+                    col2im(col.pointer + j * positions, image, ld: ld)
                 }
             }
-            first += n
         }
-        weights.accumulateScoreGrad()
     }
 
     /// Output columns ox whose input column ox * stride - padding + kj lies inside the image.

@@ -1,5 +1,5 @@
 // Masked fully connected layer, no bias. x: [B, In] (any input shape, flattened), W: [Out, In],
-// y: [B, Out] = x W_eff^T. One sgemm forward, two backward.
+// y: [B, Out] = x W_eff^T. One sgemm forward, two backward (per chunk under the exact reduction).
 
 import CBLAS
 
@@ -24,22 +24,33 @@ public final class MaskedLinear: Layer {
 
     public func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int) {
         guard batch > 0 else { return }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(batch), Int32(outFeatures), Int32(inFeatures),
-                    1, x, Int32(inFeatures), weights.effective.pointer, Int32(inFeatures), 0, y, Int32(outFeatures))
+        // Under the exact reduction one sgemm per chunk, so that a sample's output never depends
+        // on how many other samples share its sgemm.
+        weights.plan.forEachChunk(batch: batch) { first, n in
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(outFeatures), Int32(inFeatures),
+                        1, x + first * inFeatures, Int32(inFeatures), weights.effective.pointer, Int32(inFeatures),
+                        0, y + first * outFeatures, Int32(outFeatures))
+        }
     }
 
     public func backward(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ dy: UnsafePointer<Float>,
                          _ dx: UnsafeMutablePointer<Float>?, batch: Int) {
         let g = weights.effectiveGrad.pointer
-        guard batch > 0 else { weights.effectiveGrad.zero(); weights.accumulateScoreGrad(); return }
-        // dW_eff [Out, In] = dy^T [Out, B] x [B, In]
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(outFeatures), Int32(inFeatures), Int32(batch),
-                    1, dy, Int32(outFeatures), x, Int32(inFeatures), 0, g, Int32(inFeatures))
-        weights.accumulateScoreGrad()
-        if let dx {
-            // dx [B, In] = dy [B, Out] W_eff [Out, In]
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(batch), Int32(inFeatures), Int32(outFeatures),
-                        1, dy, Int32(outFeatures), weights.effective.pointer, Int32(inFeatures), 0, dx, Int32(inFeatures))
+        if batch == 0 { weights.effectiveGrad.zero() }
+        weights.plan.forEachChunk(batch: batch) { first, n in
+            guard n > 0 else { return }
+            // dW_eff [Out, In] = dy^T [Out, n] x [n, In], each chunk's added to the exact sum
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(outFeatures), Int32(inFeatures), Int32(n),
+                        1, dy + first * outFeatures, Int32(outFeatures), x + first * inFeatures, Int32(inFeatures), 0, g, Int32(inFeatures))
+            weights.chunkDone()
+        }
+        weights.gradientDone()
+        guard let dx, batch > 0 else { return }
+        weights.plan.forEachChunk(batch: batch) { first, n in
+            // dx [n, In] = dy [n, Out] W_eff [Out, In]
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(n), Int32(inFeatures), Int32(outFeatures),
+                        1, dy + first * outFeatures, Int32(outFeatures), weights.effective.pointer, Int32(inFeatures),
+                        0, dx + first * inFeatures, Int32(inFeatures))
         }
     }
 }

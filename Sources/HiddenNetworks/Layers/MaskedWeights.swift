@@ -31,6 +31,12 @@ public final class MaskedWeights {
     /// Called once the layer's score gradient of a backward pass is final: the trainer starts its
     /// allreduce here, so that it overlaps the backward pass of the layers below.
     public var onGradientReady: (() -> Void)?
+    /// How the batch is cut into chunks (ExactReduction.swift); no chunks unless the model says so.
+    public var plan = ChunkPlan(chunk: 0)
+    /// Exact reduction: this layer's slice of the model's int64 gradient arena, where each
+    /// chunk's dL/dW_eff is added in fixed point; and how many chunks were added this step.
+    public private(set) var exactGrad: UnsafeMutablePointer<Int64>?
+    private var chunksAdded = 0
 
     /// The weight tensor's shape: [out, in] for linear, [out, in, kh, kw] for conv, [2, C] for a
     /// batch norm's scale and shift.
@@ -60,6 +66,40 @@ public final class MaskedWeights {
     /// Points the layer at its slices of the model's score arenas.
     public func bind(scores: UnsafeMutablePointer<Float>, scoreGrad: UnsafeMutablePointer<Float>) {
         self.scores = scores; self.scoreGrad = scoreGrad
+    }
+
+    /// Points the layer at its slice of the model's fixed-point gradient arena (exact reduction).
+    public func bind(exactGrad: UnsafeMutablePointer<Int64>) { self.exactGrad = exactGrad }
+
+    /// Exact reduction: adds `effectiveGrad`, one chunk's dL/dW_eff, to the fixed-point sum.
+    public func chunkDone() {
+        guard let exactGrad else { return }
+        if !FixedPoint.accumulate(effectiveGrad.pointer, into: exactGrad, count: count, scale: plan.gradientScale,
+                                  first: chunksAdded == 0) {
+            plan.outOfRange = true
+        }
+        chunksAdded += 1
+    }
+
+    /// The backward pass of this layer is done: under the exact reduction its fixed-point sum is
+    /// ready to reduce; under the float one the score gradient is computed from dL/dW_eff. Either
+    /// way `onGradientReady` starts the reduction.
+    public func gradientDone() {
+        if let exactGrad {
+            if chunksAdded == 0 { exactGrad.update(repeating: 0, count: count) }
+            chunksAdded = 0
+            onGradientReady?()
+        } else {
+            accumulateScoreGrad()
+        }
+    }
+
+    /// Exact reduction, after the ranks' sums arrived: dL/dW_eff of the mean loss from the
+    /// fixed-point sum, and the score gradient from it.
+    public func finishExactGradient() {
+        guard let exactGrad else { return }
+        FixedPoint.decode(exactGrad, into: effectiveGrad.pointer, count: count)
+        computeScoreGrad()
     }
 
     /// Chooses what this layer trains; `layer` and `seed` address its supermask samples.
@@ -115,6 +155,12 @@ public final class MaskedWeights {
     /// The score gradient from dL/dW_eff: straight-through for edge-popup (sign(S) * W * g) and
     /// supermask (W * g * p (1 - p)), the gradient itself for dense.
     public func accumulateScoreGrad() {
+        computeScoreGrad()
+        onGradientReady?()
+    }
+
+    /// dL/dS from dL/dW_eff by the method's rule (see accumulateScoreGrad).
+    func computeScoreGrad() {
         let w = weights.pointer, g = effectiveGrad.pointer, s = scores, d = scoreGrad
         switch method {
         case .edgePopup:
@@ -129,6 +175,5 @@ public final class MaskedWeights {
             let p = probabilities!.pointer
             for i in 0..<count { d[i] = w[i] * g[i] * p[i] * (1 - p[i]) }
         }
-        onGradientReady?()
     }
 }

@@ -53,6 +53,10 @@ public final class Model {
     /// All scores, layer after layer; and their gradients, in the same order.
     public let scores: FloatBuffer
     public let scoreGrads: FloatBuffer
+    /// The exact reduction's chunks (chunk 0: the float reduction) and its fixed-point gradient
+    /// arena, int64 per score in the same order (empty under the float reduction).
+    public let plan: ChunkPlan
+    public let exactGrads: UnsafeMutableBufferPointer<Int64>
     /// Offset of each masked layer's slice in the arenas.
     public let offsets: [Int]
     public let input: FloatBuffer
@@ -60,9 +64,13 @@ public final class Model {
     private let gradA: FloatBuffer
     private let gradB: FloatBuffer
 
-    public init(_ config: ModelConfig, maxBatch: Int) throws {
+    /// `chunk` > 0 cuts every batch into chunks of that many samples for the exact reduction
+    /// (ExactReduction.swift); `maxBatch` should then be a multiple of it.
+    public init(_ config: ModelConfig, maxBatch: Int, chunk: Int = 0) throws {
         self.config = config
         self.maxBatch = max(1, maxBatch)
+        plan = ChunkPlan(chunk: chunk)
+        norm.plan = plan
         norm.affine = config.method == .dense
         layers = try config.architecture.layers(input: config.inputShape, classes: config.classes,
                                                 width: config.width, k: config.k, norm: norm)
@@ -81,8 +89,12 @@ public final class Model {
         offsets = offs
         scores = FloatBuffer(count: total)
         scoreGrads = FloatBuffer(count: total)
+        exactGrads = .allocate(capacity: plan.exact ? total : 0)
+        exactGrads.initialize(repeating: 0)
         for (l, m) in masked.enumerated() {
             m.bind(scores: scores.pointer + offs[l], scoreGrad: scoreGrads.pointer + offs[l])
+            m.plan = plan
+            if plan.exact { m.bind(exactGrad: exactGrads.baseAddress! + offs[l]) }
             if m.role == .normAffine {
                 // PyTorch's BatchNorm2d init: scale 1, shift 0.
                 m.weights.pointer.update(repeating: 1, count: m.count / 2)
@@ -108,6 +120,8 @@ public final class Model {
         gradA = FloatBuffer(count: rows * max(largest, config.inputShape.count))
         gradB = FloatBuffer(count: rows * max(largest, config.inputShape.count))
     }
+
+    deinit { exactGrads.deallocate() }
 
     public var parameterCount: Int { scores.count }
     public var outputCount: Int { config.classes }

@@ -8,6 +8,8 @@ public protocol Communicator: AnyObject {
     var size: Int { get }
     /// In-place sum over all ranks.
     func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Float>)
+    /// In-place integer sum over all ranks: exact and associative (the exact reduction).
+    func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Int64>)
     /// In-place reduction of a few doubles (counters, timings, checksums).
     func allreduce(_ values: inout [Double], op: ReduceOp)
     /// The same without an array (the step loop allocates nothing).
@@ -15,6 +17,7 @@ public protocol Communicator: AnyObject {
     /// Starts a non-blocking in-place sum of `buffer`; it is complete after `waitAllreduces()`.
     /// The score gradients of a layer start as soon as its backward pass is done.
     func startAllreduceSum(_ buffer: UnsafeMutableBufferPointer<Float>)
+    func startAllreduceSum(_ buffer: UnsafeMutableBufferPointer<Int64>)
     /// Lets started reductions progress (MPI moves them on only inside MPI calls).
     func pollAllreduces()
     /// Blocks until every started reduction is complete.
@@ -31,6 +34,7 @@ extension Communicator {
         for i in 0..<values.count { values[i] = copy[i] }
     }
     public func startAllreduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) { allreduceSum(buffer) }
+    public func startAllreduceSum(_ buffer: UnsafeMutableBufferPointer<Int64>) { allreduceSum(buffer) }
     public func pollAllreduces() {}
     public func waitAllreduces() {}
 }
@@ -47,6 +51,7 @@ public final class SingleProcessCommunicator: Communicator {
     public var rank: Int { 0 }
     public var size: Int { 1 }
     public func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) {}
+    public func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Int64>) {}
     public func allreduce(_ values: inout [Double], op: ReduceOp) {}
     public func allreduce(_ values: UnsafeMutableBufferPointer<Double>, op: ReduceOp) {}
     public func barrier() {}

@@ -26,25 +26,42 @@ public final class Evaluator {
     deinit { labels.deallocate() }
 
     /// Mean loss, top-1 and top-5 accuracy on the test split with the model's current scores.
+    /// Under the exact reduction (the model's plan has chunks) the test set is cut into chunks
+    /// like a training batch, ranks take whole chunks, and the loss is summed exactly: the
+    /// result has the same bits for any number of ranks.
     public func run() -> EvaluationResult {
         model.updateMasks()
         model.training = false
-        let n = data.test.count
-        let mine = shard(count: n, rank: comm.rank, size: comm.size)
+        let n = data.test.count, plan = model.plan, classes = model.config.classes
+        let mine = plan.exact ? chunkShard(count: n, chunk: plan.chunk, rank: comm.rank, size: comm.size)
+                              : shard(count: n, rank: comm.rank, size: comm.size)
+        // Batches of whole chunks, so that every chunk runs the same sgemms on any rank.
+        let batchCap = plan.exact ? max(plan.chunk, model.maxBatch / plan.chunk * plan.chunk) : model.maxBatch
         var lossSum = 0.0, correct = 0, top5 = 0
+        var exactLoss = [Int64](repeating: 0, count: ExactSum.limbs)
         var start = mine.lowerBound
         while start < mine.upperBound {
-            let count = min(model.maxBatch, mine.upperBound - start)
+            let count = min(batchCap, mine.upperBound - start)
             data.gatherTest(start: start, count: count, x: model.input.pointer, y: labels)
             let logits = model.forward(batch: count)
-            let r = softmaxCrossEntropy(logits: logits, labels: labels, batch: count, classes: model.config.classes,
-                                        smoothing: 0, grad: nil)
-            lossSum += r.lossSum; correct += r.correct; top5 += r.top5Correct
+            plan.forEachChunk(batch: count) { first, size in
+                let r = softmaxCrossEntropy(logits: logits + first * classes, labels: labels + first, batch: size,
+                                            classes: classes, smoothing: 0, grad: nil)
+                if plan.exact { exactLoss.withUnsafeMutableBufferPointer { ExactSum.add(r.lossSum, to: $0.baseAddress!) } }
+                lossSum += r.lossSum; correct += r.correct; top5 += r.top5Correct
+            }
             start += count
+        }
+        let total = Double(max(n, 1))
+        if plan.exact {
+            var stats = exactLoss + [Int64(correct), Int64(top5)]
+            stats.withUnsafeMutableBufferPointer { comm.allreduceSum($0) }
+            let loss = stats.withUnsafeBufferPointer { ExactSum.value($0.baseAddress!) }
+            let L = ExactSum.limbs
+            return EvaluationResult(loss: loss / total, accuracy: Double(stats[L]) / total, top5: Double(stats[L + 1]) / total)
         }
         var stats = [lossSum, Double(correct), Double(top5)]
         comm.allreduce(&stats, op: .sum)
-        let total = Double(max(n, 1))
         return EvaluationResult(loss: stats[0] / total, accuracy: stats[1] / total, top5: stats[2] / total)
     }
 }

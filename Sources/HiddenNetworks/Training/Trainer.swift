@@ -17,6 +17,22 @@ public struct TrainConfig: Equatable, Sendable {
     public var bnSync: BatchNormSync = .global
     /// Stop after this many optimiser steps in all (tests, quick looks); nil runs every epoch out.
     public var maxSteps: Int? = nil
+    /// Exact (the same bits for any number of ranks) or float reduction of gradients, batch-norm
+    /// statistics and metrics; and the exact reduction's samples per chunk (nil: the default).
+    public var reduction: GradientReduction = .exact
+    public var chunk: Int? = nil
+
+    /// Samples per chunk of the exact reduction (0 under the float reduction): --chunk, or by
+    /// default a sixteenth of the global batch, so that up to 16 ranks share every batch.
+    public var chunkSize: Int {
+        guard reduction == .exact else { return 0 }
+        return min(globalBatch, chunk ?? TrainConfig.defaultChunk(globalBatch: globalBatch))
+    }
+
+    public static func defaultChunk(globalBatch: Int) -> Int { max(1, (globalBatch + 15) / 16) }
+
+    /// Chunks per global batch: the most ranks that share a batch under the exact reduction.
+    public var chunksPerBatch: Int { chunkSize > 0 ? (globalBatch + chunkSize - 1) / chunkSize : globalBatch }
 
     public init(model: ModelConfig) { self.model = model }
 
@@ -44,7 +60,11 @@ public struct TrainState: Equatable, Sendable {
     }
 }
 
-public enum RunOutcome: Sendable { case finished, stopped }
+public enum RunOutcome: Sendable {
+    case finished, stopped
+    /// A step's gradients left the exact reduction's range (Trainer.outOfRange).
+    case outOfRange
+}
 
 /// Seconds spent in each phase of one step on this rank. The score gradients of each layer are
 /// allreduced (non-blocking) as soon as its backward pass is done; `allreduceWait` is the time
@@ -104,6 +124,11 @@ public final class Trainer {
     private let logitGrad: FloatBuffer
     /// Loss sum, correct count and stop flag, reduced with every step.
     private let stepStats: UnsafeMutableBufferPointer<Double>
+    /// The same under the exact reduction: the loss as ExactSum limbs, correct count, stop flag,
+    /// out-of-range flag.
+    private let exactStats: UnsafeMutableBufferPointer<Int64>
+    /// The exact reduction's chunks (chunk 0: float reduction).
+    public var plan: ChunkPlan { model.plan }
     /// When this step's first score-gradient reduction started (0: none yet).
     private var firstReduceStart = 0.0
     public var globalStep: Int { state.globalStep }
@@ -112,6 +137,10 @@ public final class Trainer {
         guard config.globalBatch >= comm.size else {
             throw HiddenError("global batch \(config.globalBatch) is smaller than the \(comm.size) ranks: every rank needs at least one sample per step",
                               hint: "raise --batch-size to at least \(comm.size), or launch fewer ranks (mpirun -np \(config.globalBatch))")
+        }
+        if config.chunkSize > 0, config.chunksPerBatch < comm.size {
+            throw HiddenError("the global batch of \(config.globalBatch) makes \(config.chunksPerBatch) chunks of \(config.chunkSize) samples, fewer than the \(comm.size) ranks: the exact reduction gives each rank whole chunks",
+                              hint: "use --chunk \(max(1, config.globalBatch / comm.size)) or smaller (it changes the run's bits, not its meaning), raise --batch-size, or launch at most \(config.chunksPerBatch) ranks")
         }
         guard data.train.count >= comm.size else {
             throw HiddenError("the training set has \(data.train.count) samples, fewer than the \(comm.size) ranks",
@@ -127,8 +156,10 @@ public final class Trainer {
         self.config = config
         self.data = data
         self.comm = comm
-        maxLocalBatch = largestShard(count: config.globalBatch, size: comm.size)
-        model = try Model(config.model, maxBatch: maxLocalBatch)
+        let chunk = config.chunkSize
+        maxLocalBatch = chunk > 0 ? largestShard(count: config.chunksPerBatch, size: comm.size) * chunk
+                                  : largestShard(count: config.globalBatch, size: comm.size)
+        model = try Model(config.model, maxBatch: maxLocalBatch, chunk: chunk)
         // As PyTorch: batch statistics need more than one value per channel.
         let statisticsBatch = config.bnSync == .global ? config.globalBatch : config.globalBatch / comm.size
         if let bn = model.batchNorms.first(where: { $0.inputShape.count / $0.channels * statisticsBatch < 2 }) {
@@ -140,19 +171,24 @@ public final class Trainer {
         evaluator = Evaluator(model: model, data: data, comm: comm)
         logitGrad = FloatBuffer(count: maxLocalBatch * config.model.classes)
         stepStats = .allocate(capacity: 3)
+        exactStats = .allocate(capacity: ExactSum.limbs + 3)
         if config.bnSync == .global { model.norm.communicator = comm }
-        // Each layer's score gradients start reducing as soon as its backward pass is done, in the
-        // same order on every rank.
+        // Each layer's score gradients (or their fixed-point sums) start reducing as soon as its
+        // backward pass is done, in the same order on every rank.
         for m in model.masked {
             m.onGradientReady = { [unowned self, unowned m] in
                 if self.firstReduceStart == 0 { self.firstReduceStart = monotonicSeconds() }
-                self.comm.startAllreduceSum(UnsafeMutableBufferPointer(start: m.scoreGrad, count: m.count))
+                if let exact = m.exactGrad {
+                    self.comm.startAllreduceSum(UnsafeMutableBufferPointer(start: exact, count: m.count))
+                } else {
+                    self.comm.startAllreduceSum(UnsafeMutableBufferPointer(start: m.scoreGrad, count: m.count))
+                }
                 self.comm.pollAllreduces()
             }
         }
     }
 
-    deinit { labels.deallocate(); stepStats.deallocate() }
+    deinit { labels.deallocate(); stepStats.deallocate(); exactStats.deallocate() }
 
     /// One optimiser step on global batch slice `lo..<lo+batch` of `order`; returns the global
     /// loss sum, correct count and whether any rank asked to stop, with this rank's phase times.
@@ -165,33 +201,65 @@ public final class Trainer {
         let t1 = monotonicSeconds()
         model.updateMasks(draw: UInt64(state.globalStep))
         model.training = true
+        plan.gradientScale = 1 / Double(batch)
+        plan.outOfRange = false
         let t2 = monotonicSeconds()
         let logits = model.forward(batch: mine.count)
-        let result = softmaxCrossEntropy(logits: logits, labels: labels, batch: mine.count, classes: config.model.classes,
-                                         smoothing: config.labelSmoothing, grad: logitGrad.pointer)
+        let classes = config.model.classes
+        var lossSum = 0.0, correct = 0
+        ExactSum.clear(exactStats.baseAddress!)
+        plan.forEachChunk(batch: mine.count) { first, n in
+            // Under the exact reduction each chunk's loss is summed on its own, then exactly.
+            let r = softmaxCrossEntropy(logits: logits + first * classes, labels: labels + first, batch: n, classes: classes,
+                                        smoothing: config.labelSmoothing, grad: logitGrad.pointer + first * classes)
+            if plan.exact { ExactSum.add(r.lossSum, to: exactStats.baseAddress!) } else { lossSum += r.lossSum }
+            correct += r.correct
+        }
         let t3 = monotonicSeconds()
         firstReduceStart = 0
         model.backward(logitGrad: logitGrad.pointer, batch: mine.count) { _ in self.comm.pollAllreduces() }
         let firstStart = firstReduceStart
         let t4 = monotonicSeconds()
         comm.waitAllreduces()
-        stepStats[0] = result.lossSum; stepStats[1] = Double(result.correct); stepStats[2] = stop ? 1 : 0
-        comm.allreduce(stepStats, op: .sum)
+        var stopAll = false
+        if plan.exact {
+            let L = ExactSum.limbs
+            exactStats[L] = Int64(correct); exactStats[L + 1] = stop ? 1 : 0; exactStats[L + 2] = plan.outOfRange ? 1 : 0
+            comm.allreduceSum(exactStats)
+            stepStats[0] = ExactSum.value(exactStats.baseAddress!); stepStats[1] = Double(exactStats[L])
+            stopAll = exactStats[L + 1] > 0
+            outOfRange = exactStats[L + 2] > 0
+            if !outOfRange { for m in model.masked { m.finishExactGradient() } }
+        } else {
+            stepStats[0] = lossSum; stepStats[1] = Double(correct); stepStats[2] = stop ? 1 : 0
+            comm.allreduce(stepStats, op: .sum)
+            stopAll = stepStats[2] > 0
+        }
         let t5 = monotonicSeconds()
-        optimizer.step(params: model.scores.pointer, grads: model.scoreGrads.pointer, count: model.parameterCount,
-                       lr: lr, gradScale: 1 / Float(batch))
+        if !outOfRange {
+            optimizer.step(params: model.scores.pointer, grads: model.scoreGrads.pointer, count: model.parameterCount,
+                           lr: lr, gradScale: plan.exact ? 1 : 1 / Float(batch))
+        }
         let t6 = monotonicSeconds()
         timing.data = t1 - t0; timing.mask = t2 - t1; timing.forward = t3 - t2; timing.backward = t4 - t3
         timing.allreduceWait = t5 - t4; timing.allreduceLifetime = firstStart > 0 ? t5 - firstStart : t5 - t4
         timing.optimizer = t6 - t5; timing.total = t6 - t0
-        return (stepStats[0], stepStats[1], stepStats[2] > 0, timing)
+        return (stepStats[0], stepStats[1], stopAll, timing)
     }
+
+    /// Set when a step's gradients left the exact reduction's fixed-point range (or were not
+    /// finite) on some rank: that step's update is skipped and `train` returns `.outOfRange`
+    /// with the state of the step before.
+    public private(set) var outOfRange = false
 
     public var stepsPerEpoch: Int { (data.train.count + config.globalBatch - 1) / config.globalBatch }
 
-    /// Contiguous slice of `count` items for this rank: [count * r / P, count * (r + 1) / P).
+    /// This rank's contiguous slice of a batch of `count`: [count * r / P, count * (r + 1) / P),
+    /// or whole chunks split so under the exact reduction.
     public func localRange(count: Int) -> Range<Int> {
-        shard(count: count, rank: comm.rank, size: comm.size)
+        let chunk = plan.chunk
+        return chunk > 0 ? chunkShard(count: count, chunk: chunk, rank: comm.rank, size: comm.size)
+                         : shard(count: count, rank: comm.rank, size: comm.size)
     }
 
     /// Trains epochs `startEpoch..<epochs`, calling back after each step and each epoch.
@@ -228,6 +296,8 @@ public final class Trainer {
                 let batch = min(config.globalBatch, data.train.count - lo)
                 let (lossSum, correct, stop, timing) = step(order: order, lo: lo, batch: batch, epoch: epoch, lr: lr,
                                                             stop: stopRequested())
+                // Nothing of a step out of range is kept: the state stays at the last good step.
+                if outOfRange { return .outOfRange }
                 computeTime += timing.total - timing.allreduceWait
                 reduceTime += timing.allreduceWait
                 state.lossSum += lossSum; state.correct += correct; state.seen += batch
