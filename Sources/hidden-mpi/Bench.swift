@@ -39,6 +39,12 @@ struct Bench: ParsableCommand {
     @Option(help: "Untimed steps first (caches, page faults, first-touch).")
     var warmupSteps: Int = 3
 
+    @Option(help: ArgumentHelp("exact (default, as train) or float: how gradients, batch-norm statistics and metrics are summed (see train --help).", valueName: "exact|float"))
+    var reduction: GradientReduction = .exact
+
+    @Option(help: "Samples per chunk of the exact reduction (default as train: the global batch / 16, rounded up).")
+    var chunk: Int?
+
     @OptionGroup var blas: BLASOptions
 
     @Flag(help: "Print one JSON object instead of the table.")
@@ -46,6 +52,7 @@ struct Bench: ParsableCommand {
 
     func validate() throws {
         guard steps >= 1, warmupSteps >= 0 else { throw ValidationError("--steps must be at least 1 and --warmup-steps at least 0") }
+        if let chunk, chunk < 1 { throw ValidationError("--chunk must be at least 1, got \(chunk)") }
         guard batchSize >= 1, (rankBatch ?? 1) >= 1 else { throw ValidationError("batch sizes must be at least 1") }
     }
 
@@ -65,6 +72,8 @@ struct Bench: ParsableCommand {
             config.globalBatch = global
             config.epochs = 1
             config.maxSteps = total
+            config.reduction = reduction
+            config.chunk = chunk
             trainer = try Trainer(config: config, data: data, comm: comm)
         } catch { failure = error }
         Launch.agree(comm, failure)
@@ -129,8 +138,10 @@ struct Bench: ParsableCommand {
             "phases_s": Dictionary(uniqueKeysWithValues: phases.map { ($0.0.replacingOccurrences(of: " ", with: "_"), $0.1) }),
             "allreduce_lifetime_s": lifetime, "allreduce_wait_s": wait,
             "allreduce_hidden_fraction": hidden.map { $0 as Any } ?? NSNull(),
-            "allreduce_bytes_per_step": 4 * model.parameterCount,
-            "allreduce_stats_bytes_per_step": 24,
+            "reduction": reduction.rawValue, "chunk": trainer.config.chunkSize,
+            "allreduce_bytes_per_step": (reduction == .exact ? 8 : 4) * model.parameterCount,
+            "allreduce_stats_bytes_per_step": reduction == .exact ? 8 * (ExactSum.limbs + 3) : 24,
+            "allreduce_batchnorm_bytes_per_step": model.batchNorms.reduce(0) { $0 + (reduction == .exact ? 8 * (4 * $1.channels * ExactSum.limbs + 1) : 8 * (4 * $1.channels + 1)) },
             "allocations_per_step": allocations.map { $0 as Any } ?? NSNull(),
             "layer_kinds_s": Dictionary(uniqueKeysWithValues: kinds.map { ($0.0.replacingOccurrences(of: "-", with: "_"), $0.1) }),
             "norm_pool_add_relu_fraction": overhead / step,
@@ -141,6 +152,7 @@ struct Bench: ParsableCommand {
         }
         print("hidden-mpi bench: \(modelOptions.model.rawValue) x\(modelOptions.width), \(modelOptions.method == .edgePopup ? "k \(modelOptions.k)" : modelOptions.method.rawValue), input \(input), batch \(global) (\(localBatch) per rank), \(comm.size) rank(s) x \(BLASThreads.current) BLAS thread(s), OpenBLAS \(BLASThreads.coreName)")
         print("OpenBLAS kernel \(BLASThreads.coreName): \(KernelChoice.reason)")
+        print(reduction == .exact ? "reduction: exact, chunks of \(trainer.config.chunkSize) samples" : "reduction: float")
         print(String(format: "sgemm peak (1024^3, same threads): %.1f GFLOP/s with the best correct kernel (%@), %.1f with this one (slowest rank %.1f)",
                      peak, peakCore, current, -spread[3]))
         print(String(format: "step: median %.2f ms over %d steps (ranks %.2f..%.2f ms)  ->  %.1f images/s (%.1f per rank)",
@@ -159,7 +171,7 @@ struct Bench: ParsableCommand {
                      gflops, flopsPerImage / 1e6, 100 * gflops / peak))
         if let hidden {
             print(String(format: "allreduce: %d bytes of score gradients per rank per step; %.2f ms in flight, %.2f ms waited: %.0f%% hidden behind backward",
-                         4 * model.parameterCount, 1e3 * lifetime, 1e3 * wait, 100 * hidden))
+                         (reduction == .exact ? 8 : 4) * model.parameterCount, 1e3 * lifetime, 1e3 * wait, 100 * hidden))
         }
         if let allocations { print(String(format: "heap allocations per step (counted by the preloaded counter): %.1f", allocations)) }
         Launch.finish(comm, code: 0)
