@@ -37,7 +37,8 @@ struct Export: ParsableCommand {
             let model = try Model(config.model, maxBatch: 1)
             try ScoreCheckpoint.restoreScores(file, into: model, path: checkpoint)
             var source = ["global_batch": "\(config.globalBatch)", "train_size": "\(identity.trainSize)",
-                          "test_size": "\(identity.testSize)"]
+                          "test_size": "\(identity.testSize)", "reduction": config.reduction.rawValue,
+                          "chunk": "\(config.chunkSize)"]
             for key in ["epoch", "step_in_epoch", "global_step"] { source["source_\(key)"] = file.metadata[key] }
             let sub = Subnetwork.capture(model, dataset: identity.dataset, source: source)
             let bytes = try sub.serialized()
@@ -93,9 +94,14 @@ struct Eval: ParsableCommand {
                 throw HiddenError("\(path) was trained on input \(config.inputShape) with \(config.classes) classes; this \(data.name) gives \(data.shape) with \(data.classes)",
                                   hint: "point --data-dir at the data the run was trained on")
             }
-            // Batches as training evaluated them: up to the largest per-rank slice of its global batch.
+            // Batches as training evaluated them: up to the largest per-rank slice of its global
+            // batch; under the exact reduction whole chunks of its size, so that the figures are
+            // those training reported, on any number of ranks.
             let globalBatch = max(comm.size, Int(file.metadata["global_batch"] ?? "") ?? 128)
-            let model = try Model(config, maxBatch: largestShard(count: globalBatch, size: comm.size))
+            let chunk = file.metadata["reduction"] == "exact" ? max(0, Int(file.metadata["chunk"] ?? "") ?? 0) : 0
+            let model = chunk > 0
+                ? try Model(config, maxBatch: largestShard(count: (globalBatch + chunk - 1) / chunk, size: comm.size) * chunk, chunk: chunk)
+                : try Model(config, maxBatch: largestShard(count: globalBatch, size: comm.size))
             if checkpoint != nil { try ScoreCheckpoint.restoreScores(file, into: model, path: path) } else { try Subnetwork.apply(file, to: model, path: path) }
             evaluator = Evaluator(model: model, data: data, comm: comm)
         } catch { failure = error }

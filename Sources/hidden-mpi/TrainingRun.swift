@@ -116,7 +116,7 @@ final class TrainingRun {
         let step = trainer.state.globalStep + 1
         metricsFile?.write(["kind": "error", "step": step, "error": "gradients out of the exact reduction's range"])
         metricsFile?.close()
-        if comm.rank == 0 { Launch.writeError("error: at step \(step) a score gradient was not finite or beyond the exact reduction's range (|gradient| < \(Int(FixedPoint.largestChunkValue)) per chunk): the run diverged; the step was not applied and no checkpoint was written\nhint: lower --lr (or raise --chunk); --reduction float keeps going with float sums, at the cost of bit-identical results across rank counts") }
+        if comm.rank == 0 { Launch.writeError("error: at step \(step) a gradient was not finite or beyond the exact reduction's range (|mean-loss gradient| < \(Int(FixedPoint.largestChunkValue)) per chunk): the run diverged; the step was not applied and no checkpoint was written for it\nhint: lower --lr and resume from the last checkpoint; --reduction float keeps going with float sums, at the cost of bit-identical results across rank counts") }
         comm.barrier()
         Launch.finish(comm, code: 1)
     }

@@ -37,8 +37,12 @@ final class BenchTests: XCTestCase {
             }
             XCTAssertEqual((d["world_size"] as? NSNumber)?.intValue, np)
             XCTAssertEqual((d["global_batch"] as? NSNumber)?.intValue, 8 * np, "--rank-batch 8 gives 8 per rank")
-            // Score gradients and nothing else: 4 bytes per weight of the model.
-            XCTAssertEqual((d["allreduce_bytes_per_step"] as? NSNumber)?.intValue, 4 * weights)
+            // Score gradients and nothing else: one int64 per weight under the exact reduction (the
+            // default), one float under --reduction float.
+            XCTAssertEqual(d["reduction"] as? String, "exact")
+            XCTAssertEqual((d["allreduce_bytes_per_step"] as? NSNumber)?.intValue, 8 * weights)
+            let float = try report(try Harness.hiddenMPI(Self.small + ["--rank-batch", "8", "--reduction", "float"], np: np))
+            XCTAssertEqual((float["allreduce_bytes_per_step"] as? NSNumber)?.intValue, 4 * weights)
             let mask = try XCTUnwrap((d["mask_fraction"] as? NSNumber)?.doubleValue)
             XCTAssert(mask > 0 && mask < 1, "mask_fraction \(mask)")
             let gflops = try XCTUnwrap((d["step_gflops"] as? NSNumber)?.doubleValue)

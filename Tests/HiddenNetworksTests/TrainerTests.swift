@@ -13,6 +13,7 @@ final class FakeCommunicator: Communicator {
     let rank: Int, size: Int
     init(rank: Int = 0, size: Int) { self.rank = rank; self.size = size }
     func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) {}
+    func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Int64>) {}
     func allreduce(_ values: inout [Double], op: ReduceOp) {}
     func barrier() {}
     func abort(code: Int32) -> Never { fatalError("abort(\(code)) in a test") }
@@ -55,6 +56,15 @@ final class InProcessGroup {
                 (0..<parts[0].count).map { i in Double(parts.reduce(Float(0)) { $0 + Float($1[i]) }) }
             }
             for i in 0..<buffer.count { buffer[i] = Float(out[i]) }
+        }
+        func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Int64>) {
+            // Wrapping int64 sums, carried through the collective as the doubles' bit patterns.
+            let out = group.collective(rank: rank, buffer.map { Double(bitPattern: UInt64(bitPattern: $0)) }) { parts in
+                (0..<parts[0].count).map { i in
+                    Double(bitPattern: UInt64(bitPattern: parts.reduce(Int64(0)) { $0 &+ Int64(bitPattern: $1[i].bitPattern) }))
+                }
+            }
+            for i in 0..<buffer.count { buffer[i] = Int64(bitPattern: out[i].bitPattern) }
         }
         func allreduce(_ values: inout [Double], op: ReduceOp) {
             values = group.collective(rank: rank, values) { parts in
@@ -159,9 +169,17 @@ final class TrainerTests: XCTestCase {
 
     func testRefusesMoreRanksThanTheBatchOrTheData() throws {
         let data = try loadDataset(.synthetic, directory: nil, synthetic: spec, seed: 1)
-        assertThrowsHiddenError(try Trainer(config: config(batch: 3), data: data, comm: FakeCommunicator(size: 4)),
+        var three = config(batch: 3)
+        three.reduction = .float
+        assertThrowsHiddenError(try Trainer(config: three, data: data, comm: FakeCommunicator(size: 4)),
                                 containing: ["global batch 3", "smaller than the 4 ranks"], hintContaining: ["--batch-size", "-np 3"])
         XCTAssertNoThrow(try Trainer(config: config(batch: 4), data: data, comm: FakeCommunicator(size: 4)))
+        // The exact reduction gives ranks whole chunks: batch 32 in chunks of 8 serves 4 ranks, not 5.
+        var chunked = config(batch: 32)
+        chunked.chunk = 8
+        XCTAssertNoThrow(try Trainer(config: chunked, data: data, comm: FakeCommunicator(size: 4)))
+        assertThrowsHiddenError(try Trainer(config: chunked, data: data, comm: FakeCommunicator(size: 5)),
+                                containing: ["4 chunks of 8 samples", "fewer than the 5 ranks"], hintContaining: ["--chunk 6"])
         let tiny = try loadDataset(.synthetic, directory: nil,
                                    synthetic: SyntheticSpec(shape: Shape([20]), classes: 4, trainCount: 3, testCount: 2), seed: 1)
         assertThrowsHiddenError(try Trainer(config: config(batch: 8), data: tiny, comm: FakeCommunicator(size: 4)),
@@ -187,7 +205,9 @@ final class TrainerTests: XCTestCase {
                                    synthetic: SyntheticSpec(shape: Shape([20]), classes: 4, trainCount: 16, testCount: 8), seed: 1)
         for size in [1, 3, 4] {
             for batch in 4...13 where batch >= size {
-                let trainers = try (0..<size).map { try Trainer(config: config(batch: batch), data: data, comm: FakeCommunicator(rank: $0, size: size)) }
+                var c = config(batch: batch)
+                c.reduction = .float  // slices of samples; the exact reduction's chunks are tested below
+                let trainers = try (0..<size).map { try Trainer(config: c, data: data, comm: FakeCommunicator(rank: $0, size: size)) }
                 XCTAssert(trainers.allSatisfy { $0.maxLocalBatch == (batch + size - 1) / size })
                 // Every count a step can have: full batches and any shorter last batch.
                 for count in 0...batch {
@@ -202,6 +222,25 @@ final class TrainerTests: XCTestCase {
                     XCTAssert(sizes.allSatisfy { $0 <= trainers[0].maxLocalBatch }, "fits the buffers: \(what)")
                     if count >= size { XCTAssert(sizes.allSatisfy { $0 >= 1 }, "every rank has a sample: \(what)") }
                 }
+            }
+        }
+    }
+
+    /// Under the exact reduction ranks take whole chunks: contiguous, in order, chunk-aligned, and
+    /// within the buffers; with 13 samples in chunks of 3 the last chunk has 1.
+    func testExactReductionSlicesAreWholeChunks() throws {
+        let data = try loadDataset(.synthetic, directory: nil,
+                                   synthetic: SyntheticSpec(shape: Shape([20]), classes: 4, trainCount: 16, testCount: 8), seed: 1)
+        var c = config(batch: 13)
+        c.chunk = 3
+        for size in [1, 2, 3, 5] {
+            let trainers = try (0..<size).map { try Trainer(config: c, data: data, comm: FakeCommunicator(rank: $0, size: size)) }
+            XCTAssertEqual(trainers[0].maxLocalBatch, (5 + size - 1) / size * 3)
+            for count in 0...13 {
+                let ranges = trainers.map { $0.localRange(count: count) }
+                XCTAssertEqual(ranges.reduce(0) { $0 + $1.count }, count)
+                for (a, b) in zip(ranges, ranges.dropFirst()) { XCTAssertEqual(a.upperBound, b.lowerBound) }
+                XCTAssert(ranges.allSatisfy { ($0.isEmpty || $0.lowerBound % 3 == 0) && $0.count <= trainers[0].maxLocalBatch }, "\(ranges)")
             }
         }
     }
@@ -291,12 +330,41 @@ final class TrainerTests: XCTestCase {
         }
     }
 
+    /// The exact reduction: 1, 3 and 4 in-process ranks give the same bits (scores, momentum,
+    /// every step's loss and accuracy, the test loss), with batches of 32 in chunks of 4 (3 ranks
+    /// take 3/3/2 chunks) and a last batch of 4 samples that one rank computes alone.
+    func testExactReductionIsBitIdenticalForAnyNumberOfRanks() throws {
+        let small = SyntheticSpec(shape: Shape([20]), classes: 4, trainCount: 100, testCount: 30)
+        let data = try loadDataset(.synthetic, directory: nil, synthetic: small, seed: 5)
+        var c = config(epochs: 2, seed: 5)
+        c.labelSmoothing = 0.05
+        c.chunk = 4
+        let single = try train(c, data: data)
+        XCTAssertEqual(single.trainer.plan.chunk, 4)
+        for size in [3, 4] {
+            let (trainers, results) = try runRanks(size, config: c, data: data)
+            for r in 0..<size {
+                XCTAssertEqual(trainers[r].model.scores.array, single.trainer.model.scores.array, "scores of rank \(r) of \(size)")
+                XCTAssertEqual(trainers[r].optimizer.momentum.array, single.trainer.optimizer.momentum.array, "momentum of rank \(r) of \(size)")
+                XCTAssertEqual(results[r].steps.map(\.loss.bitPattern), single.steps.map(\.loss.bitPattern), "losses of rank \(r) of \(size)")
+                XCTAssertEqual(results[r].steps.map(\.accuracy), single.steps.map(\.accuracy))
+                XCTAssertEqual(results[r].epochs.map(\.test_loss.bitPattern), single.epochs.map(\.test_loss.bitPattern))
+                XCTAssertEqual(results[r].epochs.map(\.train_loss.bitPattern), single.epochs.map(\.train_loss.bitPattern))
+            }
+        }
+        // And it trains like the float reduction (the same mean gradient, rounded otherwise).
+        c.reduction = .float
+        let float = try train(c, data: data)
+        assertAllClose(single.trainer.model.scores.array, float.trainer.model.scores.array, rtol: 1e-3, atol: 1e-5, "exact vs float scores")
+    }
+
     func testRanksFollowTheOneProcessTrajectory() throws {
         // 3 ranks over a global batch of 32 (slices 10, 11, 11), 100 samples (a last batch of 4).
         let small = SyntheticSpec(shape: Shape([20]), classes: 4, trainCount: 100, testCount: 30)
         let data = try loadDataset(.synthetic, directory: nil, synthetic: small, seed: 5)
         var c = config(epochs: 2, seed: 5)
         c.labelSmoothing = 0.05
+        c.reduction = .float  // up to summation order; the exact reduction's bits are tested above
         let single = try train(c, data: data)
 
         let size = 3

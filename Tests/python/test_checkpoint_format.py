@@ -74,7 +74,7 @@ CHECKPOINT_KEYS = {
     "first_layer_dense", "last_layer_dense",
     # training
     "train_size", "test_size", "global_batch", "lr", "momentum", "weight_decay", "nesterov",
-    "schedule", "warmup", "epochs", "label_smoothing", "bn_sync",
+    "schedule", "warmup", "epochs", "label_smoothing", "bn_sync", "reduction", "chunk",
     # where the run stands
     "epoch", "step_in_epoch", "global_step", "epoch_loss_sum", "epoch_correct", "epoch_seen",
     "world_size", "weight_checksum", "layers", "batchnorms",
@@ -84,7 +84,7 @@ CHECKPOINT_KEYS = {
 MODEL_KEYS = ["model", "width", "k", "init", "scale_fan", "seed", "dataset", "input", "classes", "method",
               "first_layer_dense", "last_layer_dense"]
 SUBNETWORK_FIXED_KEYS = {
-    "format", "format_version", *MODEL_KEYS, "layers", "batchnorms", "weight_checksum", "global_batch",
+    "format", "format_version", *MODEL_KEYS, "layers", "batchnorms", "weight_checksum", "global_batch", "reduction", "chunk",
     "train_size", "test_size", "source_epoch", "source_step_in_epoch", "source_global_step",
     "data_crc32", "header_crc32",
 }
