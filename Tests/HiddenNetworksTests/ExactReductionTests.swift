@@ -4,6 +4,7 @@
 
 import XCTest
 @testable import HiddenNetworks
+import CKernels
 
 final class ExactReductionArithmeticTests: XCTestCase {
     /// Every value is round-half-even(x * scale * 2^40), including the scalar tail (count 37).
@@ -142,5 +143,29 @@ final class ChunkedModelTests: XCTestCase {
         assertAllClose(results[1].grads, results[0].grads.map { $0 / Float(batch) }, rtol: 1e-3, atol: 1e-6, "score gradients")
         XCTAssertFalse(chunked.plan.outOfRange)
         XCTAssertGreaterThan(results[1].grads.map(abs).max() ?? 0, 0)
+    }
+}
+
+final class FixedPointKernelTests: XCTestCase {
+    /// The AVX2 loop (where the CPU has one) and the portable loop give the same integers and
+    /// the same range verdict: ranks on machines with and without AVX2 still agree.
+    func testVectorAndPortableLoopsAgree() {
+        var rng = TestRNG(9)
+        for n in [0, 1, 7, 8, 9, 64, 1000] {
+            let x = (0..<n).map { i in rng.uniform(-1, 1) * Float(pow(2.0, Double(i % 30) - 20)) }
+            var a = [Int64](repeating: 5, count: n), b = a
+            let okA = hm_fixed_accumulate(x, &a, n, 0x1p40 / 3, 0)
+            let okB = hm_fixed_accumulate_portable(x, &b, n, 0x1p40 / 3, 0)
+            XCTAssertEqual(a, b, "n \(n)")
+            XCTAssertEqual(okA, okB)
+        }
+        var y: [Float] = [1, 2, .nan, 4, 5, 6, 7, 8, 9]
+        var a = [Int64](repeating: 0, count: 9), b = a
+        XCTAssertEqual(hm_fixed_accumulate(y, &a, 9, 1, 1), 0)
+        XCTAssertEqual(hm_fixed_accumulate_portable(y, &b, 9, 1, 1), 0)
+        y[2] = 3
+        XCTAssertEqual(hm_fixed_accumulate(y, &a, 9, 0x1p40, 1), 1)
+        XCTAssertEqual(hm_fixed_accumulate(y, &a, 9, 0x1p48, 1), 0, "9 * 2^48 is past 2^51")
+        print("hm_fixed_accumulate uses AVX2 here: \(hm_fixed_uses_avx2() != 0)")
     }
 }

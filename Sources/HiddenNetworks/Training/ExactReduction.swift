@@ -14,6 +14,7 @@
 //   2^-64 to 2^64, and a count of non-finite values): exact for any value a double sum of
 //   activations reaches, a few dozen bytes per channel.
 
+import CKernels
 import Foundation
 
 /// How score gradients, batch-norm statistics and metrics are summed over the samples and ranks.
@@ -31,39 +32,14 @@ public enum FixedPoint {
     /// below 2^11 = 2048 in gradient units.
     public static let chunkLimit = 0x1p51
     public static var largestChunkValue: Double { chunkLimit / 0x1p40 }
-    static let magic = 0x1.8p52
-    static let magicBits = Int64(bitPattern: magic.bitPattern)
 
     /// acc[i] (+)= round(src[i] * scale * 2^40) for i < count (stores when `first`). Returns false
     /// when some value was out of range or not finite (acc is then meaningless).
     @discardableResult
     public static func accumulate(_ src: UnsafePointer<Float>, into acc: UnsafeMutablePointer<Int64>, count n: Int,
                                   scale: Double, first: Bool) -> Bool {
-        let factor = scale * 0x1p40
-        let s = UnsafeRawPointer(src), a = UnsafeMutableRawPointer(acc)
-        let limit = SIMD8<Double>(repeating: chunkLimit), m = SIMD8<Double>(repeating: magic)
-        let mb = SIMD8<Int64>(repeating: magicBits)
-        var inRange = SIMD8<Int64>(repeating: -1)
-        var i = 0
-        while i + 8 <= n {
-            let v = SIMD8<Double>(s.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self)) * factor
-            // |v| < 2^51 (false for NaN): adding 1.5 * 2^52 rounds v to an integer in the low bits.
-            let ok = (v .< limit) .& (v .> -limit)
-            inRange &= unsafeBitCast(ok, to: SIMD8<Int64>.self)
-            let q = unsafeBitCast(v + m, to: SIMD8<Int64>.self) &- mb
-            let old = first ? SIMD8<Int64>() : a.loadUnaligned(fromByteOffset: 8 * i, as: SIMD8<Int64>.self)
-            a.storeBytes(of: old &+ q, toByteOffset: 8 * i, as: SIMD8<Int64>.self)
-            i += 8
-        }
-        var tailOK = true
-        while i < n {
-            let v = Double(src[i]) * factor
-            if !(abs(v) < chunkLimit) { tailOK = false; i += 1; continue }
-            let q = Int64(bitPattern: (v + magic).bitPattern) &- magicBits
-            acc[i] = first ? q : acc[i] &+ q
-            i += 1
-        }
-        return tailOK && inRange == SIMD8<Int64>(repeating: -1)
+        // |v| < 2^51: adding 1.5 * 2^52 rounds v to an integer in the low bits (CKernels).
+        hm_fixed_accumulate(src, acc, n, scale * 0x1p40, first ? 1 : 0) != 0
     }
 
     /// dst[i] = acc[i] * 2^-40 rounded to float.

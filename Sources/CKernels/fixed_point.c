@@ -1,0 +1,80 @@
+// See include/ckernels.h. No -ffast-math: every operation is an IEEE double operation, rounded
+// to nearest, and the compiler may not reorder or contract them.
+
+#include "ckernels.h"
+#include <string.h>
+#include <math.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define HM_X86 1
+#endif
+
+static const double magic = 6755399441055744.0;   // 1.5 * 2^52
+static const double limit = 2251799813685248.0;   // 2^51
+
+static int accumulate_generic(const float *src, int64_t *acc, long n, double factor, int first) {
+    int ok = 1;
+    uint64_t magic_bits;
+    memcpy(&magic_bits, &magic, sizeof magic_bits);
+    for (long i = 0; i < n; i++) {
+        double v = (double)src[i] * factor;
+        if (!(fabs(v) < limit)) ok = 0;
+        double t = v + magic;
+        uint64_t bits;
+        memcpy(&bits, &t, sizeof bits);
+        uint64_t q = bits - magic_bits;
+        acc[i] = (int64_t)(first ? q : (uint64_t)acc[i] + q);
+    }
+    return ok;
+}
+
+#ifdef HM_X86
+__attribute__((target("avx2")))
+static int accumulate_avx2(const float *src, int64_t *acc, long n, double factor, int first) {
+    const __m256d f = _mm256_set1_pd(factor), m = _mm256_set1_pd(magic), lim = _mm256_set1_pd(limit);
+    const __m256d abs_mask = _mm256_castsi256_pd(_mm256_set1_epi64x(0x7fffffffffffffffLL));
+    const __m256i mb = _mm256_castpd_si256(m);
+    __m256d bad = _mm256_setzero_pd();
+    long i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256d v0 = _mm256_mul_pd(_mm256_cvtps_pd(_mm_loadu_ps(src + i)), f);
+        __m256d v1 = _mm256_mul_pd(_mm256_cvtps_pd(_mm_loadu_ps(src + i + 4)), f);
+        // not (|v| < 2^51), true for NaN
+        bad = _mm256_or_pd(bad, _mm256_cmp_pd(_mm256_and_pd(v0, abs_mask), lim, _CMP_NLT_UQ));
+        bad = _mm256_or_pd(bad, _mm256_cmp_pd(_mm256_and_pd(v1, abs_mask), lim, _CMP_NLT_UQ));
+        __m256i q0 = _mm256_sub_epi64(_mm256_castpd_si256(_mm256_add_pd(v0, m)), mb);
+        __m256i q1 = _mm256_sub_epi64(_mm256_castpd_si256(_mm256_add_pd(v1, m)), mb);
+        if (!first) {
+            q0 = _mm256_add_epi64(q0, _mm256_loadu_si256((const __m256i *)(acc + i)));
+            q1 = _mm256_add_epi64(q1, _mm256_loadu_si256((const __m256i *)(acc + i + 4)));
+        }
+        _mm256_storeu_si256((__m256i *)(acc + i), q0);
+        _mm256_storeu_si256((__m256i *)(acc + i + 4), q1);
+    }
+    int ok = _mm256_movemask_pd(bad) == 0;
+    if (!accumulate_generic(src + i, acc + i, n - i, factor, first)) ok = 0;
+    return ok;
+}
+#endif
+
+int hm_fixed_uses_avx2(void) {
+#ifdef HM_X86
+    static int cached = -1;
+    if (cached < 0) cached = __builtin_cpu_supports("avx2") ? 1 : 0;
+    return cached;
+#else
+    return 0;
+#endif
+}
+
+int hm_fixed_accumulate(const float *src, int64_t *acc, long n, double factor, int first) {
+#ifdef HM_X86
+    if (hm_fixed_uses_avx2()) return accumulate_avx2(src, acc, n, factor, first);
+#endif
+    return accumulate_generic(src, acc, n, factor, first);
+}
+
+int hm_fixed_accumulate_portable(const float *src, int64_t *acc, long n, double factor, int first) {
+    return accumulate_generic(src, acc, n, factor, first);
+}

@@ -1,0 +1,20 @@
+// Hot loops of the exact reduction, in C so that they can use AVX2 where the CPU has it (chosen
+// at run time) while the Swift code stays portable x86-64. Both paths do the same IEEE
+// operations in the same order, so they give the same bits.
+#ifndef HIDDEN_MPI_CKERNELS_H
+#define HIDDEN_MPI_CKERNELS_H
+
+#include <stdint.h>
+
+/// acc[i] (+)= round-half-even(src[i] * factor) for i < n (stores when `first`), as the 64-bit
+/// integer in the low bits of (src[i] * factor + 1.5 * 2^52). Returns 0 when some |src[i] * factor|
+/// is not below 2^51 (or is NaN): acc is then meaningless.
+int hm_fixed_accumulate(const float *src, int64_t *acc, long n, double factor, int first);
+
+/// The same, always by the portable loop (tests compare the two).
+int hm_fixed_accumulate_portable(const float *src, int64_t *acc, long n, double factor, int first);
+
+/// 1 when hm_fixed_accumulate runs its AVX2 loop on this CPU.
+int hm_fixed_uses_avx2(void);
+
+#endif
