@@ -15,6 +15,10 @@ export OPENBLAS_NUM_THREADS=1
 BIN=${HIDDEN_MPI_BIN:-$PWD/.build/release/hidden-mpi}
 RUN=runs/conv6-${SLURM_JOB_ID}     # the job id stays the same across requeues
 mkdir -p runs
+# The exact reduction (default) gives the same bits on any number of ranks up to the chunks per
+# batch (128 / 8 = 16 here), so a requeue onto another allocation continues the same run. For
+# more ranks than that (sbatch -N 2 and up), add --chunk 4 (32 chunks) from the first submission
+# on: the checkpoint keeps it. Docs/reproducibility.md.
 
 mpirun -np "$SLURM_NTASKS" --bind-to core "$BIN" train \
     --model conv6 --dataset cifar10 --data-dir "$1" --epochs 100 \

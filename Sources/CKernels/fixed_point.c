@@ -58,6 +58,41 @@ static int accumulate_avx2(const float *src, int64_t *acc, long n, double factor
 }
 #endif
 
+static void decode_generic(const int64_t *acc, float *dst, long n, double scale) {
+    for (long i = 0; i < n; i++) dst[i] = (float)((double)acc[i] * scale);
+}
+
+#ifdef HM_X86
+// int64 -> double without AVX-512: for |x| < 2^51, the double with bits (x + bits(1.5 * 2^52))
+// minus 1.5 * 2^52 is x exactly, as (double)x is; larger values take the scalar conversion.
+__attribute__((target("avx2")))
+static void decode_avx2(const int64_t *acc, float *dst, long n, double scale) {
+    const __m256d m = _mm256_set1_pd(magic), s = _mm256_set1_pd(scale);
+    const __m256i mb = _mm256_castpd_si256(m);
+    const __m256i lo = _mm256_set1_epi64x(-(1LL << 51)), hi = _mm256_set1_epi64x(1LL << 51);
+    long i = 0;
+    for (; i + 4 <= n; i += 4) {
+        __m256i x = _mm256_loadu_si256((const __m256i *)(acc + i));
+        __m256i out = _mm256_or_si256(_mm256_cmpgt_epi64(lo, x), _mm256_cmpgt_epi64(x, hi));
+        if (!_mm256_testz_si256(out, out)) { decode_generic(acc + i, dst + i, 4, scale); continue; }
+        __m256d d = _mm256_sub_pd(_mm256_castsi256_pd(_mm256_add_epi64(x, mb)), m);
+        _mm_storeu_ps(dst + i, _mm256_cvtpd_ps(_mm256_mul_pd(d, s)));
+    }
+    decode_generic(acc + i, dst + i, n - i, scale);
+}
+#endif
+
+void hm_fixed_decode(const int64_t *acc, float *dst, long n, double scale) {
+#ifdef HM_X86
+    if (hm_fixed_uses_avx2()) { decode_avx2(acc, dst, n, scale); return; }
+#endif
+    decode_generic(acc, dst, n, scale);
+}
+
+void hm_fixed_decode_portable(const int64_t *acc, float *dst, long n, double scale) {
+    decode_generic(acc, dst, n, scale);
+}
+
 int hm_fixed_uses_avx2(void) {
 #ifdef HM_X86
     static int cached = -1;

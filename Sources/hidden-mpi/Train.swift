@@ -15,7 +15,10 @@ struct Train: ParsableCommand {
         each with its own defaults.
 
         --batch-size is the global batch: it is split over the ranks, so -np 1 and -np 4 follow the \
-        same trajectory up to summation order. Rank 0 prints one line per epoch and, with --metrics, \
+        same trajectory, and with the default --reduction exact the same bits: scores, momentum, \
+        batch-norm statistics, losses and accuracies are byte-identical on any number of ranks up to \
+        the number of chunks (global batch / --chunk), and a checkpoint resumes on any such number \
+        (Docs/reproducibility.md). Rank 0 prints one line per epoch and, with --metrics, \
         writes JSON Lines (a "run" object, then one "epoch" object per epoch; "step" objects too with \
         --log-steps).
 
@@ -287,11 +290,13 @@ struct Train: ParsableCommand {
             }
             Launch.finish(comm, code: 1)
         }
-        // Different kernels (nodes of different CPUs) give the same run up to rounding only.
+        // Different kernels (nodes of different CPUs) compute a chunk's sums with other roundings:
+        // the run is still one run (every rank applies the same reduced gradient), but its bits
+        // then depend on which rank computed which chunk, so on the rank count.
         let cores = RankAgreement.gather(BLASThreads.coreName, comm)
         if Set(cores).count != 1, comm.rank == 0 {
             let others = cores.indices.filter { cores[$0] != cores[0] }.prefix(8).map { "rank \($0) \(cores[$0])" }
-            Launch.writeError("warning: \(others.joined(separator: ", ")) run another OpenBLAS kernel than rank 0's \(cores[0]): results match another rank count only up to rounding\nhint: set the same OPENBLAS_CORETYPE for every rank (see `hidden-mpi kernels` on each kind of node)")
+            Launch.writeError("warning: \(others.joined(separator: ", ")) run another OpenBLAS kernel than rank 0's \(cores[0]): the run's bits then depend on which ranks computed which chunks, so another number of ranks (or a resume elsewhere) gives another run, equal only up to rounding\nhint: set the same OPENBLAS_CORETYPE for every rank (see `hidden-mpi kernels` on each kind of node)")
         }
         return all
     }
@@ -310,6 +315,11 @@ struct Train: ParsableCommand {
         out.line("  \(t.comm.size) rank(s) x \(BLASThreads.current) BLAS thread(s) (OpenBLAS \(BLASThreads.coreName)); global batch \(c.globalBatch) (<= \(t.maxLocalBatch) per rank), \(t.stepsPerEpoch) steps/epoch; SGD lr \(c.sgd.lr) momentum \(c.sgd.momentum)\(c.sgd.nesterov ? " nesterov" : "") wd \(c.sgd.weightDecay), \(c.schedule.rawValue)\(c.warmup > 0 ? " after \(c.warmup) warm-up epochs" : "")")
         if let hint = BLASThreads.fallbackHint { out.progress("hidden-mpi: note: \(hint)") }
         out.line("  OpenBLAS kernel \(BLASThreads.coreName): \(KernelChoice.reason)")
+        if c.chunkSize > 0 {
+            out.line("  exact reduction: \(c.chunksPerBatch) chunks of \(c.chunkSize) samples per batch; the same bits on 1 to \(c.chunksPerBatch) ranks")
+        } else {
+            out.line("  float reduction: results depend on the number of ranks (--reduction exact makes them bit-identical)")
+        }
         out.line("epoch  train_loss  train_acc  test_loss  test_acc"
                  + (EpochMetrics.reportsTop5(classes: c.model.classes) ? "  test_top5" : "") + "        lr   seconds   images/s")
     }

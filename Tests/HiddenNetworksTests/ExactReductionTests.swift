@@ -166,6 +166,14 @@ final class FixedPointKernelTests: XCTestCase {
         y[2] = 3
         XCTAssertEqual(hm_fixed_accumulate(y, &a, 9, 0x1p40, 1), 1)
         XCTAssertEqual(hm_fixed_accumulate(y, &a, 9, 0x1p48, 1), 0, "9 * 2^48 is past 2^51")
+        // Decoding too, with sums past 2^51 (the vector loop's range) among them.
+        var sums: [Int64] = (0..<67).map { i in Int64(bitPattern: rng.next()) >> (i % 3 == 0 ? 1 : 14) }
+        sums[5] = Int64.min; sums[6] = Int64.max; sums[7] = 1 << 51; sums[8] = -(1 << 51)
+        var u = [Float](repeating: 0, count: 67), w = u
+        hm_fixed_decode(sums, &u, 67, 0x1p-40)
+        hm_fixed_decode_portable(sums, &w, 67, 0x1p-40)
+        XCTAssertEqual(u.map(\.bitPattern), w.map(\.bitPattern))
+        XCTAssertEqual(w[7], 2048)
         print("hm_fixed_accumulate uses AVX2 here: \(hm_fixed_uses_avx2() != 0)")
     }
 }

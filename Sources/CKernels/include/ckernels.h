@@ -11,8 +11,12 @@
 /// is not below 2^51 (or is NaN): acc is then meaningless.
 int hm_fixed_accumulate(const float *src, int64_t *acc, long n, double factor, int first);
 
+/// dst[i] = (float)((double)acc[i] * scale) for i < n: the sums back as floats (scale 2^-40).
+void hm_fixed_decode(const int64_t *acc, float *dst, long n, double scale);
+
 /// The same, always by the portable loop (tests compare the two).
 int hm_fixed_accumulate_portable(const float *src, int64_t *acc, long n, double factor, int first);
+void hm_fixed_decode_portable(const int64_t *acc, float *dst, long n, double scale);
 
 /// 1 when hm_fixed_accumulate runs its AVX2 loop on this CPU.
 int hm_fixed_uses_avx2(void);

@@ -44,7 +44,7 @@ public enum FixedPoint {
 
     /// dst[i] = acc[i] * 2^-40 rounded to float.
     public static func decode(_ acc: UnsafePointer<Int64>, into dst: UnsafeMutablePointer<Float>, count n: Int) {
-        for i in 0..<n { dst[i] = Float(Double(acc[i]) * 0x1p-40) }
+        hm_fixed_decode(acc, dst, n, 0x1p-40)
     }
 }
 
