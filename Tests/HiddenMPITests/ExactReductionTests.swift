@@ -87,6 +87,17 @@ final class ExactReductionTests: XCTestCase {
         XCTAssertEqual(CheckpointFolder.step(b), 30)
         assertSameTensors(a, b, "resumed 2 -> 3 ranks vs uninterrupted on 1")
         assertSameEpochMetrics(wholeMetrics, resumedMetrics, "resumed 2 -> 3 ranks vs uninterrupted on 1")
+        // eval on another number of ranks reports training's test loss bit for bit: the test set
+        // is cut into chunks the same way.
+        let trained = try XCTUnwrap(try epochsByNumber(wholeMetrics)[1]?["test_loss"] as? NSNumber).doubleValue
+        for np in [2, 3] {
+            let e = try Harness.hiddenMPI(["eval", "--json", "--checkpoint", b], np: np, timeout: 60)
+            XCTAssertEqual(e.status, 0, e.transcript)
+            let line = e.stdout.split(separator: "\n").last.map(String.init) ?? ""
+            let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+            let loss = try XCTUnwrap((object?["test_loss"] as? NSNumber)?.doubleValue, e.transcript)
+            XCTAssertEqual(loss.bitPattern, trained.bitPattern, "eval -np \(np): test loss \(loss) vs \(trained) in training on 1 rank")
+        }
     }
 
     /// More ranks than chunks: one message that names --chunk, exit status 1 on every rank.

@@ -1,13 +1,84 @@
-// A data set held in memory as normalised floats [N, C, H, W] with labels, train and test split.
-// Every rank holds the whole set: the epoch permutation is global, so any rank may need any sample.
+// A data set held in memory with labels, train and test split: image files as their raw bytes
+// (a quarter of the memory of floats; every rank holds the whole set, so a 16-rank node holds 16
+// copies), normalised through a per-channel table when a batch is gathered; synthetic data as
+// floats. Every rank holds the whole set: the epoch permutation is global, so any rank may need
+// any sample.
 
 public struct Split {
-    public let images: [Float]
+    /// Samples [N, C, H, W] (or [N, F]) as bytes with, per channel, the float each byte value
+    /// stands for (table[c * 256 + v]); or as floats.
+    public enum Pixels {
+        case bytes([UInt8], table: [Float], plane: Int)
+        case floats([Float])
+    }
+    public let pixels: Pixels
     public let labels: [Int32]
     public let count: Int
+
     public init(images: [Float], labels: [Int32]) {
-        self.images = images; self.labels = labels; count = labels.count
+        pixels = .floats(images); self.labels = labels; count = labels.count
     }
+
+    /// Raw bytes, normalised on the way out: value = table[c * 256 + byte] for a byte of channel
+    /// c, where a sample's channels are planes of `plane` bytes.
+    public init(bytes: [UInt8], table: [Float], plane: Int, labels: [Int32]) {
+        precondition(table.count % 256 == 0 && plane > 0)
+        pixels = .bytes(bytes, table: table, plane: plane); self.labels = labels; count = labels.count
+    }
+
+    /// Bytes of memory the samples take.
+    public var storageBytes: Int {
+        switch pixels {
+        case .bytes(let b, _, _): return b.count
+        case .floats(let f): return 4 * f.count
+        }
+    }
+
+    /// Every sample as normalised floats (tests and tools; training gathers batches instead).
+    public var images: [Float] {
+        switch pixels {
+        case .floats(let f): return f
+        case .bytes(let b, let table, let plane):
+            let channels = table.count / 256
+            return b.indices.map { i in table[(i / plane) % channels * 256 + Int(b[i])] }
+        }
+    }
+
+    /// Writes sample `i` (of `n` values) as floats into `dst`.
+    @inline(__always)
+    func copy(_ i: Int, n: Int, to dst: UnsafeMutablePointer<Float>) {
+        switch pixels {
+        case .floats(let f):
+            f.withUnsafeBufferPointer { dst.update(from: $0.baseAddress! + i * n, count: n) }
+        case .bytes(let b, let table, let plane):
+            b.withUnsafeBufferPointer { src in
+                table.withUnsafeBufferPointer { t in
+                    let s = src.baseAddress! + i * n
+                    var c = 0, o = 0
+                    while o < n {
+                        let lut = t.baseAddress! + c * 256
+                        for k in o..<min(n, o + plane) { dst[k] = lut[Int(s[k])] }
+                        o += plane; c += 1
+                    }
+                }
+            }
+        }
+    }
+
+    /// Value `offset` (channel `channel`) of sample `i` of `n` values.
+    @inline(__always)
+    func value(_ i: Int, n: Int, channel: Int, offset: Int) -> Float {
+        switch pixels {
+        case .floats(let f): return f[i * n + offset]
+        case .bytes(let b, let table, _): return table[channel * 256 + Int(b[i * n + offset])]
+        }
+    }
+}
+
+/// The normalisation table of byte images: value = (byte / 255 - mean[c]) / std[c], computed as
+/// `normalise(byte, c)` says, for each channel.
+func byteTable(channels: Int, _ normalise: (Float, Int) -> Float) -> [Float] {
+    (0..<(channels * 256)).map { normalise(Float($0 % 256), $0 / 256) }
 }
 
 public struct Dataset {
@@ -32,16 +103,14 @@ public struct Dataset {
     public func gatherTrain(_ indices: ArraySlice<Int32>, epoch: Int, seed: UInt64,
                             x: UnsafeMutablePointer<Float>, y: UnsafeMutablePointer<Int32>) {
         let n = shape.count
-        train.images.withUnsafeBufferPointer { src in
-            for (j, index) in indices.enumerated() {
-                let i = Int(index)
-                y[j] = train.labels[i]
-                if augment {
-                    let w = RandomStream(seed: seed, purpose: .augmentation, sub: UInt32(truncatingIfNeeded: epoch)).words(UInt64(i))
-                    cropAndFlip(src.baseAddress! + i * n, x + j * n, dx: Int(w.0 % 9) - 4, dy: Int(w.1 % 9) - 4, flip: w.2 & 1 == 1)
-                } else {
-                    (x + j * n).update(from: src.baseAddress! + i * n, count: n)
-                }
+        for (j, index) in indices.enumerated() {
+            let i = Int(index)
+            y[j] = train.labels[i]
+            if augment {
+                let w = RandomStream(seed: seed, purpose: .augmentation, sub: UInt32(truncatingIfNeeded: epoch)).words(UInt64(i))
+                cropAndFlip(train, i, x + j * n, dx: Int(w.0 % 9) - 4, dy: Int(w.1 % 9) - 4, flip: w.2 & 1 == 1)
+            } else {
+                train.copy(i, n: n, to: x + j * n)
             }
         }
     }
@@ -49,15 +118,16 @@ public struct Dataset {
     /// Copies test samples `start..<start+count` into `x` / `y`.
     public func gatherTest(start: Int, count: Int, x: UnsafeMutablePointer<Float>, y: UnsafeMutablePointer<Int32>) {
         let n = shape.count
-        test.images.withUnsafeBufferPointer { src in
-            x.update(from: src.baseAddress! + start * n, count: count * n)
+        for j in 0..<count {
+            test.copy(start + j, n: n, to: x + j * n)
+            y[j] = test.labels[start + j]
         }
-        for j in 0..<count { y[j] = test.labels[start + j] }
     }
 
     /// out[c, y, x] = in[c, y + dy, x + dx] (mirrored in x when flipping), padding outside.
-    func cropAndFlip(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, dx: Int, dy: Int, flip: Bool) {
+    func cropAndFlip(_ split: Split, _ i: Int, _ dst: UnsafeMutablePointer<Float>, dx: Int, dy: Int, flip: Bool) {
         let (c, h, w) = (shape.dims[0], shape.dims[1], shape.dims[2])
+        let n = shape.count
         for ch in 0..<c {
             let pad = padValue[ch]
             for oy in 0..<h {
@@ -65,7 +135,8 @@ public struct Dataset {
                 for ox in 0..<w {
                     let sx = flip ? w - 1 - ox : ox
                     let ix = sx + dx
-                    dst[(ch * h + oy) * w + ox] = (iy >= 0 && iy < h && ix >= 0 && ix < w) ? src[(ch * h + iy) * w + ix] : pad
+                    dst[(ch * h + oy) * w + ox] = (iy >= 0 && iy < h && ix >= 0 && ix < w)
+                        ? split.value(i, n: n, channel: ch, offset: (ch * h + iy) * w + ix) : pad
                 }
             }
         }

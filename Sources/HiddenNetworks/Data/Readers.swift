@@ -74,7 +74,8 @@ func findFile(_ dir: String, _ base: String) -> String? {
     return nil
 }
 
-/// One split of an MNIST-style data set: images [N, 1, H, W] normalised with (mean, std).
+/// One split of an MNIST-style data set: images [N, 1, H, W] as bytes, normalised with
+/// (mean, std) when gathered.
 public func loadIDXSplit(dir: String, prefix: String, mean: Float, std: Float) throws -> (Split, Shape, missing: [String]) {
     let imageBase = "\(prefix)-images-idx3-ubyte", labelBase = "\(prefix)-labels-idx1-ubyte"
     let imagePath = findFile(dir, imageBase), labelPath = findFile(dir, labelBase)
@@ -88,12 +89,13 @@ public func loadIDXSplit(dir: String, prefix: String, mean: Float, std: Float) t
         throw HiddenError("\(imagePath) has \(images.dims[0]) images but \(labelPath) has \(labels.dims[0]) labels")
     }
     let scale = 1 / (255 * std), shift = mean / std
-    let x = images.data.map { Float($0) * scale - shift }
+    let table = byteTable(channels: 1) { v, _ in v * scale - shift }
     let y = labels.data.map { Int32($0) }
     if let bad = y.first(where: { $0 > 9 }) {
         throw HiddenError("\(labelPath) holds label \(bad), outside 0...9")
     }
-    return (Split(images: x, labels: y), Shape([1, images.dims[1], images.dims[2]]), [])
+    return (Split(bytes: Array(images.data), table: table, plane: images.dims[1] * images.dims[2], labels: y),
+            Shape([1, images.dims[1], images.dims[2]]), [])
 }
 
 /// What a record of a CIFAR binary version holds: `labelBytes` label bytes (the class is byte
@@ -123,9 +125,10 @@ public struct CIFARRecordFormat: Sendable {
     var fixHint: String { "download \(archive) again and unpack it" }
 }
 
-/// CIFAR binary records (CIFAR-10 by default), pixels normalised per channel with (mean, std).
+/// CIFAR binary records (CIFAR-10 by default), pixels kept as bytes and normalised per channel
+/// with (mean, std) when gathered.
 public func loadCIFARFiles(_ paths: [String], mean: [Float], std: [Float], format: CIFARRecordFormat = .cifar10) throws -> Split {
-    var x: [Float] = []
+    var x: [UInt8] = []
     var y: [Int32] = []
     let record = format.recordBytes
     for path in paths {
@@ -146,11 +149,8 @@ public func loadCIFARFiles(_ paths: [String], mean: [Float], std: [Float], forma
             }
             y.append(Int32(label))
             let pixels = r * record + format.labelBytes
-            for p in 0..<(3 * 1024) {
-                let c = p / 1024
-                x.append((Float(bytes[pixels + p]) / 255 - mean[c]) / std[c])
-            }
+            x.append(contentsOf: bytes[pixels..<(pixels + 3 * 1024)])
         }
     }
-    return Split(images: x, labels: y)
+    return Split(bytes: x, table: byteTable(channels: 3) { v, c in (v / 255 - mean[c]) / std[c] }, plane: 1024, labels: y)
 }
