@@ -18,10 +18,12 @@ let package = Package(
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
                        providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CTurboJPEG", path: "Sources/CTurboJPEG", pkgConfig: "libturbojpeg",
+                       providers: [.apt(["libturbojpeg0-dev"])]),
         // Hot loops of the exact reduction, with an AVX2 path chosen at run time.
         .target(name: "CKernels", path: "Sources/CKernels"),
         // The library: Swift over BLAS (and CKernels); never imports MPI.
-        .target(name: "HiddenNetworks", dependencies: ["CBLAS", "CZlib", "CKernels"],
+        .target(name: "HiddenNetworks", dependencies: ["CBLAS", "CZlib", "CKernels", "CTurboJPEG"],
                 swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]),
         // The MPI communicator: the only importer of CMPI.
         .target(name: "HiddenMPI", dependencies: ["CMPI", "HiddenNetworks"]),
@@ -29,7 +31,7 @@ let package = Package(
             "HiddenNetworks", "HiddenMPI",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .testTarget(name: "HiddenNetworksTests", dependencies: ["HiddenNetworks", "CKernels"]),
+        .testTarget(name: "HiddenNetworksTests", dependencies: ["HiddenNetworks", "CKernels", "CTurboJPEG"]),
         .testTarget(name: "HiddenMPITests", dependencies: ["HiddenNetworks"]),
     ]
 )
