@@ -137,6 +137,20 @@ public final class MPICommunicator: Communicator {
 
     public func barrier() { fatalIfFailed(MPI_Barrier(world), "MPI_Barrier") }
 
+    public func broadcast(_ bytes: inout [UInt8]) {
+        guard size > 1 else { return }
+        var length = Int64(rank == 0 ? bytes.count : 0)
+        fatalIfFailed(MPI_Bcast(&length, 1, cmpi_int64(), 0, world), "MPI_Bcast")
+        if rank != 0 { bytes = [UInt8](repeating: 0, count: Int(length)) }
+        var start = 0
+        while start < bytes.count {  // counts are ints: 1 GiB at a time
+            let n = min(1 << 30, bytes.count - start)
+            let code = bytes.withUnsafeMutableBytes { MPI_Bcast($0.baseAddress! + start, Int32(n), cmpi_byte(), 0, world) }
+            fatalIfFailed(code, "MPI_Bcast")
+            start += n
+        }
+    }
+
     public func abort(code: Int32) -> Never {
         MPI_Abort(world, code)
         exit(code)

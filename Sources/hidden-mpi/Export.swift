@@ -89,7 +89,7 @@ struct Eval: ParsableCommand {
             let data = try loadDataset(source, directory: dataDir,
                                        synthetic: SyntheticSpec(shape: config.inputShape, classes: config.classes,
                                                                 trainCount: trainSize, testCount: testSize),
-                                       seed: config.seed, testOnly: true)
+                                       seed: config.seed, testOnly: true, imageSize: config.inputShape.dims.last ?? 224)
             guard data.shape.count == config.inputShape.count, data.classes <= config.classes else {
                 throw HiddenError("\(path) was trained on input \(config.inputShape) with \(config.classes) classes; this \(data.name) gives \(data.shape) with \(data.classes)",
                                   hint: "point --data-dir at the data the run was trained on")

@@ -57,7 +57,7 @@ struct ModelOptions: ParsableArguments {
 }
 
 struct DataOptions: ParsableArguments {
-    @Option(help: "Data set: fashion-mnist (default, Debian's dataset-fashion-mnist), mnist, cifar10 (binary version), cifar100 (binary version, the 100 fine labels; epoch lines add top-5 accuracy), synthetic.")
+    @Option(help: "Data set: fashion-mnist (default, Debian's dataset-fashion-mnist), mnist, cifar10 (binary version), cifar100 (binary version, the 100 fine labels; epoch lines add top-5 accuracy), synthetic, imagefolder (ImageNet-style: --data-dir holds train/<class>/*.JPEG and val/<class>/*.JPEG; classes are the sorted folder names, as torchvision's ImageFolder numbers them; rank 0 lists the files once and sends the list to the others; JPEGs are decoded with libjpeg-turbo at the smallest DCT scale that suffices, grayscale and CMYK files as RGB; training takes the reference's random resized crop (8-100% of the area, aspect 3/4-4/3) and horizontal flip, evaluation resizes the shorter side to 256/224 of --image-size and takes the centre crop; a file that is not a JPEG or cannot be decoded becomes the mean image and is named once on stderr; other files than images are skipped, an empty class folder is an error).")
     var dataset: DataSource = .fashionMNIST
 
     @Option(help: "Folder with the data set's files (default for fashion-mnist: /usr/share/datasets/fashion-mnist).")
@@ -69,6 +69,9 @@ struct DataOptions: ParsableArguments {
     @Option(help: "Synthetic data: number of classes.")
     var classes: Int = 10
 
+    @Option(help: "imagefolder: the side of the square images the model sees.")
+    var imageSize: Int = 224
+
     @Option(help: "Synthetic data: training samples.")
     var trainSize: Int = 1024
 
@@ -78,6 +81,7 @@ struct DataOptions: ParsableArguments {
     func validate() throws {
         guard classes >= 2 else { throw ValidationError("--classes must be at least 2, got \(classes)") }
         guard trainSize >= 1, testSize >= 1 else { throw ValidationError("--train-size and --test-size must be at least 1") }
+        guard imageSize >= 8 else { throw ValidationError("--image-size must be at least 8, got \(imageSize)") }
     }
 
     var synthetic: SyntheticSpec { SyntheticSpec(shape: input, classes: classes, trainCount: trainSize, testCount: testSize) }
@@ -89,6 +93,7 @@ struct DataOptions: ParsableArguments {
         case .cifar10: return (Shape([3, 32, 32]), 10)
         case .cifar100: return (Shape([3, 32, 32]), 100)
         case .synthetic: return (input, classes)
+        case .imagefolder: return (Shape([3, imageSize, imageSize]), classes)
         }
     }
 }

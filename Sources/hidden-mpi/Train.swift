@@ -152,11 +152,20 @@ struct Train: ParsableCommand {
         // Each rank reads its own environment (nodes may differ): they stop together or not at all.
         Launch.agree(comm, RankAgreement.launcherProblem(worldSize: comm.size).map { HiddenError($0) }, exitCode: 2)
 
+        // An image folder is listed once, by rank 0, and the list sent to the others (every rank
+        // takes part, before anything else can fail on one of them).
+        var folderError: Error?
+        var imageFolder: ImageFolderIndex?
+        if dataOptions.dataset == .imagefolder {
+            do { imageFolder = try Self.shareImageFolder(dataOptions.dataDir, comm) } catch { folderError = error }
+        }
+        Launch.agree(comm, folderError)
+
         // Set-up: every rank loads and builds; any failure is reported once and all ranks exit.
         let directory = checkpointDir.map(CheckpointDirectory.init)
         var setup: (trainer: Trainer, metrics: JSONLines?, notes: [String])?
         var setupError: Error?
-        do { setup = try setUp(comm, directory: directory) } catch { setupError = error }
+        do { setup = try setUp(comm, directory: directory, imageFolder: imageFolder) } catch { setupError = error }
         Launch.agree(comm, setupError)
         guard let setup else { Launch.finish(comm, code: 1) }
         let (trainer, metricsFile, notes) = setup
@@ -183,6 +192,20 @@ struct Train: ParsableCommand {
         run.finished()
     }
 
+    /// Rank 0 scans the image folder and broadcasts the index (or its error) to every rank.
+    static func shareImageFolder(_ dir: String?, _ comm: Communicator) throws -> ImageFolderIndex {
+        var bytes: [UInt8] = []
+        if comm.rank == 0 {
+            do {
+                guard let dir else { throw HiddenError("imagefolder needs --data-dir", hint: "pass --data-dir DIR holding train/<class>/ and val/<class>/") }
+                bytes = [0] + (try ImageFolderIndex.scan(root: dir).serialized())
+            } catch { bytes = [1] + Array("\(error)".utf8) }
+        }
+        comm.broadcast(&bytes)
+        guard bytes.first == 0 else { throw HiddenError(String(decoding: bytes.dropFirst(), as: UTF8.self)) }
+        return try ImageFolderIndex(serialized: Array(bytes.dropFirst()))
+    }
+
     /// The checkpoint rank 0 chose, as this rank sees it; the error names this rank and its host.
     func loadChosen(_ path: String, _ comm: Communicator) throws -> SafeTensorsFile {
         do { return try ScoreCheckpoint.load(path) } catch {
@@ -195,7 +218,7 @@ struct Train: ParsableCommand {
 
     /// Everything before the first step, on every rank: the checkpoint to resume (if any), the
     /// data, the trainer, the checkpoint folder and rank 0's metrics file.
-    func setUp(_ comm: Communicator, directory: CheckpointDirectory?) throws -> (trainer: Trainer, metrics: JSONLines?, notes: [String]) {
+    func setUp(_ comm: Communicator, directory: CheckpointDirectory?, imageFolder: ImageFolderIndex?) throws -> (trainer: Trainer, metrics: JSONLines?, notes: [String]) {
         var notes: [String] = []
         var checkpoint: (path: String, file: SafeTensorsFile)?
         if let resume {
@@ -234,8 +257,12 @@ struct Train: ParsableCommand {
         } ?? dataOptions.dataset
         let synthetic = identity.map { SyntheticSpec(shape: $0.input, classes: $0.classes, trainCount: $0.trainSize, testCount: $0.testSize) }
             ?? dataOptions.synthetic
+        guard source != .imagefolder || imageFolder != nil else {
+            throw HiddenError("the checkpoint trained on an image folder", hint: "pass --dataset imagefolder --data-dir DIR as the run did")
+        }
         let data = try loadDataset(source, directory: dataOptions.dataDir, synthetic: synthetic,
-                                   seed: config?.model.seed ?? modelOptions.seed)
+                                   seed: config?.model.seed ?? modelOptions.seed,
+                                   imageSize: identity?.input.dims.last ?? dataOptions.imageSize, imageFolder: imageFolder)
         if let identity, identity != DataIdentity(data) {
             throw HiddenError("the data set differs from the checkpoint's: \(DataIdentity(data)) vs \(identity)",
                               hint: "point --data-dir at the data the run was started with")

@@ -88,6 +88,8 @@ final class JPEGTests: XCTestCase {
         let cut = Array(jpeg.prefix(jpeg.count / 2))
         XCTAssertEqual(error(cut)?.kind, .corrupt, "a truncated JPEG")
         XCTAssertEqual(error(Array(jpeg.prefix(4)))?.kind, .corrupt, "a header cut short")
+        // The same decoder still decodes a good file after the errors.
+        XCTAssertEqual(try jpeg.withUnsafeBytes { try decoder.decode($0) }.width, 64)
     }
 }
 

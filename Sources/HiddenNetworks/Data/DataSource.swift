@@ -10,11 +10,13 @@ public enum DataSource: String, CaseIterable, Sendable {
     case cifar10
     case cifar100
     case synthetic
+    /// ImageNet-style folders: train/<class>/*.JPEG and val/<class>/*.JPEG (ImageFolder.swift).
+    case imagefolder
 
     public var defaultDirectory: String? {
         switch self {
         case .fashionMNIST: return "/usr/share/datasets/fashion-mnist"
-        case .mnist, .cifar10, .cifar100, .synthetic: return nil  // Debian ships no MNIST or CIFAR package
+        case .mnist, .cifar10, .cifar100, .synthetic, .imagefolder: return nil  // Debian ships no MNIST or CIFAR package
         }
     }
 
@@ -30,6 +32,8 @@ public enum DataSource: String, CaseIterable, Sendable {
             return "unpack the CIFAR-100 binary version (cifar-100-binary.tar.gz) and pass --data-dir pointing at cifar-100-binary (it holds train.bin and test.bin)"
         case .synthetic:
             return ""
+        case .imagefolder:
+            return "pass --data-dir DIR holding train/<class>/*.JPEG and val/<class>/*.JPEG (the layout torchvision's ImageFolder reads)"
         }
     }
 }
@@ -48,8 +52,17 @@ public struct SyntheticSpec: Equatable, Sendable {
 
 /// Loads a data set. With `testOnly` (evaluation) the training split is not read and stays empty.
 public func loadDataset(_ source: DataSource, directory: String?, synthetic: SyntheticSpec = SyntheticSpec(),
-                        seed: UInt64 = 0, testOnly: Bool = false) throws -> Dataset {
+                        seed: UInt64 = 0, testOnly: Bool = false, imageSize: Int = 224,
+                        imageFolder: ImageFolderIndex? = nil) throws -> Dataset {
     switch source {
+    case .imagefolder:
+        guard let dir = directory else { throw HiddenError("imagefolder needs --data-dir", hint: source.installHint) }
+        let index = try imageFolder ?? ImageFolderIndex.scan(root: dir)
+        let train = testOnly ? Split(images: [], labels: [])
+            : Split(files: ImageFiles(root: dir, paths: index.trainFiles, size: imageSize, training: true), labels: index.trainLabels)
+        let test = Split(files: ImageFiles(root: dir, paths: index.valFiles, size: imageSize, training: false), labels: index.valLabels)
+        return Dataset(name: source.rawValue, shape: Shape([3, imageSize, imageSize]), classes: index.classes.count,
+                       train: train, test: test, augment: false, padValue: [0, 0, 0])
     case .synthetic:
         return makeSynthetic(synthetic, seed: seed)
     case .fashionMNIST, .mnist:

@@ -10,10 +10,16 @@ public struct Split {
     public enum Pixels {
         case bytes([UInt8], table: [Float], plane: Int)
         case floats([Float])
+        /// Image files, decoded and transformed when gathered (ImageFolder.swift).
+        case files(ImageFiles)
     }
     public let pixels: Pixels
     public let labels: [Int32]
     public let count: Int
+
+    public init(files: ImageFiles, labels: [Int32]) {
+        pixels = .files(files); self.labels = labels; count = labels.count
+    }
 
     public init(images: [Float], labels: [Int32]) {
         pixels = .floats(images); self.labels = labels; count = labels.count
@@ -31,6 +37,7 @@ public struct Split {
         switch pixels {
         case .bytes(let b, _, _): return b.count
         case .floats(let f): return 4 * f.count
+        case .files: return 0
         }
     }
 
@@ -41,13 +48,21 @@ public struct Split {
         case .bytes(let b, let table, let plane):
             let channels = table.count / 256
             return b.indices.map { i in table[(i / plane) % channels * 256 + Int(b[i])] }
+        case .files(let files):
+            let n = 3 * files.size * files.size
+            var out = [Float](repeating: 0, count: count * n)
+            out.withUnsafeMutableBufferPointer { p in for i in 0..<count { files.load(i, seed: 0, epoch: 0, into: p.baseAddress! + i * n) } }
+            return out
         }
     }
 
-    /// Writes sample `i` (of `n` values) as floats into `dst`.
+    /// Writes sample `i` (of `n` values) as floats into `dst`; image files are decoded with the
+    /// augmentation of (seed, epoch, i) when their split trains.
     @inline(__always)
-    func copy(_ i: Int, n: Int, to dst: UnsafeMutablePointer<Float>) {
+    func copy(_ i: Int, n: Int, to dst: UnsafeMutablePointer<Float>, seed: UInt64 = 0, epoch: Int = 0) {
         switch pixels {
+        case .files(let files):
+            files.load(i, seed: seed, epoch: epoch, into: dst)
         case .floats(let f):
             f.withUnsafeBufferPointer { dst.update(from: $0.baseAddress! + i * n, count: n) }
         case .bytes(let b, let table, let plane):
@@ -71,6 +86,7 @@ public struct Split {
         switch pixels {
         case .floats(let f): return f[i * n + offset]
         case .bytes(let b, let table, _): return table[channel * 256 + Int(b[i * n + offset])]
+        case .files: preconditionFailure("image files are augmented by their own transform")
         }
     }
 }
@@ -110,7 +126,7 @@ public struct Dataset {
                 let w = RandomStream(seed: seed, purpose: .augmentation, sub: UInt32(truncatingIfNeeded: epoch)).words(UInt64(i))
                 cropAndFlip(train, i, x + j * n, dx: Int(w.0 % 9) - 4, dy: Int(w.1 % 9) - 4, flip: w.2 & 1 == 1)
             } else {
-                train.copy(i, n: n, to: x + j * n)
+                train.copy(i, n: n, to: x + j * n, seed: seed, epoch: epoch)
             }
         }
     }

@@ -42,7 +42,7 @@ public func sniffImageFormat(_ bytes: UnsafeRawBufferPointer) -> String {
 
 /// A TurboJPEG decompressor: one per thread (a handle is not thread-safe).
 public final class JPEGDecoder {
-    private let handle: tjhandle
+    private var handle: tjhandle
     /// TurboJPEG's scaling factors no larger than 1, smallest first.
     public static let scalingFactors: [(num: Int, denom: Int)] = {
         var n: Int32 = 0
@@ -97,9 +97,37 @@ public final class JPEGDecoder {
         return RGBImage(width: sw, height: sh, pixels: cmykToRGB(out, count: sw * sh))
     }
 
+    /// The error of the last call; the handle is then replaced (after an error libjpeg-turbo
+    /// 2.1's handle can fail the next, valid file with "missing SOS marker").
     private func message() -> String {
-        guard let p = tjGetErrorStr2(handle) else { return "libjpeg-turbo error" }
-        return String(cString: p)
+        let text = tjGetErrorStr2(handle).map { String(cString: $0) } ?? "libjpeg-turbo error"
+        if let fresh = tjInitDecompress() { tjDestroy(handle); handle = fresh }
+        return text
+    }
+}
+
+/// Writes JPEGs (tests, and tools that turn a data set into an image folder).
+public enum JPEGEncoder {
+    public enum Pixels: Sendable { case rgb, gray, cmyk }
+
+    /// `pixels` (3, 1 or 4 bytes per pixel) as a JPEG of `quality` (4:4:4 colour, or grayscale).
+    public static func encode(width: Int, height: Int, pixels: [UInt8], format: Pixels, quality: Int = 95) throws -> [UInt8] {
+        guard let handle = tjInitCompress() else { throw HiddenError("libjpeg-turbo: cannot create a compressor") }
+        defer { tjDestroy(handle) }
+        let (pf, samp): (TJPF, TJSAMP) = switch format {
+        case .rgb: (TJPF_RGB, TJSAMP_444)
+        case .gray: (TJPF_GRAY, TJSAMP_GRAY)
+        case .cmyk: (TJPF_CMYK, TJSAMP_444)
+        }
+        var out: UnsafeMutablePointer<UInt8>? = nil
+        var size: UInt = 0
+        let code = pixels.withUnsafeBufferPointer {
+            tjCompress2(handle, $0.baseAddress, Int32(width), 0, Int32(height), Int32(pf.rawValue), &out, &size,
+                        Int32(samp.rawValue), Int32(quality), 0)
+        }
+        guard code == 0, let out else { throw HiddenError("libjpeg-turbo cannot encode: \(String(cString: tjGetErrorStr2(handle)))") }
+        defer { tjFree(out) }
+        return Array(UnsafeBufferPointer(start: out, count: Int(size)))
     }
 }
 

@@ -33,6 +33,7 @@ public enum Philox4x32 {
 /// permutations and augmentations never share a random number.
 public enum StreamPurpose: UInt32, Sendable {
     case weights = 1, scores = 2, permutation = 3, augmentation = 4, syntheticData = 5, syntheticTeacher = 6, sampling = 7, evaluationSampling = 8
+    case imageAugmentation = 9
 }
 
 /// A stream of random blocks addressed by (seed, purpose, sub, index): the counter is

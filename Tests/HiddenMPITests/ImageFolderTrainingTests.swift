@@ -1,0 +1,67 @@
+// `train --dataset imagefolder` under real mpirun, on a tree of JPEGs the test writes: rank 0
+// lists the folder and sends the list, every rank decodes its own samples with the augmentation
+// of (seed, epoch, sample), and with the exact reduction 1 and 2 ranks give the same bits. A PNG
+// named .JPEG is trained as the mean image and named on stderr.
+
+import Foundation
+import XCTest
+import HiddenNetworks
+
+final class ImageFolderTrainingTests: XCTestCase {
+    var dir: URL!
+
+    override func setUpWithError() throws {
+        dir = try Harness.makeTempDir(prefix: "hidden-mpi-imagefolder")
+        let root = dir.appendingPathComponent("data").path
+        func write(_ path: String, _ bytes: [UInt8]) throws {
+            let full = (root as NSString).appendingPathComponent(path)
+            try FileManager.default.createDirectory(atPath: (full as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            XCTAssertTrue(FileManager.default.createFile(atPath: full, contents: Data(bytes)))
+        }
+        // Two classes that differ in colour, 12 training and 2 validation images each, of varied sizes.
+        for (c, name) in ["blue", "red"].enumerated() {
+            for i in 0..<14 {
+                let (w, h) = (24 + 5 * i, 40 - 2 * i)
+                var p = [UInt8](repeating: 0, count: w * h * 3)
+                for y in 0..<h { for x in 0..<w {
+                    let o = (y * w + x) * 3
+                    p[o + c * 2] = UInt8(150 + (x * 100) / w); p[o + 1] = UInt8((y * 255) / h)
+                } }
+                try write("\(i < 12 ? "train" : "val")/\(name)/\(i).JPEG", try JPEGEncoder.encode(width: w, height: h, pixels: p, format: .rgb))
+            }
+        }
+        try write("train/red/broken.JPEG", [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A] + [UInt8](repeating: 1, count: 64))
+    }
+
+    override func tearDownWithError() throws {
+        if let dir { try? FileManager.default.removeItem(at: dir) }
+    }
+
+    func testSameBitsOnOneAndTwoRanksAndBadFilesNamed() throws {
+        let args = ["train", "--dataset", "imagefolder", "--data-dir", dir.appendingPathComponent("data").path, "--image-size", "16",
+                    "--model", "conv2", "--width", "0.25", "--batch-size", "10", "--epochs", "2", "--seed", "3", "--progress", "0"]
+        var folders: [String] = [], metrics: [String] = []
+        for np in [1, 2] {
+            let folder = dir.appendingPathComponent("ckpt\(np)").path, m = dir.appendingPathComponent("m\(np).jsonl").path
+            let r = try Harness.hiddenMPI(args + ["--checkpoint-dir", folder, "--metrics", m], np: np, timeout: 120)
+            XCTAssertEqual(r.status, 0, r.transcript)
+            XCTAssertTrue(r.stderr.contains("broken.JPEG not a JPEG: the file holds PNG"), r.transcript)
+            XCTAssertTrue(r.stdout.contains("imagefolder"), r.transcript)
+            folders.append(folder); metrics.append(m)
+        }
+        let run = try XCTUnwrap(try Harness.readJSONLines(metrics[0]).first { $0["kind"] as? String == "run" })
+        XCTAssertEqual((run["train_size"] as? NSNumber)?.intValue, 25)
+        XCTAssertEqual((run["classes"] as? NSNumber)?.intValue, 2)
+        XCTAssertEqual(run["input"] as? String, "3x16x16")
+        guard let a = CheckpointFolder.newest(folders[0]), let b = CheckpointFolder.newest(folders[1]) else { return XCTFail("no checkpoints") }
+        assertSameTensors(a, b, "imagefolder -np 2 vs -np 1")
+        assertSameEpochMetrics(metrics[0], metrics[1], "imagefolder -np 2 vs -np 1")
+    }
+
+    func testMissingFolderStopsEveryRankWithOneMessage() throws {
+        let r = try Harness.hiddenMPI(["train", "--dataset", "imagefolder", "--data-dir", dir.appendingPathComponent("nowhere").path,
+                                       "--max-steps", "1"], np: 2, timeout: 60)
+        XCTAssertEqual(r.status, 1, r.transcript)
+        XCTAssertEqual(Harness.count("nowhere/train does not exist", in: r.stderr), 1, r.transcript)
+    }
+}
