@@ -169,6 +169,7 @@ struct Train: ParsableCommand {
         Launch.agree(comm, setupError)
         guard let setup else { Launch.finish(comm, code: 1) }
         let (trainer, metricsFile, notes) = setup
+        trainer.startDataThreads(dataOptions.dataThreads)
 
         let checksums = try verifyWeights(trainer.model, comm)
         if resume != nil {  // a flag every rank shares: all of them take part in the comparison

@@ -43,7 +43,9 @@ final class ImageFolderTrainingTests: XCTestCase {
         var folders: [String] = [], metrics: [String] = []
         for np in [1, 2] {
             let folder = dir.appendingPathComponent("ckpt\(np)").path, m = dir.appendingPathComponent("m\(np).jsonl").path
-            let r = try Harness.hiddenMPI(args + ["--checkpoint-dir", folder, "--metrics", m], np: np, timeout: 120)
+            // Decoded in the training thread on 1 rank, by two background threads per rank on 2.
+            let r = try Harness.hiddenMPI(args + ["--checkpoint-dir", folder, "--metrics", m, "--data-threads", np == 1 ? "0" : "2"],
+                                          np: np, timeout: 120)
             XCTAssertEqual(r.status, 0, r.transcript)
             XCTAssertTrue(r.stderr.contains("broken.JPEG not a JPEG: the file holds PNG"), r.transcript)
             XCTAssertTrue(r.stdout.contains("imagefolder"), r.transcript)

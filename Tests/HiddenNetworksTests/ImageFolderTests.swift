@@ -98,4 +98,21 @@ final class ImageFolderTests: XCTestCase {
         XCTAssertEqual(x.array, y.array)
         XCTAssertEqual(labels, [0, 1])
     }
+
+    /// Background decoding gives the samples the training thread would have decoded, bit for bit.
+    func testPrefetchedSamplesEqualSynchronousOnes() throws {
+        let plain = try loadDataset(.imagefolder, directory: root, imageSize: 16)
+        let threaded = try loadDataset(.imagefolder, directory: root, imageSize: 16)
+        threaded.startDataThreads(3, capacity: 4)
+        let n = 3 * 16 * 16, order: [Int32] = [5, 0, 4, 2, 1, 3]
+        for epoch in 0..<3 {
+            threaded.prefetchTrain(order[...], epoch: epoch, seed: 2)
+            Thread.sleep(forTimeInterval: 0.05)
+            let a = FloatBuffer(count: 6 * n), b = FloatBuffer(count: 6 * n)
+            var y = [Int32](repeating: 0, count: 6)
+            plain.gatherTrain(order[...], epoch: epoch, seed: 2, x: a.pointer, y: &y)
+            threaded.gatherTrain(order[...], epoch: epoch, seed: 2, x: b.pointer, y: &y)
+            XCTAssertEqual(a.array.map(\.bitPattern), b.array.map(\.bitPattern), "epoch \(epoch)")
+        }
+    }
 }

@@ -131,6 +131,18 @@ public struct Dataset {
         }
     }
 
+    /// Asks the background decoders (image folders with data threads) for training samples that a
+    /// later gather will want; nothing for data sets held in memory.
+    public func prefetchTrain(_ indices: ArraySlice<Int32>, epoch: Int, seed: UInt64) {
+        if case .files(let files) = train.pixels { files.prefetch(indices, seed: seed, epoch: epoch) }
+    }
+
+    /// Starts `threads` decoding threads per split of an image folder, each split keeping at most
+    /// `capacity` samples ready; nothing for data sets held in memory.
+    public func startDataThreads(_ threads: Int, capacity: Int) {
+        if case .files(let files) = train.pixels { files.startPrefetching(threads: threads, capacity: capacity) }
+    }
+
     /// Copies test samples `start..<start+count` into `x` / `y`.
     public func gatherTest(start: Int, count: Int, x: UnsafeMutablePointer<Float>, y: UnsafeMutablePointer<Int32>) {
         let n = shape.count

@@ -112,39 +112,68 @@ public struct ImageFolderIndex: Equatable, Sendable {
     }
 }
 
-/// The images of one split of an image folder, decoded and transformed when gathered.
+/// The images of one split of an image folder, decoded and transformed when gathered, or ahead
+/// of time by `threads` background threads (`prefetch`), at most `capacity` samples ahead, so
+/// that memory stays bounded whatever the size of the data set.
 public final class ImageFiles: @unchecked Sendable {
     public let root: String
     public let paths: [String]
     public let size: Int
     /// Random resized crop and flip (training) or resize and centre crop (evaluation).
     public let training: Bool
-    private var decoder: JPEGDecoder?
+    private let decoder: JPEGDecoder?
     private var reported = Set<String>()
     private let lock = NSLock()
+    private var prefetcher: Prefetcher?
 
     public init(root: String, paths: [String], size: Int, training: Bool) {
         self.root = root; self.paths = paths; self.size = size; self.training = training
+        decoder = try? JPEGDecoder()
+    }
+
+    deinit { prefetcher?.stop() }
+
+    /// Starts `threads` decoding threads that keep up to `capacity` samples ready (0 threads:
+    /// everything is decoded when gathered).
+    public func startPrefetching(threads: Int, capacity: Int) {
+        guard threads > 0, capacity > 0, prefetcher == nil else { return }
+        prefetcher = Prefetcher(files: self, threads: threads, capacity: capacity)
+    }
+
+    /// Asks for samples `indices` of `epoch` ahead of their gather (no-op without threads).
+    public func prefetch(_ indices: ArraySlice<Int32>, seed: UInt64, epoch: Int) {
+        prefetcher?.request(indices, seed: seed, epoch: epoch)
     }
 
     /// The k-th uniform number of sample `index`'s augmentation in `epoch`: a pure function of
     /// (seed, epoch, index), so the same on any rank and after a resume.
     static func uniform(seed: UInt64, epoch: Int, index: Int, k: Int) -> Double {
         let w = RandomStream(seed: seed, purpose: .imageAugmentation, sub: UInt32(truncatingIfNeeded: epoch)).words(UInt64(index) << 4 | UInt64(k / 4))
-        let word = [w.0, w.1, w.2, w.3][k % 4]
-        return RandomStream.unit(word)
+        switch k % 4 {
+        case 0: return RandomStream.unit(w.0)
+        case 1: return RandomStream.unit(w.1)
+        case 2: return RandomStream.unit(w.2)
+        default: return RandomStream.unit(w.3)
+        }
     }
 
-    /// Writes sample `i` as [3, size, size] floats into `dst`. Training samples use the
-    /// augmentation of (seed, epoch, i). A file that cannot be used becomes zeros (the mean image)
-    /// and is reported once on stderr.
+    /// Writes sample `i` as [3, size, size] floats into `dst`: from the prefetched samples when it
+    /// was asked for, else decoded here. Training samples use the augmentation of (seed, epoch, i).
     public func load(_ i: Int, seed: UInt64, epoch: Int, into dst: UnsafeMutablePointer<Float>) {
+        if let prefetcher, prefetcher.take(i, seed: seed, epoch: epoch, into: dst) { return }
+        lock.lock(); defer { lock.unlock() }
+        decode(i, seed: seed, epoch: epoch, decoder: decoder, into: dst)
+    }
+
+    /// Decodes and transforms sample `i` with `decoder`. A file that cannot be used becomes zeros
+    /// (the mean image) and is reported once on stderr.
+    func decode(_ i: Int, seed: UInt64, epoch: Int, decoder: JPEGDecoder?, into dst: UnsafeMutablePointer<Float>) {
         let path = (root as NSString).appendingPathComponent(paths[i])
         do {
-            if decoder == nil { decoder = try JPEGDecoder() }
+            guard let decoder else { throw HiddenError("libjpeg-turbo: cannot create a decompressor") }
             guard let data = FileManager.default.contents(atPath: path) else { throw ImageError(kind: .unreadable, detail: "no such file or no permission") }
             try data.withUnsafeBytes { bytes in
-                let (w, h, _) = try decoder!.header(bytes)
+                let (w, h, _) = try decoder.header(bytes)
                 let box: ImageBox
                 var flip = false
                 if training {
@@ -155,16 +184,99 @@ public final class ImageFiles: @unchecked Sendable {
                     box = ImageTransforms.centerCropBox(width: w, height: h, resize: size * 256 / 224, size: size)
                 }
                 let f = JPEGDecoder.scale(need: (box.width, box.height), target: size)
-                let image = try decoder!.decode(bytes, scale: f)
+                let image = try decoder.decode(bytes, scale: f)
                 ImageTransforms.resample(image, box: box.scaled(Double(image.width) / Double(w), Double(image.height) / Double(h)),
                                          size: size, flip: flip, into: dst)
             }
         } catch {
             dst.update(repeating: 0, count: 3 * size * size)
-            lock.lock(); let first = reported.insert(path).inserted; lock.unlock()
+            reportedLock.lock(); let first = reported.insert(path).inserted; reportedLock.unlock()
             if first {
                 FileHandle.standardError.write("hidden-mpi: warning: \(path) \(error); training uses the mean image for it (hidden-mpi check-data lists such files)\n".data(using: .utf8)!)
             }
+        }
+    }
+    private let reportedLock = NSLock()
+}
+
+/// Background decoding of the samples a rank will gather next: a queue of requested samples,
+/// `threads` workers with a decoder each, and at most `capacity` decoded samples held (a worker
+/// waits for room). A sample that was never requested, or whose request was dropped, is decoded
+/// by the gathering thread itself, so the result never depends on the threads.
+final class Prefetcher: @unchecked Sendable {
+    struct Key: Hashable { let index: Int; let epoch: Int; let seed: UInt64 }
+    private unowned let files: ImageFiles
+    private let condition = NSCondition()
+    private var queue: [Key] = []
+    private var queued = Set<Key>()
+    private var ready: [Key: [Float]] = [:]
+    private var working = Set<Key>()
+    private let capacity: Int
+    private var stopped = false
+
+    init(files: ImageFiles, threads: Int, capacity: Int) {
+        self.files = files; self.capacity = capacity
+        for _ in 0..<threads {
+            let thread = Thread { [weak self] in self?.work() }
+            thread.stackSize = 1 << 20
+            thread.start()
+        }
+    }
+
+    /// Ends the workers (they hold the prefetcher until then).
+    func stop() { condition.lock(); stopped = true; condition.broadcast(); condition.unlock() }
+
+    func request(_ indices: ArraySlice<Int32>, seed: UInt64, epoch: Int) {
+        condition.lock(); defer { condition.unlock() }
+        // Samples of an earlier epoch that were never gathered (a run stopped mid-epoch) would
+        // hold room forever.
+        if ready.keys.contains(where: { $0.epoch < epoch }) { ready = ready.filter { $0.key.epoch >= epoch } }
+        if queue.contains(where: { $0.epoch < epoch }) {
+            queue.removeAll { $0.epoch < epoch }
+            queued = Set(queue)
+        }
+        for i in indices {
+            let key = Key(index: Int(i), epoch: epoch, seed: seed)
+            if ready[key] == nil, !working.contains(key), queued.insert(key).inserted { queue.append(key) }
+        }
+        condition.broadcast()
+    }
+
+    /// Copies the prefetched sample into `dst` and returns true, waiting for it if a worker has
+    /// it; false when nobody will decode it (the caller does).
+    func take(_ index: Int, seed: UInt64, epoch: Int, into dst: UnsafeMutablePointer<Float>) -> Bool {
+        let key = Key(index: index, epoch: epoch, seed: seed)
+        condition.lock(); defer { condition.unlock() }
+        if queued.contains(key) {  // not started: drop it from the queue, the caller decodes
+            queued.remove(key)
+            if let at = queue.firstIndex(of: key) { queue.remove(at: at) }
+            return false
+        }
+        while working.contains(key) { condition.wait() }
+        guard let sample = ready.removeValue(forKey: key) else { return false }
+        condition.broadcast()  // room for another
+        sample.withUnsafeBufferPointer { dst.update(from: $0.baseAddress!, count: $0.count) }
+        return true
+    }
+
+    private func work() {
+        let decoder = try? JPEGDecoder()
+        let n = 3 * files.size * files.size
+        while true {
+            condition.lock()
+            while !stopped && (queue.isEmpty || ready.count + working.count >= capacity) { condition.wait() }
+            if stopped { condition.unlock(); return }
+            let key = queue.removeFirst()
+            queued.remove(key)
+            working.insert(key)
+            condition.unlock()
+            var sample = [Float](repeating: 0, count: n)
+            sample.withUnsafeMutableBufferPointer { files.decode(key.index, seed: key.seed, epoch: key.epoch, decoder: decoder, into: $0.baseAddress!) }
+            condition.lock()
+            working.remove(key)
+            ready[key] = sample
+            condition.broadcast()
+            condition.unlock()
         }
     }
 }

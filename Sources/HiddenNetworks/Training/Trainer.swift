@@ -247,6 +247,15 @@ public final class Trainer {
         return (stepStats[0], stepStats[1], stopAll, timing)
     }
 
+    /// How many steps ahead background decoders work (image folders with data threads).
+    public static let prefetchSteps = 2
+
+    /// Starts `threads` background decoders for an image folder, holding at most the samples of
+    /// `prefetchSteps` + 1 steps of this rank; nothing for data sets held in memory.
+    public func startDataThreads(_ threads: Int) {
+        data.startDataThreads(threads, capacity: (Self.prefetchSteps + 1) * maxLocalBatch)
+    }
+
     /// Set when a step's gradients left the exact reduction's fixed-point range (or were not
     /// finite) on some rank: that step's update is skipped and `train` returns `.outOfRange`
     /// with the state of the step before.
@@ -292,6 +301,12 @@ public final class Trainer {
             let order = epochPermutation(count: data.train.count, seed: config.model.seed, epoch: epoch)
             while state.stepInEpoch < stepsPerEpoch {
                 if let cap = config.maxSteps, state.globalStep >= cap { break }
+                // This rank's samples of the next steps, for background decoders (image folders).
+                for ahead in 1...Self.prefetchSteps where state.stepInEpoch + ahead < stepsPerEpoch {
+                    let next = (state.stepInEpoch + ahead) * config.globalBatch
+                    let r = localRange(count: min(config.globalBatch, data.train.count - next))
+                    data.prefetchTrain(order[(next + r.lowerBound)..<(next + r.upperBound)], epoch: epoch, seed: config.model.seed)
+                }
                 let lo = state.stepInEpoch * config.globalBatch
                 let batch = min(config.globalBatch, data.train.count - lo)
                 let (lossSum, correct, stop, timing) = step(order: order, lo: lo, batch: batch, epoch: epoch, lr: lr,
