@@ -137,15 +137,15 @@ public final class MPICommunicator: Communicator {
 
     public func barrier() { fatalIfFailed(MPI_Barrier(world), "MPI_Barrier") }
 
-    public func broadcast(_ bytes: inout [UInt8]) {
+    public func broadcast(_ bytes: inout [UInt8], root: Int) {
         guard size > 1 else { return }
-        var length = Int64(rank == 0 ? bytes.count : 0)
-        fatalIfFailed(MPI_Bcast(&length, 1, cmpi_int64(), 0, world), "MPI_Bcast")
-        if rank != 0 { bytes = [UInt8](repeating: 0, count: Int(length)) }
+        var length = Int64(rank == root ? bytes.count : 0)
+        fatalIfFailed(MPI_Bcast(&length, 1, cmpi_int64(), Int32(root), world), "MPI_Bcast")
+        if rank != root { bytes = [UInt8](repeating: 0, count: Int(length)) }
         var start = 0
         while start < bytes.count {  // counts are ints: 1 GiB at a time
             let n = min(1 << 30, bytes.count - start)
-            let code = bytes.withUnsafeMutableBytes { MPI_Bcast($0.baseAddress! + start, Int32(n), cmpi_byte(), 0, world) }
+            let code = bytes.withUnsafeMutableBytes { MPI_Bcast($0.baseAddress! + start, Int32(n), cmpi_byte(), Int32(root), world) }
             fatalIfFailed(code, "MPI_Bcast")
             start += n
         }

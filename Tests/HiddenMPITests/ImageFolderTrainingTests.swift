@@ -66,4 +66,19 @@ final class ImageFolderTrainingTests: XCTestCase {
         XCTAssertEqual(r.status, 1, r.transcript)
         XCTAssertEqual(Harness.count("nowhere/train does not exist", in: r.stderr), 1, r.transcript)
     }
+
+    /// check-data on 2 ranks lists the PNG named .JPEG once, counts every file, exits 1.
+    func testCheckDataListsTheBadFileAndExitsOne() throws {
+        let root = dir.appendingPathComponent("data").path
+        let r = try Harness.hiddenMPI(["check-data", "--data-dir", root, "--image-size", "32"], np: 2, timeout: 60)
+        XCTAssertEqual(r.status, 1, r.transcript)
+        XCTAssertEqual(Harness.count("bad: \(root)/train/red/broken.JPEG: not a JPEG: the file holds PNG", in: r.stdout), 1, r.transcript)
+        XCTAssertTrue(r.stdout.contains("checked 29 files (25 train, 4 val, 2 classes"), r.transcript)
+        try FileManager.default.removeItem(atPath: root + "/train/red/broken.JPEG")
+        let good = try Harness.hiddenMPI(["check-data", "--data-dir", root, "--json"], np: 2, timeout: 60)
+        XCTAssertEqual(good.status, 0, good.transcript)
+        let object = try JSONSerialization.jsonObject(with: Data(good.stdout.utf8)) as? [String: Any]
+        XCTAssertEqual((object?["files"] as? NSNumber)?.intValue, 28)
+        XCTAssertEqual((object?["bad"] as? [Any])?.count, 0)
+    }
 }

@@ -170,30 +170,37 @@ public final class ImageFiles: @unchecked Sendable {
     func decode(_ i: Int, seed: UInt64, epoch: Int, decoder: JPEGDecoder?, into dst: UnsafeMutablePointer<Float>) {
         let path = (root as NSString).appendingPathComponent(paths[i])
         do {
-            guard let decoder else { throw HiddenError("libjpeg-turbo: cannot create a decompressor") }
-            guard let data = FileManager.default.contents(atPath: path) else { throw ImageError(kind: .unreadable, detail: "no such file or no permission") }
-            try data.withUnsafeBytes { bytes in
-                let (w, h, _) = try decoder.header(bytes)
-                let box: ImageBox
-                var flip = false
-                if training {
-                    let crop = ImageTransforms.randomResizedCrop(width: w, height: h) { k in Self.uniform(seed: seed, epoch: epoch, index: i, k: k) }
-                    box = ImageBox(x0: Double(crop.x), y0: Double(crop.y), x1: Double(crop.x + crop.w), y1: Double(crop.y + crop.h))
-                    flip = Self.uniform(seed: seed, epoch: epoch, index: i, k: 40) < 0.5
-                } else {
-                    box = ImageTransforms.centerCropBox(width: w, height: h, resize: size * 256 / 224, size: size)
-                }
-                let f = JPEGDecoder.scale(need: (box.width, box.height), target: size)
-                let image = try decoder.decode(bytes, scale: f)
-                ImageTransforms.resample(image, box: box.scaled(Double(image.width) / Double(w), Double(image.height) / Double(h)),
-                                         size: size, flip: flip, into: dst)
-            }
+            try decodeOrThrow(i, seed: seed, epoch: epoch, decoder: decoder, into: dst)
         } catch {
             dst.update(repeating: 0, count: 3 * size * size)
             reportedLock.lock(); let first = reported.insert(path).inserted; reportedLock.unlock()
             if first {
                 FileHandle.standardError.write("hidden-mpi: warning: \(path) \(error); training uses the mean image for it (hidden-mpi check-data lists such files)\n".data(using: .utf8)!)
             }
+        }
+    }
+
+    /// Decodes and transforms sample `i` with `decoder`, or throws why the file cannot be used
+    /// (`hidden-mpi check-data`).
+    public func decodeOrThrow(_ i: Int, seed: UInt64, epoch: Int, decoder: JPEGDecoder?, into dst: UnsafeMutablePointer<Float>) throws {
+        let path = (root as NSString).appendingPathComponent(paths[i])
+        guard let decoder else { throw HiddenError("libjpeg-turbo: cannot create a decompressor") }
+        guard let data = FileManager.default.contents(atPath: path) else { throw ImageError(kind: .unreadable, detail: "no such file or no permission") }
+        try data.withUnsafeBytes { bytes in
+            let (w, h, _) = try decoder.header(bytes)
+            let box: ImageBox
+            var flip = false
+            if training {
+                let crop = ImageTransforms.randomResizedCrop(width: w, height: h) { k in Self.uniform(seed: seed, epoch: epoch, index: i, k: k) }
+                box = ImageBox(x0: Double(crop.x), y0: Double(crop.y), x1: Double(crop.x + crop.w), y1: Double(crop.y + crop.h))
+                flip = Self.uniform(seed: seed, epoch: epoch, index: i, k: 40) < 0.5
+            } else {
+                box = ImageTransforms.centerCropBox(width: w, height: h, resize: size * 256 / 224, size: size)
+            }
+            let f = JPEGDecoder.scale(need: (box.width, box.height), target: size)
+            let image = try decoder.decode(bytes, scale: f)
+            ImageTransforms.resample(image, box: box.scaled(Double(image.width) / Double(w), Double(image.height) / Double(h)),
+                                     size: size, flip: flip, into: dst)
         }
     }
     private let reportedLock = NSLock()

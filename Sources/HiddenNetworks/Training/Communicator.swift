@@ -23,8 +23,8 @@ public protocol Communicator: AnyObject {
     /// Blocks until every started reduction is complete.
     func waitAllreduces()
     func barrier()
-    /// Rank 0's `bytes` on every rank (collective; the others' contents are replaced).
-    func broadcast(_ bytes: inout [UInt8])
+    /// Rank `root`'s `bytes` on every rank (collective; the others' contents are replaced).
+    func broadcast(_ bytes: inout [UInt8], root: Int)
     /// Ends every rank of the job with `code`.
     func abort(code: Int32) -> Never
 }
@@ -37,16 +37,19 @@ extension Communicator {
     }
     public func startAllreduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) { allreduceSum(buffer) }
     public func startAllreduceSum(_ buffer: UnsafeMutableBufferPointer<Int64>) { allreduceSum(buffer) }
+    /// Rank 0's `bytes` on every rank.
+    public func broadcast(_ bytes: inout [UInt8]) { broadcast(&bytes, root: 0) }
+
     /// By allreduce (test communicators): the length, then the bytes as doubles, 4096 at a time.
-    public func broadcast(_ bytes: inout [UInt8]) {
+    public func broadcast(_ bytes: inout [UInt8], root: Int) {
         guard size > 1 else { return }
-        var length = [rank == 0 ? Double(bytes.count) : 0]
+        var length = [rank == root ? Double(bytes.count) : 0]
         allreduce(&length, op: .sum)
         var out = [UInt8](repeating: 0, count: Int(length[0]))
         var start = 0
         while start < out.count {
             let n = min(4096, out.count - start)
-            var slots = (0..<n).map { rank == 0 ? Double(bytes[start + $0]) : 0 }
+            var slots = (0..<n).map { rank == root ? Double(bytes[start + $0]) : 0 }
             allreduce(&slots, op: .sum)
             for k in 0..<n { out[start + k] = UInt8(slots[k]) }
             start += n
