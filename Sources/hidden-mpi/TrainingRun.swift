@@ -64,7 +64,7 @@ final class TrainingRun {
         if s.step == firstStep + 1, driftRank == comm.rank { trainer.model.scores[0] += 1e-3 }
         if s.step <= logSteps {
             metricsFile?.write(["kind": "step", "epoch": s.epoch + 1, "step": s.step, "loss": s.loss,
-                                "train_acc": s.accuracy, "lr": s.lr])
+                                "train_acc": s.accuracy, "lr": s.lr, "step_s": s.timing.total, "data_s": s.timing.data])
             if logSteps <= 20 { out.line(String(format: "  step %4d  loss %.6f", s.step, s.loss)) }
         }
         if progressEvery > 0, Date().timeIntervalSince(lastProgress) >= progressEvery, s.stepInEpoch < s.stepsPerEpoch {

@@ -102,6 +102,9 @@ public struct EpochMetrics: Codable, Sendable {
     public var world_size: Int
     public var compute_s: Double
     public var allreduce_s: Double
+    /// Seconds this rank's steps spent gathering their samples (decoding them, for an image
+    /// folder whose background threads fell behind): part of compute_s.
+    public var data_s: Double = 0
     /// Top-5 test accuracy, only with more than 10 classes (nil, and absent from the JSON, otherwise):
     /// a sample counts when fewer than 5 classes have a strictly larger logit than its label.
     public var test_top5: Double? = nil
@@ -296,7 +299,7 @@ public final class Trainer {
             if let cap = config.maxSteps, state.globalStep >= cap { break }
             let epoch = state.epoch
             let started = Date()
-            var computeTime = 0.0, reduceTime = 0.0, trainedHere = 0
+            var computeTime = 0.0, reduceTime = 0.0, dataTime = 0.0, trainedHere = 0
             let lr = schedule.lr(epoch: epoch)
             let order = epochPermutation(count: data.train.count, seed: config.model.seed, epoch: epoch)
             while state.stepInEpoch < stepsPerEpoch {
@@ -315,6 +318,7 @@ public final class Trainer {
                 if outOfRange { return .outOfRange }
                 computeTime += timing.total - timing.allreduceWait
                 reduceTime += timing.allreduceWait
+                dataTime += timing.data
                 state.lossSum += lossSum; state.correct += correct; state.seen += batch
                 state.globalStep += 1; state.stepInEpoch += 1
                 trainedHere += batch
@@ -331,7 +335,7 @@ public final class Trainer {
                                        train_acc: state.seen > 0 ? state.correct / Double(state.seen) : .nan,
                                        test_loss: test.loss, test_acc: test.accuracy, lr: lr, seconds: seconds,
                                        images_per_s: Double(trainedHere) / max(trainSeconds, 1e-9), world_size: comm.size,
-                                       compute_s: computeTime, allreduce_s: reduceTime,
+                                       compute_s: computeTime, allreduce_s: reduceTime, data_s: dataTime,
                                        test_top5: EpochMetrics.reportsTop5(classes: config.model.classes) ? test.top5 : nil)
             if state.stepInEpoch < stepsPerEpoch {
                 // Stopped by maxSteps inside the epoch: report what was trained, but the state
