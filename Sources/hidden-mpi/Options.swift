@@ -10,6 +10,9 @@ extension ScheduleKind: ExpressibleByArgument {}
 extension TrainingMethod: ExpressibleByArgument {}
 extension BatchNormSync: ExpressibleByArgument {}
 extension GradientReduction: ExpressibleByArgument {}
+
+/// train --augment.
+enum AugmentChoice: String, ExpressibleByArgument, CaseIterable { case reference, none }
 extension Shape: ExpressibleByArgument {
     public init?(argument: String) { self.init(parsing: argument) }
 }

@@ -72,6 +72,9 @@ struct Train: ParsableCommand {
     @Option(help: "Samples per chunk of the exact reduction (default: the global batch / 16, rounded up). At most (global batch / chunk) ranks share a batch; a different chunk gives a different (equally valid) run.")
     var chunk: Int?
 
+    @Option(help: ArgumentHelp("Training augmentation: reference (the reference's for the data set: CIFAR random crop with padding 4 and horizontal flip; imagefolder random resized crop and flip; none for the MNIST-likes and synthetic data) or none (imagefolder: the evaluation transform, resize and centre crop).", valueName: "reference|none"))
+    var augment: AugmentChoice = .reference
+
     @Option(help: "Stop after this many optimiser steps in all (quick looks and tests).")
     var maxSteps: Int?
 
@@ -137,6 +140,7 @@ struct Train: ParsableCommand {
         c.bnSync = bnSync
         c.reduction = reduction
         c.chunk = chunk
+        c.augment = augment == .reference
         return c
     }
 
@@ -263,7 +267,8 @@ struct Train: ParsableCommand {
         }
         let data = try loadDataset(source, directory: dataOptions.dataDir, synthetic: synthetic,
                                    seed: config?.model.seed ?? modelOptions.seed,
-                                   imageSize: identity?.input.dims.last ?? dataOptions.imageSize, imageFolder: imageFolder)
+                                   imageSize: identity?.input.dims.last ?? dataOptions.imageSize, imageFolder: imageFolder,
+                                   augment: config?.augment ?? (augment == .reference))
         if let identity, identity != DataIdentity(data) {
             throw HiddenError("the data set differs from the checkpoint's: \(DataIdentity(data)) vs \(identity)",
                               hint: "point --data-dir at the data the run was started with")
@@ -306,7 +311,7 @@ struct Train: ParsableCommand {
         "test_size": "--test-size", "global_batch": "--batch-size", "lr": "--lr", "momentum": "--momentum",
         "weight_decay": "--weight-decay", "nesterov": "--nesterov", "schedule": "--schedule", "warmup": "--warmup",
         "label_smoothing": "--label-smoothing", "epochs": "--epochs", "method": "--method",
-        "bn_sync": "--bn-sync", "reduction": "--reduction", "chunk": "--chunk", "first_layer_dense": "--first-layer-dense", "last_layer_dense": "--last-layer-dense"]
+        "bn_sync": "--bn-sync", "reduction": "--reduction", "chunk": "--chunk", "augment": "--augment", "first_layer_dense": "--first-layer-dense", "last_layer_dense": "--last-layer-dense"]
 
     /// Each rank's weight checksum, gathered on all ranks; aborts the job if any differs.
     func verifyWeights(_ model: Model, _ comm: Communicator) throws -> [UInt64] {

@@ -55,6 +55,7 @@ final class ImageFolderTrainingTests: XCTestCase {
         XCTAssertEqual((run["train_size"] as? NSNumber)?.intValue, 25)
         XCTAssertEqual((run["classes"] as? NSNumber)?.intValue, 2)
         XCTAssertEqual(run["input"] as? String, "3x16x16")
+        XCTAssertEqual(run["augment"] as? String, "reference")
         guard let a = CheckpointFolder.newest(folders[0]), let b = CheckpointFolder.newest(folders[1]) else { return XCTFail("no checkpoints") }
         assertSameTensors(a, b, "imagefolder -np 2 vs -np 1")
         assertSameEpochMetrics(metrics[0], metrics[1], "imagefolder -np 2 vs -np 1")
@@ -80,5 +81,22 @@ final class ImageFolderTrainingTests: XCTestCase {
         let object = try JSONSerialization.jsonObject(with: Data(good.stdout.utf8)) as? [String: Any]
         XCTAssertEqual((object?["files"] as? NSNumber)?.intValue, 28)
         XCTAssertEqual((object?["bad"] as? [Any])?.count, 0)
+    }
+
+    /// Stopped after 4 steps and resumed (on 2 ranks instead of 1), the run ends where the
+    /// uninterrupted one ends: each sample's crop and flip depend on (seed, epoch, index) alone.
+    func testResumeOnImageFolderEqualsUninterruptedRun() throws {
+        let args = ["train", "--dataset", "imagefolder", "--data-dir", dir.appendingPathComponent("data").path, "--image-size", "16",
+                    "--model", "conv2", "--width", "0.25", "--batch-size", "10", "--epochs", "2", "--seed", "5", "--progress", "0"]
+        let whole = dir.appendingPathComponent("whole").path, part = dir.appendingPathComponent("part").path
+        let r1 = try Harness.hiddenMPI(args + ["--checkpoint-dir", whole], np: 1, timeout: 120)
+        XCTAssertEqual(r1.status, 0, r1.transcript)
+        let r2 = try Harness.hiddenMPI(args + ["--checkpoint-dir", part, "--max-steps", "4"], np: 1, timeout: 120)
+        XCTAssertEqual(r2.status, 0, r2.transcript)
+        let r3 = try Harness.hiddenMPI(args + ["--checkpoint-dir", part, "--resume", "auto"], np: 2, timeout: 120)
+        XCTAssertEqual(r3.status, 0, r3.transcript)
+        guard let a = CheckpointFolder.newest(whole), let b = CheckpointFolder.newest(part) else { return XCTFail("no checkpoints") }
+        XCTAssertEqual(CheckpointFolder.step(a), CheckpointFolder.step(b))
+        assertSameTensors(a, b, "imagefolder: resumed after 4 steps on 2 ranks vs uninterrupted on 1")
     }
 }

@@ -74,7 +74,7 @@ CHECKPOINT_KEYS = {
     "first_layer_dense", "last_layer_dense",
     # training
     "train_size", "test_size", "global_batch", "lr", "momentum", "weight_decay", "nesterov",
-    "schedule", "warmup", "epochs", "label_smoothing", "bn_sync", "reduction", "chunk",
+    "schedule", "warmup", "epochs", "label_smoothing", "bn_sync", "reduction", "chunk", "augment",
     # where the run stands
     "epoch", "step_in_epoch", "global_step", "epoch_loss_sum", "epoch_correct", "epoch_seen",
     "world_size", "weight_checksum", "layers", "batchnorms",

@@ -31,7 +31,7 @@ public enum RunFields {
          ("weight_decay", "\(c.sgd.weightDecay)"), ("nesterov", "\(c.sgd.nesterov)"),
          ("schedule", c.schedule.rawValue), ("warmup", "\(c.warmup)"), ("epochs", "\(c.epochs)"),
          ("label_smoothing", "\(c.labelSmoothing)"), ("bn_sync", c.bnSync.rawValue),
-         ("reduction", c.reduction.rawValue), ("chunk", "\(c.chunkSize)")]
+         ("reduction", c.reduction.rawValue), ("chunk", "\(c.chunkSize)"), ("augment", c.augment ? "reference" : "none")]
     }
 
     /// Fields that may change when a run is resumed: the others must match the checkpoint.
@@ -85,6 +85,12 @@ public enum RunFields {
         c.labelSmoothing = try p.number("label_smoothing", Double.self)
         // Files written before the ResNets have no batch norm and no "bn_sync".
         c.bnSync = meta["bn_sync"] == nil ? .global : try p.choice("bn_sync", BatchNormSync.self)
+        // Files written before --augment augmented as the reference does.
+        switch meta["augment"] ?? "reference" {
+        case "reference": c.augment = true
+        case "none": c.augment = false
+        case let v: throw HiddenError("\(source): metadata field augment = \"\(v)\" is not known to this version")
+        }
         // Files written before the exact reduction were float runs.
         c.reduction = meta["reduction"] == nil ? .float : try p.choice("reduction", GradientReduction.self)
         if c.reduction == .exact {

@@ -53,13 +53,13 @@ public struct SyntheticSpec: Equatable, Sendable {
 /// Loads a data set. With `testOnly` (evaluation) the training split is not read and stays empty.
 public func loadDataset(_ source: DataSource, directory: String?, synthetic: SyntheticSpec = SyntheticSpec(),
                         seed: UInt64 = 0, testOnly: Bool = false, imageSize: Int = 224,
-                        imageFolder: ImageFolderIndex? = nil) throws -> Dataset {
+                        imageFolder: ImageFolderIndex? = nil, augment: Bool = true) throws -> Dataset {
     switch source {
     case .imagefolder:
         guard let dir = directory else { throw HiddenError("imagefolder needs --data-dir", hint: source.installHint) }
         let index = try imageFolder ?? ImageFolderIndex.scan(root: dir)
         let train = testOnly ? Split(images: [], labels: [])
-            : Split(files: ImageFiles(root: dir, paths: index.trainFiles, size: imageSize, training: true), labels: index.trainLabels)
+            : Split(files: ImageFiles(root: dir, paths: index.trainFiles, size: imageSize, training: augment), labels: index.trainLabels)
         let test = Split(files: ImageFiles(root: dir, paths: index.valFiles, size: imageSize, training: false), labels: index.valLabels)
         return Dataset(name: source.rawValue, shape: Shape([3, imageSize, imageSize]), classes: index.classes.count,
                        train: train, test: test, augment: false, padValue: [0, 0, 0])
@@ -85,9 +85,9 @@ public func loadDataset(_ source: DataSource, directory: String?, synthetic: Syn
         return Dataset(name: source.rawValue, shape: shape, classes: 10, train: train, test: test,
                        augment: false, padValue: [-mean / std])
     case .cifar10:
-        return try loadCIFAR(.cifar10, directory: directory, testOnly: testOnly)
+        return try loadCIFAR(.cifar10, directory: directory, testOnly: testOnly, augment: augment)
     case .cifar100:
-        return try loadCIFAR(.cifar100, directory: directory, testOnly: testOnly)
+        return try loadCIFAR(.cifar100, directory: directory, testOnly: testOnly, augment: augment)
     }
 }
 
@@ -120,7 +120,7 @@ struct CIFARLayout {
 
 /// A CIFAR binary version: finds the folder, checks that every file is there and has its exact
 /// size, reads and normalises it; training samples are augmented.
-func loadCIFAR(_ layout: CIFARLayout, directory: String?, testOnly: Bool = false) throws -> Dataset {
+func loadCIFAR(_ layout: CIFARLayout, directory: String?, testOnly: Bool = false, augment: Bool = true) throws -> Dataset {
     var layout = layout
     if testOnly { layout.trainFiles = [] }
     let source = layout.source
@@ -150,7 +150,7 @@ func loadCIFAR(_ layout: CIFARLayout, directory: String?, testOnly: Bool = false
     let train = try loadCIFARFiles(paths(layout.trainFiles), mean: layout.mean, std: layout.std, format: layout.format)
     let test = try loadCIFARFiles(paths(layout.testFiles), mean: layout.mean, std: layout.std, format: layout.format)
     return Dataset(name: source.rawValue, shape: Shape([3, 32, 32]), classes: layout.format.classes, train: train, test: test,
-                   augment: true, padValue: (0..<3).map { -layout.mean[$0] / layout.std[$0] })
+                   augment: augment, padValue: (0..<3).map { -layout.mean[$0] / layout.std[$0] })
 }
 
 func makeSynthetic(_ spec: SyntheticSpec, seed: UInt64) -> Dataset {

@@ -21,6 +21,9 @@ public struct TrainConfig: Equatable, Sendable {
     /// statistics and metrics; and the exact reduction's samples per chunk (nil: the default).
     public var reduction: GradientReduction = .exact
     public var chunk: Int? = nil
+    /// The reference's training augmentation of the data set (CIFAR: crop and flip; image
+    /// folders: random resized crop and flip), or none (image folders: the evaluation transform).
+    public var augment: Bool = true
 
     /// Samples per chunk of the exact reduction (0 under the float reduction): --chunk, or by
     /// default a sixteenth of the global batch, so that up to 16 ranks share every batch.
