@@ -35,19 +35,12 @@ if [ ! -e "$RUN.checked" ]; then
 fi
 
 fan=--no-scale-fan; [ "$SCALE_FAN" = 1 ] && fan=--scale-fan
-mpirun -np "${SLURM_NTASKS:-1}" --bind-to none "$BIN" train \
+# Slurm runs a copy of this script from its spool folder: requeue.sh is found from the submit folder.
+source "${HIDDEN_MPI_JOBS:-$PWD/jobs}/requeue.sh"
+run_requeueable mpirun -np "${SLURM_NTASKS:-1}" --bind-to none "$BIN" train \
     --model "$MODEL" --dataset imagefolder --data-dir "$DATA" --image-size 224 \
     --k 0.3 --init signed-constant "$fan" \
     --batch-size 256 --chunk "$CHUNK" --lr 0.256 --momentum 0.875 --weight-decay 3.0517578125e-5 \
     --label-smoothing 0.1 --warmup 5 --schedule cosine --epochs 100 \
     --data-threads "$DATA_THREADS" --threads "$THREADS" \
-    --checkpoint-dir "$RUN" --checkpoint-every 500 --resume auto --metrics "$RUN.jsonl" &
-pid=$!
-trap 'echo "time limit near: asking hidden-mpi to checkpoint"; kill -USR1 "$pid"; signalled=1' USR1
-wait "$pid"; status=$?
-if [ "${signalled:-0}" = 1 ]; then wait "$pid"; status=$?; fi
-if [ "$status" -eq 75 ]; then
-    echo "checkpointed; requeueing"
-    scontrol requeue "$SLURM_JOB_ID"
-fi
-exit "$status"
+    --checkpoint-dir "$RUN" --checkpoint-every 500 --resume auto --metrics "$RUN.jsonl"

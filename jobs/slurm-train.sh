@@ -20,16 +20,8 @@ mkdir -p runs
 # more ranks than that (sbatch -N 2 and up), add --chunk 4 (32 chunks) from the first submission
 # on: the checkpoint keeps it. Docs/reproducibility.md.
 
-mpirun -np "$SLURM_NTASKS" --bind-to core "$BIN" train \
+# Slurm runs a copy of this script from its spool folder: requeue.sh is found from the submit folder.
+source "${HIDDEN_MPI_JOBS:-$PWD/jobs}/requeue.sh"
+run_requeueable mpirun -np "$SLURM_NTASKS" --bind-to core "$BIN" train \
     --model conv6 --dataset cifar10 --data-dir "$1" --epochs 100 \
-    --checkpoint-dir "$RUN" --checkpoint-every 500 --resume auto --metrics "$RUN.jsonl" &
-pid=$!
-trap 'echo "time limit near: asking hidden-mpi to checkpoint"; kill -USR1 "$pid"; signalled=1' USR1
-wait "$pid"; status=$?
-# A trapped signal interrupts `wait` (status 128 + 10): wait again for mpirun's own status.
-if [ "${signalled:-0}" = 1 ]; then wait "$pid"; status=$?; fi
-if [ "$status" -eq 75 ]; then
-    echo "checkpointed; requeueing"
-    scontrol requeue "$SLURM_JOB_ID"
-fi
-exit "$status"
+    --checkpoint-dir "$RUN" --checkpoint-every 500 --resume auto --metrics "$RUN.jsonl"
