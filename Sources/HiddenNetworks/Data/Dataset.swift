@@ -131,6 +131,12 @@ public struct Dataset {
         }
     }
 
+    /// Whether background decoders want to hear of samples ahead (`prefetchTrain`).
+    public var prefetches: Bool {
+        if case .files(let files) = train.pixels { return files.prefetching }
+        return false
+    }
+
     /// Asks the background decoders (image folders with data threads) for training samples that a
     /// later gather will want; nothing for data sets held in memory.
     public func prefetchTrain(_ indices: ArraySlice<Int32>, epoch: Int, seed: UInt64) {

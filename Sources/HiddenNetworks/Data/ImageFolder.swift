@@ -140,6 +140,8 @@ public final class ImageFiles: @unchecked Sendable {
         prefetcher = Prefetcher(files: self, threads: threads, capacity: capacity)
     }
 
+    public var prefetching: Bool { prefetcher != nil }
+
     /// Asks for samples `indices` of `epoch` ahead of their gather (no-op without threads).
     public func prefetch(_ indices: ArraySlice<Int32>, seed: UInt64, epoch: Int) {
         prefetcher?.request(indices, seed: seed, epoch: epoch)
@@ -212,7 +214,9 @@ public final class ImageFiles: @unchecked Sendable {
 /// by the gathering thread itself, so the result never depends on the threads.
 final class Prefetcher: @unchecked Sendable {
     struct Key: Hashable { let index: Int; let epoch: Int; let seed: UInt64 }
-    private unowned let files: ImageFiles
+    /// Weak: the files own the prefetcher; a worker holds them only while it decodes.
+    private weak var files: ImageFiles?
+    private let sampleCount: Int
     private let condition = NSCondition()
     private var queue: [Key] = []
     private var queued = Set<Key>()
@@ -223,6 +227,7 @@ final class Prefetcher: @unchecked Sendable {
 
     init(files: ImageFiles, threads: Int, capacity: Int) {
         self.files = files; self.capacity = capacity
+        sampleCount = 3 * files.size * files.size
         for _ in 0..<threads {
             let thread = Thread { [weak self] in self?.work() }
             thread.stackSize = 1 << 20
@@ -235,11 +240,11 @@ final class Prefetcher: @unchecked Sendable {
 
     func request(_ indices: ArraySlice<Int32>, seed: UInt64, epoch: Int) {
         condition.lock(); defer { condition.unlock() }
-        // Samples of an earlier epoch that were never gathered (a run stopped mid-epoch) would
-        // hold room forever.
-        if ready.keys.contains(where: { $0.epoch < epoch }) { ready = ready.filter { $0.key.epoch >= epoch } }
-        if queue.contains(where: { $0.epoch < epoch }) {
-            queue.removeAll { $0.epoch < epoch }
+        // Samples of epochs before the one in progress (requests reach one epoch ahead) that were
+        // never gathered (a run stopped mid-epoch, then resumed) would hold room forever.
+        if ready.keys.contains(where: { $0.epoch < epoch - 1 }) { ready = ready.filter { $0.key.epoch >= epoch - 1 } }
+        if queue.contains(where: { $0.epoch < epoch - 1 }) {
+            queue.removeAll { $0.epoch < epoch - 1 }
             queued = Set(queue)
         }
         for i in indices {
@@ -268,7 +273,7 @@ final class Prefetcher: @unchecked Sendable {
 
     private func work() {
         let decoder = try? JPEGDecoder()
-        let n = 3 * files.size * files.size
+        let n = sampleCount
         while true {
             condition.lock()
             while !stopped && (queue.isEmpty || ready.count + working.count >= capacity) { condition.wait() }
@@ -278,6 +283,7 @@ final class Prefetcher: @unchecked Sendable {
             working.insert(key)
             condition.unlock()
             var sample = [Float](repeating: 0, count: n)
+            guard let files else { return }
             sample.withUnsafeMutableBufferPointer { files.decode(key.index, seed: key.seed, epoch: key.epoch, decoder: decoder, into: $0.baseAddress!) }
             condition.lock()
             working.remove(key)

@@ -255,6 +255,8 @@ public final class Trainer {
 
     /// How many steps ahead background decoders work (image folders with data threads).
     public static let prefetchSteps = 2
+    /// The next epoch's permutation, made early when background decoders look into it.
+    private var nextOrder: (epoch: Int, order: [Int32])?
 
     /// Starts `threads` background decoders for an image folder, holding at most the samples of
     /// `prefetchSteps` + 1 steps of this rank; nothing for data sets held in memory.
@@ -304,14 +306,26 @@ public final class Trainer {
             let started = Date()
             var computeTime = 0.0, reduceTime = 0.0, dataTime = 0.0, trainedHere = 0
             let lr = schedule.lr(epoch: epoch)
-            let order = epochPermutation(count: data.train.count, seed: config.model.seed, epoch: epoch)
+            let order = nextOrder?.epoch == epoch ? nextOrder!.order : epochPermutation(count: data.train.count, seed: config.model.seed, epoch: epoch)
+            nextOrder = nil
             while state.stepInEpoch < stepsPerEpoch {
                 if let cap = config.maxSteps, state.globalStep >= cap { break }
-                // This rank's samples of the next steps, for background decoders (image folders).
-                for ahead in 1...Self.prefetchSteps where state.stepInEpoch + ahead < stepsPerEpoch {
-                    let next = (state.stepInEpoch + ahead) * config.globalBatch
-                    let r = localRange(count: min(config.globalBatch, data.train.count - next))
-                    data.prefetchTrain(order[(next + r.lowerBound)..<(next + r.upperBound)], epoch: epoch, seed: config.model.seed)
+                // This rank's samples of the next steps, for background decoders (image folders),
+                // into the next epoch too: they then decode while this one's evaluation runs.
+                if data.prefetches {
+                    for ahead in 1...Self.prefetchSteps {
+                        var (s, e, o) = (state.stepInEpoch + ahead, epoch, order)
+                        if s >= stepsPerEpoch {
+                            guard epoch + 1 < config.epochs else { break }
+                            if nextOrder?.epoch != epoch + 1 {
+                                nextOrder = (epoch + 1, epochPermutation(count: data.train.count, seed: config.model.seed, epoch: epoch + 1))
+                            }
+                            (s, e, o) = (s - stepsPerEpoch, epoch + 1, nextOrder!.order)
+                        }
+                        let next = s * config.globalBatch
+                        let r = localRange(count: min(config.globalBatch, data.train.count - next))
+                        data.prefetchTrain(o[(next + r.lowerBound)..<(next + r.upperBound)], epoch: e, seed: config.model.seed)
+                    }
                 }
                 let lo = state.stepInEpoch * config.globalBatch
                 let batch = min(config.globalBatch, data.train.count - lo)
