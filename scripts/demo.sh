@@ -8,6 +8,6 @@ source scripts/env.sh
 swift build -c release
 mkdir -p runs
 mpirun -np 2 .build/release/hidden-mpi train --model fc --k 0.5 --epochs 3 --metrics runs/demo.jsonl "$@"
-echo "next: the paper's Conv2 (about 5 minutes on 2 cores, 89% after 3 epochs):"
+echo "next: the paper's Conv2 (5 to 8 minutes on 2 cores, about 90% after 3 epochs):"
 echo "  source scripts/env.sh && mpirun -np 2 .build/release/hidden-mpi train --model conv2 --epochs 3 --metrics runs/conv2.jsonl"
 echo "  python3 scripts/plot_metrics.py runs/demo.jsonl runs/conv2.jsonl -o runs/curves.png   # needs matplotlib"
