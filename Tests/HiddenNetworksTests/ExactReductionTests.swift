@@ -83,6 +83,18 @@ final class ExactReductionArithmeticTests: XCTestCase {
         XCTAssertEqual(ExactSum.value(p), -3.25e12 + 1.5)
     }
 
+    /// Negative sums are as accurate as positive ones (the limbs are negated before they are
+    /// combined): to 1e-15 relative, or the 2^-64 per term that the limbs resolve.
+    func testNegativeSumsAreAccurate() {
+        for v in [-1e-3, -1e-7, -1e-10, -3.75, -123456.789, -0x1p-60] {
+            var p = [Int64](repeating: 0, count: ExactSum.limbs)
+            ExactSum.add(v, to: &p)
+            XCTAssertEqual(ExactSum.value(p), v, accuracy: max(abs(v) * 1e-15, 0x1p-64), "\(v)")
+            ExactSum.add(-2 * v, to: &p)
+            XCTAssertEqual(ExactSum.value(p), -v, accuracy: max(abs(v) * 1e-15, 2 * 0x1p-64), "\(v) - 2 (\(v))")
+        }
+    }
+
     func testExactSumOfNonFiniteIsNaN() {
         var p = [Int64](repeating: 0, count: ExactSum.limbs)
         ExactSum.add(1, to: &p); ExactSum.add(.infinity, to: &p)

@@ -87,8 +87,8 @@ final class ImageFolderTests: XCTestCase {
         }
         XCTAssertEqual(gather(epoch: 0, seed: 1), a, "same seed and epoch, same samples")
         XCTAssertNotEqual(gather(epoch: 1, seed: 1), a, "another epoch, other crops")
-        // CMYK (all channels 180 stored): R = G = B = 180 + 180 - 255 = 105, flat whatever the crop.
-        let red = (105.0 / 255 - 0.485) / 0.229
+        // CMYK (all channels 180 stored): R = G = B = 180 - muldiv255(75, 180) = 127, flat whatever the crop.
+        let red = (127.0 / 255 - 0.485) / 0.229
         XCTAssertEqual(Double(a[0]), red, accuracy: 0.05)
         // Evaluation: the centre crop, no randomness.
         let x = FloatBuffer(count: 2 * n), y = FloatBuffer(count: 2 * n)

@@ -358,6 +358,28 @@ final class TrainerTests: XCTestCase {
         assertAllClose(single.trainer.model.scores.array, float.trainer.model.scores.array, rtol: 1e-3, atol: 1e-5, "exact vs float scores")
     }
 
+    /// The dense baseline's batch-norm scale and shift train under the exact reduction with
+    /// per-rank statistics too (--bn-sync local: the rank's slice is one chunk of their gradient).
+    func testAffineBatchNormTrainsWithLocalStatisticsUnderTheExactReduction() throws {
+        let data = try loadDataset(.synthetic, directory: nil,
+                                   synthetic: SyntheticSpec(shape: Shape([3, 8, 8]), classes: 4, trainCount: 32, testCount: 8), seed: 2)
+        var c = TrainConfig(model: ModelConfig(architecture: .cifarResNet18, width: 0.125, weightInit: .kaimingNormal, seed: 2,
+                                               inputShape: Shape([3, 8, 8]), classes: 4, method: .dense))
+        c.globalBatch = 8
+        c.maxSteps = 2
+        c.sgd = SGDConfig(lr: 0.1, momentum: 0.9, weightDecay: 0)
+        for sync in [BatchNormSync.local, .global] {
+            c.bnSync = sync
+            let trainer = try Trainer(config: c, data: data, comm: SingleProcessCommunicator())
+            XCTAssertTrue(trainer.plan.exact)
+            trainer.run()
+            let affine = trainer.model.masked.filter { $0.role == .normAffine }
+            XCTAssertFalse(affine.isEmpty)
+            let moved = affine.contains { m in (0..<m.count).contains { i in m.scores[i] != (i < m.count / 2 ? 1 : 0) } }
+            XCTAssertTrue(moved, "--bn-sync \(sync): gamma and beta never left their init")
+        }
+    }
+
     func testRanksFollowTheOneProcessTrajectory() throws {
         // 3 ranks over a global batch of 32 (slices 10, 11, 11), 100 samples (a last batch of 4).
         let small = SyntheticSpec(shape: Shape([20]), classes: 4, trainCount: 100, testCount: 30)

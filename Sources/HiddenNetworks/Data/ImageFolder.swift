@@ -202,7 +202,7 @@ public final class ImageFiles: @unchecked Sendable {
             let f = JPEGDecoder.scale(need: (box.width, box.height), target: size)
             let image = try decoder.decode(bytes, scale: f)
             ImageTransforms.resample(image, box: box.scaled(Double(image.width) / Double(w), Double(image.height) / Double(h)),
-                                     size: size, flip: flip, into: dst)
+                                     size: size, flip: flip, cropped: training, into: dst)
         }
     }
     private let reportedLock = NSLock()

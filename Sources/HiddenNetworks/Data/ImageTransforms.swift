@@ -78,13 +78,17 @@ public enum ImageTransforms {
 
     /// Per output pixel of a resample of [lo, hi) of an axis of `length` pixels to `out` pixels:
     /// the first input pixel and the normalised triangle-filter weights (PIL's precompute_coeffs).
-    static func coefficients(lo: Double, hi: Double, length: Int, out: Int) -> [(first: Int, weights: [Float])] {
+    /// `clip`: the input pixels the filter may read, [0, length) by default (a resize of the whole
+    /// image, as evaluation's); a crop's own pixels when the crop is resized (torchvision crops,
+    /// then resizes: PIL's filter never reads past the crop).
+    static func coefficients(lo: Double, hi: Double, length: Int, out: Int, clip: Range<Int>? = nil) -> [(first: Int, weights: [Float])] {
+        let bounds = clip ?? 0..<length
         let scale = (hi - lo) / Double(out)
         let filterScale = max(scale, 1), support = filterScale  // bilinear: support 1, widened
         return (0..<out).map { o in
             let center = lo + (Double(o) + 0.5) * scale
-            let first = max(0, Int(center - support + 0.5))
-            let last = min(length, Int(center + support + 0.5))
+            let first = max(bounds.lowerBound, Int(center - support + 0.5))
+            let last = min(bounds.upperBound, Int(center + support + 0.5))
             var w = (first..<max(first, last)).map { i -> Double in
                 let t = (Double(i) - center + 0.5) / filterScale
                 return max(0, 1 - abs(t))
@@ -96,10 +100,15 @@ public enum ImageTransforms {
     }
 
     /// Resamples `box` of `image` to size x size and writes it normalised, channel-major
-    /// ([3, size, size]) into `out`, mirrored left-right when `flip`.
-    public static func resample(_ image: RGBImage, box: ImageBox, size: Int, flip: Bool, into out: UnsafeMutablePointer<Float>) {
-        let cx = coefficients(lo: box.x0, hi: box.x1, length: image.width, out: size)
-        let cy = coefficients(lo: box.y0, hi: box.y1, length: image.height, out: size)
+    /// ([3, size, size]) into `out`, mirrored left-right when `flip`. `cropped`: the filter reads
+    /// only the box's pixels (its edges rounded outwards), as a resize after a crop does.
+    public static func resample(_ image: RGBImage, box: ImageBox, size: Int, flip: Bool, cropped: Bool = false,
+                                into out: UnsafeMutablePointer<Float>) {
+        func span(_ lo: Double, _ hi: Double, _ n: Int) -> Range<Int>? {
+            cropped ? max(0, Int(lo.rounded(.down)))..<min(n, Int(hi.rounded(.up))) : nil
+        }
+        let cx = coefficients(lo: box.x0, hi: box.x1, length: image.width, out: size, clip: span(box.x0, box.x1, image.width))
+        let cy = coefficients(lo: box.y0, hi: box.y1, length: image.height, out: size, clip: span(box.y0, box.y1, image.height))
         // Horizontal pass over the rows the vertical pass needs: [rows, size, 3] floats.
         let rowLo = cy.map(\.first).min() ?? 0
         let rowHi = cy.map { $0.first + $0.weights.count }.max() ?? 0

@@ -131,14 +131,17 @@ public enum JPEGEncoder {
     }
 }
 
-/// Adobe CMYK JPEGs store inverted ink values (255 = no ink); PIL reads them as such and converts
-/// with R = 255 - min(255, C + K) on the true values, which on the stored ones is
-/// max(0, C' + K' - 255).
+/// Adobe CMYK JPEGs store inverted ink values (C' = 255 - C); PIL reads them as such ("CMYK;I")
+/// and converts as Pillow does since 4.3: R = (255 - K) - muldiv255(C, 255 - K), with
+/// muldiv255(a, b) = ((a b + 128) >> 8 + a b + 128) >> 8; on the stored values 255 - K = K'.
 func cmykToRGB(_ cmyk: [UInt8], count: Int) -> [UInt8] {
     var rgb = [UInt8](repeating: 0, count: count * 3)
     for p in 0..<count {
-        let k = Int(cmyk[4 * p + 3])
-        for c in 0..<3 { rgb[3 * p + c] = UInt8(max(0, Int(cmyk[4 * p + c]) + k - 255)) }
+        let nk = Int(cmyk[4 * p + 3])  // 255 - K
+        for c in 0..<3 {
+            let t = (255 - Int(cmyk[4 * p + c])) * nk + 128
+            rgb[3 * p + c] = UInt8(max(0, min(255, nk - (((t >> 8) + t) >> 8))))
+        }
     }
     return rgb
 }

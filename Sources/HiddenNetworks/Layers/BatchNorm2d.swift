@@ -199,6 +199,8 @@ public final class BatchNorm2d: Layer {
             if let affine {
                 let grad = affine.effectiveGrad.pointer
                 for c in 0..<C { grad[c] = Float(sums[C + c]); grad[C + c] = Float(sums[c]) }
+                // Under the exact reduction with --bn-sync local: this rank's slice as one chunk.
+                if affine.exactGrad != nil { affine.chunkDone() }
                 affine.gradientDone()
             }
             reduce(2 * C)  // every rank takes part, with or without dx

@@ -69,15 +69,25 @@ public enum ExactSum {
         p[0] &+= Int64(a); p[1] &+= Int64(b); p[2] &+= Int64(c); p[3] &+= Int64(r.rounded())
     }
 
-    /// The sum as a double: the limbs normalised (carries moved up), then combined in a fixed
-    /// order, so equal sums give equal bits.
+    /// The sum as a double: the limbs normalised (carries moved up; limbs 1-3 then in
+    /// [0, 2^32)), a negative sum negated so that no two terms cancel, then combined from the
+    /// lowest limb up in a fixed order, so equal sums give equal bits.
     public static func value(_ p: UnsafePointer<Int64>) -> Double {
         guard p[4] == 0 else { return .nan }
         var l = (p[0], p[1], p[2], p[3])
-        var carry = l.3 >> 32; l.3 -= carry << 32; l.2 &+= carry
-        carry = l.2 >> 32; l.2 -= carry << 32; l.1 &+= carry
-        carry = l.1 >> 32; l.1 -= carry << 32; l.0 &+= carry
-        return ((Double(l.3) * 0x1p-32 + Double(l.2)) * 0x1p-32 + Double(l.1)) + Double(l.0) * 0x1p32
+        func normalise() {
+            var carry = l.3 >> 32; l.3 -= carry << 32; l.2 &+= carry
+            carry = l.2 >> 32; l.2 -= carry << 32; l.1 &+= carry
+            carry = l.1 >> 32; l.1 -= carry << 32; l.0 &+= carry
+        }
+        normalise()
+        let negative = l.0 < 0
+        if negative {
+            l = (-l.0, -l.1, -l.2, -l.3)
+            normalise()
+        }
+        let magnitude = ((Double(l.3) * 0x1p-32 + Double(l.2)) * 0x1p-32 + Double(l.1)) + Double(l.0) * 0x1p32
+        return negative ? -magnitude : magnitude
     }
 
     public static func clear(_ p: UnsafeMutablePointer<Int64>, sums: Int = 1) { p.update(repeating: 0, count: sums * limbs) }

@@ -321,6 +321,7 @@ public final class Trainer {
                                 nextOrder = (epoch + 1, epochPermutation(count: data.train.count, seed: config.model.seed, epoch: epoch + 1))
                             }
                             (s, e, o) = (s - stepsPerEpoch, epoch + 1, nextOrder!.order)
+                            guard s < stepsPerEpoch else { break }  // an epoch of fewer steps than the look-ahead
                         }
                         let next = s * config.globalBatch
                         let r = localRange(count: min(config.globalBatch, data.train.count - next))
