@@ -101,12 +101,12 @@ public final class BatchNorm2d: Layer {
         BatchNorm2d.resetRunning(r, channels: channels)
     }
 
-    /// sums[c] = sum of a over channel c's values in the batch, sums[C + c] = sum of a * b.
-    private func channelSums(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, batch: Int) {
+    /// sums[c] = sum of a over channel c's values in `images`, sums[C + c] = sum of a * b.
+    private func channelSums(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, images: Range<Int>) {
         let C = channels, P = plane
         for c in 0..<C {
             var s1 = 0.0, s2 = 0.0
-            for image in 0..<batch {
+            for image in images {
                 let (sa, sab) = planeSums(a + (image * C + c) * P, b + (image * C + c) * P, count: P)
                 s1 += sa; s2 += sab
             }
@@ -119,6 +119,13 @@ public final class BatchNorm2d: Layer {
         comm.allreduce(UnsafeMutableBufferPointer(rebasing: sums[0..<count]), op: .sum)
     }
 
+    /// Affine backward: dgamma = sum dy * xhat and dbeta = sum dy, from `sums`, into the layer's
+    /// dL/dW_eff.
+    private func affineGradFromSums(_ affine: MaskedWeights) {
+        let C = channels, grad = affine.effectiveGrad.pointer
+        for c in 0..<C { grad[c] = Float(sums[C + c]); grad[C + c] = Float(sums[c]) }
+    }
+
     /// The exact reduction's channelSums and reduce: each chunk's per-channel sums added as
     /// ExactSum, the limbs summed over the ranks, then read back into `sums` (and the count).
     /// Affine backward: each chunk's dgamma and dbeta also go to the layer's fixed-point sum.
@@ -127,16 +134,12 @@ public final class BatchNorm2d: Layer {
         let C = channels, P = plane, L = ExactSum.limbs, e = exactSums.baseAddress!
         ExactSum.clear(e, sums: 2 * C)
         context.plan.forEachChunk(batch: batch) { start, count in
-            for c in 0..<C {
-                var s1 = 0.0, s2 = 0.0
-                for image in start..<(start + count) {
-                    let (sa, sab) = planeSums(a + (image * C + c) * P, b + (image * C + c) * P, count: P)
-                    s1 += sa; s2 += sab
-                }
-                ExactSum.add(s1, to: e + c * L); ExactSum.add(s2, to: e + (C + c) * L)
-                if let g = affineGrad?.effectiveGrad.pointer { g[c] = Float(s2); g[C + c] = Float(s1) }
+            channelSums(a, b, images: start..<(start + count))
+            for c in 0..<C { ExactSum.add(sums[c], to: e + c * L); ExactSum.add(sums[C + c], to: e + (C + c) * L) }
+            if let affineGrad {
+                affineGradFromSums(affineGrad)
+                affineGrad.chunkDone()
             }
-            affineGrad?.chunkDone()
         }
         let n = withCount ? 2 * C * L + 1 : 2 * C * L
         e[2 * C * L] = Int64(batch * P)
@@ -158,7 +161,7 @@ public final class BatchNorm2d: Layer {
         if context.exact {
             exactSumsAndReduce(x, x, batch: batch, withCount: true)
         } else {
-            channelSums(x, x, batch: batch)  // sum x, sum x^2
+            channelSums(x, x, images: 0..<batch)  // sum x, sum x^2
             sums[2 * C] = Double(batch * P)
             reduce(2 * C + 1)
         }
@@ -195,10 +198,9 @@ public final class BatchNorm2d: Layer {
             exactSumsAndReduce(dy, xhat, batch: batch, withCount: false, affineGrad: affine)
             affine?.gradientDone()
         } else {
-            channelSums(dy, xhat, batch: batch)  // sum dy, sum dy * xhat
+            channelSums(dy, xhat, images: 0..<batch)  // sum dy, sum dy * xhat
             if let affine {
-                let grad = affine.effectiveGrad.pointer
-                for c in 0..<C { grad[c] = Float(sums[C + c]); grad[C + c] = Float(sums[c]) }
+                affineGradFromSums(affine)
                 // Under the exact reduction with --bn-sync local: this rank's slice as one chunk.
                 if affine.exactGrad != nil { affine.chunkDone() }
                 affine.gradientDone()
