@@ -2,7 +2,7 @@
 # Installs what hidden-mpi needs from Debian's packages, only what is missing.
 # Swift itself (6.x) must already be on PATH: https://www.swift.org/install/linux/
 set -euo pipefail
-packages=(libopenmpi-dev openmpi-bin libopenblas-dev zlib1g-dev libturbojpeg0-dev dataset-fashion-mnist pkg-config)
+packages=(libopenmpi-dev openmpi-bin libopenblas-dev zlib1g-dev libturbojpeg0-dev dataset-fashion-mnist pkg-config iproute2)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

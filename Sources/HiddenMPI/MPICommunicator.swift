@@ -108,6 +108,31 @@ public final class MPICommunicator: Communicator {
         inFlight += 1
     }
 
+    /// A request slot for one more non-blocking collective.
+    private func startRequest(_ call: String, _ start: (UnsafeMutablePointer<MPI_Request?>) -> Int32) {
+        if inFlight == requests.count { requests.append(cmpi_request_null()) }
+        let slot = inFlight
+        let code = requests.withUnsafeMutableBufferPointer { start($0.baseAddress! + slot) }
+        fatalIfFailed(code, call)
+        inFlight += 1
+    }
+
+    public func startReduceScatterSum(_ send: UnsafeMutableBufferPointer<Int64>, into recv: UnsafeMutablePointer<Int64>,
+                                      counts: UnsafePointer<Int32>) {
+        guard size > 1 else {
+            if let base = send.baseAddress { recv.update(from: base, count: Int(counts[0])) }
+            return
+        }
+        startRequest("MPI_Ireduce_scatter") { MPI_Ireduce_scatter(send.baseAddress, recv, counts, cmpi_int64(), cmpi_sum(), world, $0) }
+    }
+
+    public func startAllgather(_ buffer: UnsafeMutablePointer<Float>, counts: UnsafePointer<Int32>, displacements: UnsafePointer<Int32>) {
+        guard size > 1 else { return }
+        startRequest("MPI_Iallgatherv") {
+            MPI_Iallgatherv(cmpi_in_place(), 0, cmpi_float(), buffer, counts, displacements, cmpi_float(), world, $0)
+        }
+    }
+
     public func pollAllreduces() {
         guard inFlight > 0 else { return }
         var done: Int32 = 0

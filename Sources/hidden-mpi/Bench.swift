@@ -45,6 +45,9 @@ struct Bench: ParsableCommand {
     @Option(help: "Samples per chunk of the exact reduction (default as train: the global batch / 16, rounded up).")
     var chunk: Int?
 
+    @Flag(help: "Every rank updates every score (decoding, optimiser, top-k selection), as before the sharded update; for comparison: the bits are the same.")
+    var replicatedUpdate = false
+
     @OptionGroup var blas: BLASOptions
 
     @Flag(help: "Print one JSON object instead of the table.")
@@ -74,6 +77,7 @@ struct Bench: ParsableCommand {
             config.maxSteps = total
             config.reduction = reduction
             config.chunk = chunk
+            config.shardUpdate = !replicatedUpdate
             trainer = try Trainer(config: config, data: data, comm: comm)
         } catch { failure = error }
         Launch.agree(comm, failure)
@@ -114,11 +118,17 @@ struct Bench: ParsableCommand {
         let wait = median { $0.allreduceWait }, lifetime = median { $0.allreduceLifetime }
         let phases: [(String, Double)] = [("data", median { $0.data }), ("mask selection", median { $0.mask }),
                                           ("forward", median { $0.forward }), ("backward", median { $0.backward }),
-                                          ("allreduce wait", wait), ("optimizer", median { $0.optimizer })]
+                                          ("allreduce wait", wait), ("optimizer", median { $0.optimizer }),
+                                          ("allgather wait", median { $0.allgatherWait })]
         LayerProfile.shared.enabled = false
         // Mean seconds per timed step by kind of layer, largest first.
         let kinds = LayerProfile.shared.seconds.filter { $0.value > 0 }.map { ($0.key, $0.value / Double(steps)) }.sorted { $0.1 > $1.1 }
         let overhead = kinds.filter { ["batchnorm", "residual-add", "maxpool", "avgpool", "relu"].contains($0.0) }.reduce(0) { $0 + $1.1 }
+        // Bytes each rank sends per step for the scores by ring algorithms: an allreduce sends its
+        // buffer twice less one share; a reduce-scatter of int64 and an allgather of W_eff once each.
+        let P = Double(comm.size), N = Double(model.parameterCount)
+        let gradientBytes = Int(((trainer.sharded != nil ? 8 + 4 : 2 * (reduction == .exact ? 8 : 4)) * N * (P - 1) / P).rounded())
+        let nodes = Set(RankAgreement.gather(RankAgreement.hostName, comm)).count
         let hidden: Double? = comm.size > 1 && lifetime > 0 ? max(0, 1 - wait / lifetime) : nil
         let allocations: Double? = allocationCount() == nil ? nil : Double(allocationsAfter - allocationsBefore) / Double(steps)
         guard comm.rank == 0 else { Launch.finish(comm, code: 0) }
@@ -127,7 +137,7 @@ struct Bench: ParsableCommand {
             "model": modelOptions.model.rawValue, "width": modelOptions.width, "k": modelOptions.k,
             "method": modelOptions.method.rawValue,
             "input": input.description, "global_batch": global, "rank_batch": localBatch,
-            "world_size": comm.size, "threads": BLASThreads.current, "blas_core": BLASThreads.coreName,
+            "world_size": comm.size, "nodes": nodes, "threads": BLASThreads.current, "blas_core": BLASThreads.coreName,
             "steps": steps, "step_s": step, "step_s_min_rank": -spread[1], "step_s_max_rank": spread[0],
             "images_per_s": Double(global) / step, "images_per_s_per_rank": Double(localBatch) / step,
             "mflop_per_image": flopsPerImage / 1e6, "step_gflops": gflops,
@@ -139,7 +149,9 @@ struct Bench: ParsableCommand {
             "allreduce_lifetime_s": lifetime, "allreduce_wait_s": wait,
             "allreduce_hidden_fraction": hidden.map { $0 as Any } ?? NSNull(),
             "reduction": reduction.rawValue, "chunk": trainer.config.chunkSize,
+            "update": trainer.sharded != nil ? "sharded" : "replicated",
             "allreduce_bytes_per_step": (reduction == .exact ? 8 : 4) * model.parameterCount,
+            "gradient_bytes_sent_per_rank": gradientBytes,
             "allreduce_stats_bytes_per_step": reduction == .exact ? 8 * (ExactSum.limbs + 3) : 24,
             "allreduce_batchnorm_bytes_per_step": model.batchNorms.reduce(0) { $0 + (reduction == .exact ? 8 * (4 * $1.channels * ExactSum.limbs + 1) : 8 * (4 * $1.channels + 1)) },
             "allocations_per_step": allocations.map { $0 as Any } ?? NSNull(),
@@ -152,7 +164,8 @@ struct Bench: ParsableCommand {
         }
         print("hidden-mpi bench: \(modelOptions.model.rawValue) x\(modelOptions.width), \(modelOptions.method == .edgePopup ? "k \(modelOptions.k)" : modelOptions.method.rawValue), input \(input), batch \(global) (\(localBatch) per rank), \(comm.size) rank(s) x \(BLASThreads.current) BLAS thread(s), OpenBLAS \(BLASThreads.coreName)")
         print("OpenBLAS kernel \(BLASThreads.coreName): \(KernelChoice.reason)")
-        print(reduction == .exact ? "reduction: exact, chunks of \(trainer.config.chunkSize) samples" : "reduction: float")
+        print((reduction == .exact ? "reduction: exact, chunks of \(trainer.config.chunkSize) samples" : "reduction: float")
+              + (trainer.sharded != nil ? "; update sharded (each rank steps 1/\(comm.size) of the scores)" : comm.size > 1 ? "; update replicated (every rank steps every score)" : ""))
         print(String(format: "sgemm peak (1024^3, same threads): %.1f GFLOP/s with the best correct kernel (%@), %.1f with this one (slowest rank %.1f)",
                      peak, peakCore, current, -spread[3]))
         print(String(format: "step: median %.2f ms over %d steps (ranks %.2f..%.2f ms)  ->  %.1f images/s (%.1f per rank)",
@@ -170,8 +183,9 @@ struct Bench: ParsableCommand {
         print(String(format: "achieved: %.1f GFLOP/s over the whole step (%.1f MFLOP per image) = %.1f%% of the sgemm peak",
                      gflops, flopsPerImage / 1e6, 100 * gflops / peak))
         if let hidden {
-            print(String(format: "allreduce: %d bytes of score gradients per rank per step; %.2f ms in flight, %.2f ms waited: %.0f%% hidden behind backward",
-                         (reduction == .exact ? 8 : 4) * model.parameterCount, 1e3 * lifetime, 1e3 * wait, 100 * hidden))
+            print(String(format: "gradients: %@ of %d bytes, %d bytes sent per rank per step by ring algorithms%@; %.2f ms in flight, %.2f ms waited: %.0f%% hidden behind backward",
+                         trainer.sharded != nil ? "reduce-scatter" : "allreduce", (reduction == .exact ? 8 : 4) * model.parameterCount, gradientBytes,
+                         trainer.sharded != nil ? " (with the allgather of W_eff)" : "", 1e3 * lifetime, 1e3 * wait, 100 * hidden))
         }
         if let allocations { print(String(format: "heap allocations per step (counted by the preloaded counter): %.1f", allocations)) }
         Launch.finish(comm, code: 0)

@@ -176,13 +176,14 @@ struct Train: ParsableCommand {
         trainer.startDataThreads(dataOptions.dataThreads)
 
         let checksums = try verifyWeights(trainer.model, comm)
+        let hosts = RankAgreement.gather(RankAgreement.hostName, comm)
         if resume != nil {  // a flag every rank shares: all of them take part in the comparison
             RankAgreement.requireSame(trainer.stateChecksum(), "the ranks resumed different states (scores, momentum, step)",
                                       hint: "every rank must load the same checkpoint: put --checkpoint-dir on a file system all nodes share, or copy the newest checkpoint to every node's folder", comm)
         }
         for note in notes { out.progress("hidden-mpi: \(note)") }
-        printHeader(trainer, checksums, out)
-        metricsFile?.write(runObject(trainer, checksums))
+        printHeader(trainer, checksums, hosts: hosts, out)
+        metricsFile?.write(runObject(trainer, checksums, hosts: hosts))
         if trainer.state.epoch >= trainer.config.epochs {
             out.line("nothing to train: the checkpoint has finished all \(trainer.config.epochs) epochs (pass --epochs N to extend the run)")
             metricsFile?.close()
@@ -334,7 +335,7 @@ struct Train: ParsableCommand {
         return all
     }
 
-    func printHeader(_ t: Trainer, _ checksums: [UInt64], _ out: Reporter) {
+    func printHeader(_ t: Trainer, _ checksums: [UInt64], hosts: [String], _ out: Reporter) {
         let m = t.model, c = t.config
         let kept = m.masked.reduce(0) { $0 + $1.kept }
         out.line("hidden-mpi train: \(c.model.architecture.rawValue) x\(c.model.width) on \(t.data.name) \(t.data.shape) (\(t.data.train.count) train / \(t.data.test.count) test)")
@@ -345,11 +346,13 @@ struct Train: ParsableCommand {
         case .supermask: what = "masks sampled from sigmoid(scores) at every pass (supermask baseline)"
         }
         out.line("  \(m.parameterCount) weights, \(what); init \(c.model.weightInit.rawValue)\(c.model.scaleFan ? " (scaled fan)" : ""), seed \(c.model.seed), weight checksum \(hex(checksums[0])) on all \(checksums.count) rank(s)")
-        out.line("  \(t.comm.size) rank(s) x \(BLASThreads.current) BLAS thread(s) (OpenBLAS \(BLASThreads.coreName)); global batch \(c.globalBatch) (<= \(t.maxLocalBatch) per rank), \(t.stepsPerEpoch) steps/epoch; SGD lr \(c.sgd.lr) momentum \(c.sgd.momentum)\(c.sgd.nesterov ? " nesterov" : "") wd \(c.sgd.weightDecay), \(c.schedule.rawValue)\(c.warmup > 0 ? " after \(c.warmup) warm-up epochs" : "")")
+        let nodes = Set(hosts).count
+        out.line("  \(t.comm.size) rank(s)\(nodes > 1 ? " on \(nodes) nodes" : "") x \(BLASThreads.current) BLAS thread(s) (OpenBLAS \(BLASThreads.coreName)); global batch \(c.globalBatch) (<= \(t.maxLocalBatch) per rank), \(t.stepsPerEpoch) steps/epoch; SGD lr \(c.sgd.lr) momentum \(c.sgd.momentum)\(c.sgd.nesterov ? " nesterov" : "") wd \(c.sgd.weightDecay), \(c.schedule.rawValue)\(c.warmup > 0 ? " after \(c.warmup) warm-up epochs" : "")")
         if let hint = BLASThreads.fallbackHint { out.progress("hidden-mpi: note: \(hint)") }
         out.line("  OpenBLAS kernel \(BLASThreads.coreName): \(KernelChoice.reason)")
         if c.chunkSize > 0 {
-            out.line("  exact reduction: \(c.chunksPerBatch) chunks of \(c.chunkSize) samples per batch; the same bits on 1 to \(c.chunksPerBatch) ranks")
+            out.line("  exact reduction: \(c.chunksPerBatch) chunks of \(c.chunkSize) samples per batch; the same bits on 1 to \(c.chunksPerBatch) ranks"
+                     + (t.sharded != nil ? "; each rank updates 1/\(t.comm.size) of the scores" : ""))
         } else {
             out.line("  float reduction: results depend on the number of ranks (--reduction exact makes them bit-identical)")
         }
@@ -359,8 +362,9 @@ struct Train: ParsableCommand {
 
     /// The metrics file's "run" object: the checkpoint's configuration fields (one table,
     /// RunFields, written once), typed for JSON, with what only this run knows.
-    func runObject(_ t: Trainer, _ checksums: [UInt64]) -> [String: Any] {
+    func runObject(_ t: Trainer, _ checksums: [UInt64], hosts: [String]) -> [String: Any] {
         var object: [String: Any] = ["kind": "run", "world_size": t.comm.size, "parameters": t.model.parameterCount,
+                                     "nodes": Set(hosts).count, "hosts": hosts, "update": t.sharded != nil ? "sharded" : "replicated",
                                      "weight_checksums": checksums.map(hex),
                                      "blas_core": BLASThreads.coreName, "blas_core_reason": KernelChoice.reason]
         for (key, value) in RunFields.fields(t.config, DataIdentity(t.data)) { object[key] = jsonValue(value) }

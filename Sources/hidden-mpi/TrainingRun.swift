@@ -39,6 +39,7 @@ final class TrainingRun {
     func requireNoDrift() {
         guard lastVerified != trainer.state else { return }
         lastVerified = trainer.state
+        trainer.gatherState()
         RankAgreement.requireSame(trainer.stateChecksum(), "the ranks' scores and optimiser state drifted apart by step \(trainer.state.globalStep)",
                                   hint: "every rank must run the same hidden-mpi binary and OpenBLAS kernel on healthy hardware; resume from the last checkpoint, and run `hidden-mpi kernels` on each kind of node", comm)
     }
@@ -61,7 +62,7 @@ final class TrainingRun {
 
     /// After every step: the logged first steps, a progress line now and then, step checkpoints.
     func step(_ s: StepMetrics, _ state: TrainState) {
-        if s.step == firstStep + 1, driftRank == comm.rank { trainer.model.scores[0] += 1e-3 }
+        if s.step == firstStep + 1, driftRank == comm.rank { trainer.perturbStateForTesting() }
         if s.step <= logSteps {
             metricsFile?.write(["kind": "step", "epoch": s.epoch + 1, "step": s.step, "loss": s.loss,
                                 "train_acc": s.accuracy, "lr": s.lr, "step_s": s.timing.total, "data_s": s.timing.data])

@@ -266,6 +266,8 @@ final class TrainerTests: XCTestCase {
                 var mine = RankResult(), calls = 0
                 mine.outcome = trainers[r].train(stopRequested: { calls += 1; return stopAt(r, calls) },
                                                  onStep: { m, _ in mine.steps.append(m) }, onEpoch: { m, _ in mine.epochs.append(m) })
+                // A sharded update leaves each rank its share only: make the state whole (collective).
+                trainers[r].gatherState()
                 results.lock.lock(); results.byRank[r] = mine; results.lock.unlock()
                 done.leave()
             }

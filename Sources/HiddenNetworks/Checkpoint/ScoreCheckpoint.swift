@@ -20,6 +20,7 @@ public enum ScoreCheckpoint {
 
     /// The trainer's current scores, momentum and state as a safetensors file.
     public static func capture(_ t: Trainer) -> SafeTensorsFile {
+        precondition(t.stateIsWhole, "a checkpoint after sharded steps needs Trainer.gatherState() on every rank first")
         var meta: [String: String] = ["format": format, "format_version": version(for: t.config.model.method)]
         for (k, v) in RunFields.fields(t.config, DataIdentity(t.data)) { meta[k] = v }
         let s = t.state

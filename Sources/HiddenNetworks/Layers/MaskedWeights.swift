@@ -102,6 +102,13 @@ public final class MaskedWeights {
         computeScoreGrad()
     }
 
+    /// Sharded update (ShardedUpdate.swift): dL/dW_eff of the mean loss for `range` only, from
+    /// that range's fixed-point sum over all ranks, and the score gradient from it.
+    public func finishExactGradient(shard: UnsafePointer<Int64>, range: Range<Int>) {
+        FixedPoint.decode(shard, into: effectiveGrad.pointer + range.lowerBound, count: range.count)
+        computeScoreGrad(range: range)
+    }
+
     /// Chooses what this layer trains; `layer` and `seed` address its supermask samples.
     public func configure(method: TrainingMethod, layer: Int, seed: UInt64) {
         self.method = method
@@ -122,21 +129,60 @@ public final class MaskedWeights {
         case .dense:
             effective.pointer.update(from: scores, count: count)
         case .supermask:
-            kept = sampleSupermask(draw: draw)
+            kept = sampleSupermask(draw: draw, range: 0..<count)
+        }
+    }
+
+    /// The same for the weights in `range` only (a sharded update: this rank's share; the others
+    /// arrive by allgather). Edge-popup needs the layer's threshold, found by all ranks together
+    /// (`applyThreshold`); this serves dense and supermask. `range` starts at a multiple of 4.
+    public func updateMask(draw: UInt64?, range: Range<Int>) {
+        switch method {
+        case .edgePopup:
+            preconditionFailure("edge-popup masks need the layer's threshold: applyThreshold")
+        case .dense:
+            (effective.pointer + range.lowerBound).update(from: scores + range.lowerBound, count: range.count)
+        case .supermask:
+            _ = sampleSupermask(draw: draw, range: range)
+        }
+    }
+
+    /// Edge-popup mask of `range` from the layer's threshold `t` (bit pattern of the kept count's
+    /// smallest |S|): every |S| above it, and the first `ties` equal to it (the lower indices
+    /// win ties, as `applyTopKMask`).
+    public func applyThreshold(range: Range<Int>, threshold t: UInt32, ties: Int) {
+        let bits = UnsafeRawPointer(scores).assumingMemoryBound(to: UInt32.self)
+        let w = weights.pointer, m = mask.pointer, e = effective.pointer
+        var left = ties
+        for i in range {
+            let v = bits[i] & 0x7FFF_FFFF
+            var keep: Float = v > t ? 1 : 0
+            if v == t {
+                if left > 0 {
+                    keep = 1; left -= 1
+                } else {
+                    // As applyTopKMask gives a surplus tie back: W_eff = +0, whatever the weight's sign.
+                    m[i] = 0; e[i] = 0
+                    continue
+                }
+            }
+            m[i] = keep
+            e[i] = w[i] * keep
         }
     }
 
     /// mask_i = 1 when u_i < sigmoid(S_i), u_i uniform from (seed, layer, draw, i); returns the count.
-    private func sampleSupermask(draw: UInt64?) -> Int {
+    private func sampleSupermask(draw: UInt64?, range: Range<Int>) -> Int {
+        precondition(range.lowerBound % 4 == 0, "samples come four to a random block")
         let s = scores, w = weights.pointer, m = mask.pointer, e = effective.pointer, p = probabilities!.pointer
-        for i in 0..<count { p[i] = 1 / (1 + expf(-s[i])) }
+        for i in range { p[i] = 1 / (1 + expf(-s[i])) }
         let stream = draw == nil ? evaluationSamples : samples
         let base = ((draw ?? 0) & 0x0FFF_FFFF) << 36
         var ones = 0
-        var i = 0
-        while i < count {
+        var i = range.lowerBound
+        while i < range.upperBound {
             let words = stream.words(base | UInt64(i >> 2))
-            let n = min(4, count - i)
+            let n = min(4, range.upperBound - i)
             withUnsafeBytes(of: words) { raw in
                 for j in 0..<n {
                     // 24-bit uniform in (0, 1), exact in Float.
@@ -159,21 +205,23 @@ public final class MaskedWeights {
         onGradientReady?()
     }
 
-    /// dL/dS from dL/dW_eff by the method's rule (see accumulateScoreGrad).
-    func computeScoreGrad() {
+    /// dL/dS from dL/dW_eff by the method's rule (see accumulateScoreGrad), for the weights in
+    /// `range` (all by default).
+    func computeScoreGrad(range: Range<Int>? = nil) {
         let w = weights.pointer, g = effectiveGrad.pointer, s = scores, d = scoreGrad
+        let range = range ?? 0..<count
         switch method {
         case .edgePopup:
-            for i in 0..<count {
+            for i in range {
                 let sg: Float = s[i] > 0 ? 1 : (s[i] < 0 ? -1 : 0)
                 d[i] = sg * w[i] * g[i]
             }
         case .dense:
-            d.update(from: g, count: count)
+            (d + range.lowerBound).update(from: g + range.lowerBound, count: range.count)
         case .supermask:
             // The scores have not changed since the sample: its probabilities still hold.
             let p = probabilities!.pointer
-            for i in 0..<count { d[i] = w[i] * g[i] * p[i] * (1 - p[i]) }
+            for i in range { d[i] = w[i] * g[i] * p[i] * (1 - p[i]) }
         }
     }
 }

@@ -138,7 +138,13 @@ public final class Model {
     /// `draw` numbers the supermask sample: the global step in training; nil (evaluation, export)
     /// gives one fixed sample from a stream of its own, so that an evaluation does not depend on
     /// the number of ranks or on how the test set is batched.
-    public func updateMasks(draw: UInt64? = nil) { for m in masked { m.updateMask(draw: draw) } }
+    public func updateMasks(draw: UInt64? = nil) {
+        if let sharded { sharded.updateMasks(draw: draw) } else { for m in masked { m.updateMask(draw: draw) } }
+    }
+
+    /// Set by a trainer whose ranks share the update (ShardedUpdate.swift): masks are then made by
+    /// all ranks together, so every rank must update them at the same points.
+    public internal(set) weak var sharded: ShardedUpdate?
 
     /// Runs the forward pass on the first `batch` samples of `input`; returns the logits [batch, classes].
     @discardableResult

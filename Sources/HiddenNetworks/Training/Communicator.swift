@@ -18,6 +18,14 @@ public protocol Communicator: AnyObject {
     /// The score gradients of a layer start as soon as its backward pass is done.
     func startAllreduceSum(_ buffer: UnsafeMutableBufferPointer<Float>)
     func startAllreduceSum(_ buffer: UnsafeMutableBufferPointer<Int64>)
+    /// Starts a non-blocking integer reduce-scatter: `send` (the sum of `counts[0] + ... +
+    /// counts[size - 1]` values, rank 0's segment first) is summed over all ranks and this rank's
+    /// segment of the sum is left in `recv`. `counts` must stay valid until `waitAllreduces()`.
+    func startReduceScatterSum(_ send: UnsafeMutableBufferPointer<Int64>, into recv: UnsafeMutablePointer<Int64>,
+                               counts: UnsafePointer<Int32>)
+    /// Starts a non-blocking in-place allgather: segment r of `buffer` (`counts[r]` floats at
+    /// `displacements[r]`) is rank r's on every rank after `waitAllreduces()`.
+    func startAllgather(_ buffer: UnsafeMutablePointer<Float>, counts: UnsafePointer<Int32>, displacements: UnsafePointer<Int32>)
     /// Lets started reductions progress (MPI moves them on only inside MPI calls).
     func pollAllreduces()
     /// Blocks until every started reduction is complete.
@@ -58,6 +66,28 @@ extension Communicator {
     }
     public func pollAllreduces() {}
     public func waitAllreduces() {}
+
+    /// By an integer allreduce of the whole buffer (test communicators, one process): exact.
+    public func startReduceScatterSum(_ send: UnsafeMutableBufferPointer<Int64>, into recv: UnsafeMutablePointer<Int64>,
+                                      counts: UnsafePointer<Int32>) {
+        var sum = Array(send)
+        sum.withUnsafeMutableBufferPointer { allreduceSum($0) }
+        let first = (0..<rank).reduce(0) { $0 + Int(counts[$1]) }
+        for i in 0..<Int(counts[rank]) { recv[i] = sum[first + i] }
+    }
+
+    /// By an integer allreduce of the bit patterns, zero outside this rank's segment (test
+    /// communicators, one process): every float arrives bit for bit, negative zeros included.
+    public func startAllgather(_ buffer: UnsafeMutablePointer<Float>, counts: UnsafePointer<Int32>, displacements: UnsafePointer<Int32>) {
+        guard size > 1 else { return }
+        let end = (0..<size).map { Int(displacements[$0]) + Int(counts[$0]) }.max() ?? 0
+        let mine = Int(displacements[rank])..<(Int(displacements[rank]) + Int(counts[rank]))
+        var bits = (0..<end).map { mine.contains($0) ? Int64(buffer[$0].bitPattern) : 0 }
+        bits.withUnsafeMutableBufferPointer { allreduceSum($0) }
+        for r in 0..<size {
+            for i in Int(displacements[r])..<(Int(displacements[r]) + Int(counts[r])) { buffer[i] = Float(bitPattern: UInt32(truncatingIfNeeded: bits[i])) }
+        }
+    }
 }
 
 /// Seconds on a monotonic clock, for timing phases of a step.

@@ -25,8 +25,15 @@ public final class SGD {
     /// (1 / global batch).
     public func step(params: UnsafeMutablePointer<Float>, grads: UnsafePointer<Float>, count: Int,
                      lr: Double, gradScale: Float) {
+        step(params: params, grads: grads, offset: 0, count: count, lr: lr, gradScale: gradScale)
+    }
+
+    /// The step for parameters `offset..<offset + count` of the arena only (a sharded update:
+    /// each rank steps its share). `params` and `grads` point at the arena's start.
+    public func step(params: UnsafeMutablePointer<Float>, grads: UnsafePointer<Float>, offset: Int, count: Int,
+                     lr: Double, gradScale: Float) {
         let m = Float(config.momentum), wd = Float(config.weightDecay), rate = Float(lr)
-        let buf = momentum.pointer
+        let buf = momentum.pointer + offset, params = params + offset, grads = grads + offset
         if config.nesterov {
             for i in 0..<count {
                 let g = grads[i] * gradScale + wd * params[i]

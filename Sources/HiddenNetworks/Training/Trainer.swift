@@ -25,6 +25,10 @@ public struct TrainConfig: Equatable, Sendable {
     /// folders: random resized crop and flip), or none (image folders: the evaluation transform).
     public var augment: Bool = true
 
+    /// Under the exact reduction on several ranks, each rank updates its share of the scores
+    /// (ShardedUpdate.swift); false keeps every rank updating all of them. The bits are the same.
+    public var shardUpdate = true
+
     /// Samples per chunk of the exact reduction (0 under the float reduction): --chunk, or by
     /// default a sixteenth of the global batch, so that up to 16 ranks share every batch.
     public var chunkSize: Int {
@@ -76,6 +80,8 @@ public enum RunOutcome: Sendable {
 public struct StepTiming: Sendable {
     public var data = 0.0, mask = 0.0, forward = 0.0, backward = 0.0
     public var allreduceWait = 0.0, allreduceLifetime = 0.0, optimizer = 0.0, total = 0.0
+    /// Sharded update: the part of the mask phase spent allgathering W_eff (not in `mask`).
+    public var allgatherWait = 0.0
     public init() {}
 }
 
@@ -123,6 +129,8 @@ public final class Trainer {
     public let comm: Communicator
     public let model: Model
     public let optimizer: SGD
+    /// Each rank's share of the update, under the exact reduction on more than one rank.
+    public let sharded: ShardedUpdate?
     /// Largest slice of a global batch any rank gets.
     public let maxLocalBatch: Int
     private let labels: UnsafeMutablePointer<Int32>
@@ -179,12 +187,16 @@ public final class Trainer {
         stepStats = .allocate(capacity: 3)
         exactStats = .allocate(capacity: ExactSum.limbs + 3)
         if config.bnSync == .global { model.norm.communicator = comm }
+        sharded = config.shardUpdate && model.plan.exact && comm.size > 1 ? ShardedUpdate(model: model, optimizer: optimizer, comm: comm) : nil
+        model.sharded = sharded
         // Each layer's score gradients (or their fixed-point sums) start reducing as soon as its
         // backward pass is done, in the same order on every rank.
-        for m in model.masked {
+        for (l, m) in model.masked.enumerated() {
             m.onGradientReady = { [unowned self, unowned m] in
                 if self.firstReduceStart == 0 { self.firstReduceStart = monotonicSeconds() }
-                if let exact = m.exactGrad {
+                if let sharded = self.sharded {
+                    sharded.startReduction(layer: l)
+                } else if let exact = m.exactGrad {
                     self.comm.startAllreduceSum(UnsafeMutableBufferPointer(start: exact, count: m.count))
                 } else {
                     self.comm.startAllreduceSum(UnsafeMutableBufferPointer(start: m.scoreGrad, count: m.count))
@@ -235,19 +247,27 @@ public final class Trainer {
             stepStats[0] = ExactSum.value(exactStats.baseAddress!); stepStats[1] = Double(exactStats[L])
             stopAll = exactStats[L + 1] > 0
             outOfRange = exactStats[L + 2] > 0
-            if !outOfRange { for m in model.masked { m.finishExactGradient() } }
         } else {
             stepStats[0] = lossSum; stepStats[1] = Double(correct); stepStats[2] = stop ? 1 : 0
             comm.allreduce(stepStats, op: .sum)
             stopAll = stepStats[2] > 0
         }
         let t5 = monotonicSeconds()
+        // The update: decoding the exact sums into score gradients, then the optimiser step, on
+        // this rank's share (sharded) or on every score.
         if !outOfRange {
-            optimizer.step(params: model.scores.pointer, grads: model.scoreGrads.pointer, count: model.parameterCount,
-                           lr: lr, gradScale: plan.exact ? 1 : 1 / Float(batch))
+            if let sharded {
+                sharded.finishGradients()
+                sharded.optimizerStep(lr: lr)
+            } else {
+                if plan.exact { for m in model.masked { m.finishExactGradient() } }
+                optimizer.step(params: model.scores.pointer, grads: model.scoreGrads.pointer, count: model.parameterCount,
+                               lr: lr, gradScale: plan.exact ? 1 : 1 / Float(batch))
+            }
         }
         let t6 = monotonicSeconds()
-        timing.data = t1 - t0; timing.mask = t2 - t1; timing.forward = t3 - t2; timing.backward = t4 - t3
+        timing.allgatherWait = sharded?.allgatherSeconds ?? 0
+        timing.data = t1 - t0; timing.mask = t2 - t1 - timing.allgatherWait; timing.forward = t3 - t2; timing.backward = t4 - t3
         timing.allreduceWait = t5 - t4; timing.allreduceLifetime = firstStart > 0 ? t5 - firstStart : t5 - t4
         timing.optimizer = t6 - t5; timing.total = t6 - t0
         return (stepStats[0], stepStats[1], stopAll, timing)
@@ -334,8 +354,8 @@ public final class Trainer {
                                                             stop: stopRequested())
                 // Nothing of a step out of range is kept: the state stays at the last good step.
                 if outOfRange { return .outOfRange }
-                computeTime += timing.total - timing.allreduceWait
-                reduceTime += timing.allreduceWait
+                computeTime += timing.total - timing.allreduceWait - timing.allgatherWait
+                reduceTime += timing.allreduceWait + timing.allgatherWait
                 dataTime += timing.data
                 state.lossSum += lossSum; state.correct += correct; state.seen += batch
                 state.globalStep += 1; state.stepInEpoch += 1
@@ -382,10 +402,26 @@ public final class Trainer {
 }
 
 extension Trainer {
+    /// Makes scores and momentum whole on every rank after sharded updates (collective: every
+    /// rank calls it at the same point; nothing to do otherwise). Checkpoints and state checks
+    /// read the whole state.
+    public func gatherState() { sharded?.gatherState() }
+
+    /// Whether this rank holds the whole state (no sharded step since the last `gatherState`).
+    public var stateIsWhole: Bool { sharded?.complete ?? true }
+
+    /// Test hook (HIDDEN_MPI_FAULT_DRIFT_RANK): makes this rank's state differ from the others'.
+    /// A shared update gives every score one owner, whose value every rank receives; what can
+    /// still drift apart is what each rank keeps for itself, such as the epoch's running loss.
+    public func perturbStateForTesting() {
+        if sharded != nil { state.lossSum += 1e-3 } else { model.scores[0] += 1e-3 }
+    }
+
     /// FNV-1a over everything the rest of the run depends on that every rank holds alike: scores
     /// (or trained weights), momentum, where the run stands, and the running statistics when they
     /// are the global batch's. Ranks that compare unequal have drifted apart.
     public func stateChecksum() -> UInt64 {
+        precondition(stateIsWhole, "stateChecksum after sharded steps needs gatherState() first")
         var h = fnv1a(model.scores.pointer, count: model.scores.count, fnvOffset)
         h = fnv1a(optimizer.momentum.pointer, count: optimizer.momentum.count, h)
         if config.bnSync == .global { h = fnv1a(model.runningStats.pointer, count: model.runningStats.count, h) }
