@@ -5,7 +5,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 source scripts/env.sh
-swift build -c release
+# The release binary the multi-rank tests launch, with the Swift runtime inside (as
+# scripts/install.sh builds it for clusters), installed with its manual page into a folder
+# that InstallTests runs it from with the toolchain's libraries hidden.
+swift build -c release --static-swift-stdlib
+rm -rf .build/install-test
+scripts/install.sh --no-build .build/install-test >/dev/null
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0

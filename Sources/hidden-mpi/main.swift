@@ -16,7 +16,7 @@ struct HiddenMPICommand: ParsableCommand {
           mpirun -np 2 hidden-mpi train --model fc --epochs 10
           hidden-mpi info --model conv4 --dataset cifar10
         """,
-        subcommands: [Train.self, Info.self, Export.self, Eval.self, Bench.self, Kernels.self, CheckData.self])
+        subcommands: [Train.self, Info.self, Export.self, Eval.self, Bench.self, Kernels.self, CheckData.self, Collectives.self])
 
     /// Argument errors come from rank 0 only; the other ranks exit with the same code quietly.
     static func main() {
