@@ -1,70 +1,97 @@
 #!/usr/bin/env python3
-"""Plot a strong-scaling sweep: images/s and parallel efficiency against the number of ranks.
+"""Plot a scaling study: speed-up and parallel efficiency against the number of ranks.
 
-    jobs/scaling-sweep.sh "1 2 4 8 16" conv2 > runs/scaling-conv2.csv
-    python3 scripts/plot_scaling.py runs/scaling-conv2.csv -o Docs/scaling-conv2.png
+    jobs/scaling-sweep.sh > scaling.csv
+    python3 scripts/plot_scaling.py scaling.csv -o Docs/results/scaling.png   # also writes .svg
 
-Input: the CSV that jobs/scaling-sweep.sh prints (ranks,model,steps,seconds,images_per_s,...);
-several files (one per model or machine) give several curves, labelled by file name or LABEL=path.
-Prints a table of speedup and efficiency against the smallest rank count of each file. Needs
-matplotlib only for the plot (`pip install matplotlib` or Debian's python3-matplotlib).
+Input: CSV files from jobs/scaling-sweep.sh (several are concatenated; a repeated header line is
+skipped). One curve per model, mode (strong / weak) and node count setting; speed-up and
+efficiency as the sweep computed them (against the first rank count of each model and mode).
+Oversubscribed points (more ranks than cores) are drawn hollow and labelled: they check that the
+run works, they do not measure speed. Prints the table; needs matplotlib only for the plot.
 """
 import argparse
 import csv
 import os
 import sys
+from collections import defaultdict
 
 import plotting
 
 
-def read(path):
-    with open(path, newline="") as f:
-        rows = [r for r in csv.DictReader(f) if r.get("ranks", "").strip().isdigit()]
+def read(paths):
+    rows = []
+    for path in paths:
+        with open(path, newline="") as f:
+            for r in csv.DictReader(f):
+                if not r.get("ranks", "").strip().isdigit():
+                    continue  # a repeated header or a note
+                rows.append(r)
     if not rows:
-        sys.exit(f"error: {path} has no rows with a 'ranks' column (is it jobs/scaling-sweep.sh's output?)")
-    rows.sort(key=lambda r: int(r["ranks"]))
-    return [(int(r["ranks"]), float(r["images_per_s"])) for r in rows]
+        sys.exit(f"error: no rows with a 'ranks' column in {', '.join(paths)} (is it jobs/scaling-sweep.sh's output?)")
+    return rows
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("files", nargs="+", help="CSV files, optionally LABEL=path")
-    parser.add_argument("-o", "--output", help="image to write (png, pdf, svg); without it, only the table")
+    parser.add_argument("files", nargs="+", help="CSV files from jobs/scaling-sweep.sh")
+    parser.add_argument("-o", "--output", help="image to write (png; an svg is written beside it); without it, only the table")
+    parser.add_argument("--title", default="", help="a line above the plots (machine, date)")
     args = parser.parse_args()
 
-    curves = []
-    for spec in args.files:
-        label, _, path = spec.rpartition("=") if "=" in spec else ("", "", spec)
-        label = label or os.path.splitext(os.path.basename(path))[0]
-        points = read(path)
-        base_ranks, base_rate = points[0]
-        print(f"{label}:")
-        print(f"  {'ranks':>5}  {'images/s':>10}  {'speedup':>8}  {'efficiency':>10}")
-        rows = []
-        for ranks, rate in points:
-            speedup = rate / base_rate
-            efficiency = speedup * base_ranks / ranks
-            rows.append((ranks, rate, speedup, efficiency))
-            print(f"  {ranks:>5}  {rate:>10.1f}  {speedup:>7.2f}x  {100 * efficiency:>9.1f}%")
-        curves.append((label, base_ranks, base_rate, rows))
-
+    curves = defaultdict(list)
+    for r in read(args.files):
+        key = (r["model"], r["mode"], "multi-node" if int(r["nodes"]) > 1 else "one node")
+        curves[key].append(r)
+    print(f"{'model':<16} {'mode':<7} {'ranks':>5} {'nodes':>5} {'batch':>6} {'per rank':>8} {'images/s':>10} {'speed-up':>9} {'efficiency':>10} {'waiting s':>9} {'hidden':>6}  note")
+    for key, rows in curves.items():
+        rows.sort(key=lambda r: int(r["ranks"]))
+        for r in rows:
+            note = "oversubscribed: functional check only" if r["oversubscribed"] == "1" else ""
+            hidden = f"{100 * float(r['hidden_share']):.0f}%" if r["hidden_share"] else "-"
+            print(f"{r['model']:<16} {r['mode']:<7} {r['ranks']:>5} {r['nodes']:>5} {r['global_batch']:>6} {r['rank_batch']:>8} "
+                  f"{float(r['images_per_s']):>10.1f} {float(r['speedup']):>8.2f}x {100 * float(r['efficiency']):>9.1f}% "
+                  f"{float(r['waiting_s']) * 1e3:>7.2f}ms {hidden:>6}  {note}")
     if not args.output:
         return
+
     plt = plotting.pyplot()
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    for label, base_ranks, base_rate, rows in curves:
-        ranks = [r[0] for r in rows]
-        left.plot(ranks, [r[1] for r in rows], marker="o", label=label)
-        left.plot(ranks, [base_rate * n / base_ranks for n in ranks], linestyle=":", color="gray")
-        right.plot(ranks, [100 * r[3] for r in rows], marker="o", label=label)
-    left.set(xscale="log", xlabel="ranks", ylabel="images/s", title="throughput (dotted: ideal)")
-    right.set(xscale="log", xlabel="ranks", ylabel="parallel efficiency (%)", ylim=(0, 110), title="efficiency")
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.6))
+    all_ranks = sorted({int(r["ranks"]) for rows in curves.values() for r in rows})
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (key, rows) in enumerate(sorted(curves.items())):
+        model, mode, nodes = key
+        color = colors[i % len(colors)]
+        label = f"{model}, {mode} scaling" + (f" ({nodes})" if nodes != "one node" else "")
+        ranks = [int(r["ranks"]) for r in rows]
+        style = "-" if mode == "strong" else "--"
+        for ax, column, scale in ((left, "speedup", 1), (right, "efficiency", 100)):
+            values = [scale * float(r[column]) for r in rows]
+            ax.plot(ranks, values, style, color=color, label=label)
+            measured = [(n, v) for n, v, r in zip(ranks, values, rows) if r["oversubscribed"] != "1"]
+            over = [(n, v) for n, v, r in zip(ranks, values, rows) if r["oversubscribed"] == "1"]
+            if measured:
+                ax.plot(*zip(*measured), "o", color=color)
+            if over:
+                ax.plot(*zip(*over), "o", markerfacecolor="white", color=color)
+    left.plot(all_ranks, [n / all_ranks[0] for n in all_ranks], ":", color="gray", label="ideal (strong)")
+    right.axhline(90, color="gray", linestyle=":", label="90%")
+    left.set(xscale="log", yscale="log", xlabel="MPI ranks (one core each)", ylabel="speed-up over the first point",
+             title="Speed-up (hollow: oversubscribed, not a speed)")
+    right.set(xscale="log", xlabel="MPI ranks (one core each)", ylabel="parallel efficiency (%)", ylim=(0, 115),
+              title="Efficiency: per-rank images/s vs the first point")
     for ax in (left, right):
-        all_ranks = sorted({r[0] for _, _, _, rows in curves for r in rows})
         ax.minorticks_off()
         ax.set_xticks(all_ranks)
         ax.set_xticklabels([str(n) for n in all_ranks])
+    left.set_yticks(all_ranks)
+    left.set_yticklabels([str(n) for n in all_ranks])
+    if args.title:
+        fig.suptitle(args.title)
     plotting.finish(fig, (left, right), args.output)
+    svg = os.path.splitext(args.output)[0] + ".svg"
+    fig.savefig(svg)
+    print(f"wrote {svg}")
 
 
 if __name__ == "__main__":
