@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 source scripts/env.sh
-swift build -c release
+# The Swift runtime linked in, as scripts/install.sh and the tests build it (one build for all three).
+swift build -c release --static-swift-stdlib
 mkdir -p runs
 mpirun -np 2 .build/release/hidden-mpi train --model fc --k 0.5 --epochs 3 --metrics runs/demo.jsonl "$@"
 echo "next: the paper's Conv2 (5 to 8 minutes on 2 cores, about 90% after 3 epochs):"

@@ -117,8 +117,12 @@ public final class MPICommunicator: Communicator {
         inFlight += 1
     }
 
+    /// MPI_Ireduce_scatter. In Open MPI 4.1 (libnbc) it reduces the whole buffer to rank 0 in a
+    /// binomial tree and scatters the shares from there, so rank 0 adds every rank's gradient and
+    /// sends every share: a bottleneck that grows with the rank count (Docs/scaling.md). One
+    /// reduce rooted at each share's rank was tried instead and was slower on 2 ranks.
     public func startReduceScatterSum(_ send: UnsafeMutableBufferPointer<Int64>, into recv: UnsafeMutablePointer<Int64>,
-                                      counts: UnsafePointer<Int32>) {
+                                             counts: UnsafePointer<Int32>) {
         guard size > 1 else {
             if let base = send.baseAddress { recv.update(from: base, count: Int(counts[0])) }
             return
@@ -131,6 +135,22 @@ public final class MPICommunicator: Communicator {
         startRequest("MPI_Iallgatherv") {
             MPI_Iallgatherv(cmpi_in_place(), 0, cmpi_float(), buffer, counts, displacements, cmpi_float(), world, $0)
         }
+    }
+
+    public func allgather(_ buffer: UnsafeMutablePointer<Float>, counts: UnsafePointer<Int32>, displacements: UnsafePointer<Int32>) {
+        guard size > 1 else { return }
+        fatalIfFailed(MPI_Allgatherv(cmpi_in_place(), 0, cmpi_float(), buffer, counts, displacements, cmpi_float(), world),
+                      "MPI_Allgatherv")
+    }
+
+    /// Blocking reduce-scatter (the collectives probe compares it with the non-blocking one).
+    public func reduceScatterSum(_ send: UnsafeMutableBufferPointer<Int64>, into recv: UnsafeMutablePointer<Int64>,
+                                 counts: UnsafePointer<Int32>) {
+        guard size > 1 else {
+            if let base = send.baseAddress { recv.update(from: base, count: Int(counts[0])) }
+            return
+        }
+        fatalIfFailed(MPI_Reduce_scatter(send.baseAddress, recv, counts, cmpi_int64(), cmpi_sum(), world), "MPI_Reduce_scatter")
     }
 
     public func pollAllreduces() {

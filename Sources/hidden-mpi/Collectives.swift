@@ -6,13 +6,15 @@
 
 import ArgumentParser
 import Foundation
+import HiddenMPI
 import HiddenNetworks
 
 struct Collectives: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Time the collectives of a training step by message size and fit latency and bandwidth.",
         discussion: """
-        Run under mpirun with the ranks and hosts of the job to model. For each collective and each \
+        Run under mpirun with the ranks and hosts of the job to model. For each collective (and the \
+        blocking or non-blocking variant the step does not use, for comparison) and each \
         size (powers of 4 from 8 bytes up to --max-bytes, or to the int64 gradient of --model) it \
         repeats the operation for at least --min-seconds and reports the slowest rank's mean time, \
         then fits seconds = latency + bytes / bandwidth (least squares on relative error). Bytes \
@@ -73,11 +75,15 @@ struct Collectives: ParsableCommand {
                 counts[r] = Int32(x.count); displacements[r] = Int32(x.lowerBound)
             }
         }
-        let names = ["allreduce_int64", "reduce_scatter_int64", "allgather_float"]
+        // The step uses the non-blocking reduce-scatter (it overlaps the backward pass) and the
+        // blocking allgather; the other variants are timed for comparison.
+        let names = ["allreduce_int64", "reduce_scatter_int64", "reduce_scatter_int64_blocking", "allgather_float", "allgather_float_nonblocking"]
+        let mpi = comm as? MPICommunicator
         var points: [String: [(Int, Double)]] = [:]
         for name in names {
             for bytes in sizes {
-                let n = max(1, bytes / (name == "allgather_float" ? 4 : 8))
+                let floatsOp = name.hasPrefix("allgather")
+                let n = max(1, bytes / (floatsOp ? 4 : 8))
                 split(n)
                 let op: () -> Void
                 switch name {
@@ -88,6 +94,23 @@ struct Collectives: ParsableCommand {
                         counts.withUnsafeBufferPointer { c in
                             comm.startReduceScatterSum(UnsafeMutableBufferPointer(rebasing: ints[0..<n]), into: share, counts: c.baseAddress!)
                             comm.waitAllreduces()
+                        }
+                    }
+                case "reduce_scatter_int64_blocking":
+                    op = {
+                        counts.withUnsafeBufferPointer { c in
+                            if let mpi {
+                                mpi.reduceScatterSum(UnsafeMutableBufferPointer(rebasing: ints[0..<n]), into: share, counts: c.baseAddress!)
+                            } else {
+                                comm.startReduceScatterSum(UnsafeMutableBufferPointer(rebasing: ints[0..<n]), into: share, counts: c.baseAddress!)
+                                comm.waitAllreduces()
+                            }
+                        }
+                    }
+                case "allgather_float":
+                    op = {
+                        counts.withUnsafeBufferPointer { c in
+                            displacements.withUnsafeBufferPointer { d in comm.allgather(floats, counts: c.baseAddress!, displacements: d.baseAddress!) }
                         }
                     }
                 default:
@@ -112,7 +135,7 @@ struct Collectives: ParsableCommand {
                 for _ in 0..<Int(reps[0]) { op() }
                 var mean = [(monotonicSeconds() - start) / reps[0]]
                 comm.allreduce(&mean, op: .max)
-                points[name, default: []].append((n * (name == "allgather_float" ? 4 : 8), mean[0]))
+                points[name, default: []].append((n * (floatsOp ? 4 : 8), mean[0]))
             }
         }
         let hosts = RankAgreement.gather(RankAgreement.hostName, comm)
@@ -124,7 +147,7 @@ struct Collectives: ParsableCommand {
             let (latency, perByte) = Self.fit(pts)
             fits[name] = ["latency_s": latency, "seconds_per_byte": perByte, "bandwidth_bytes_per_s": perByte > 0 ? 1 / perByte : NSNull(),
                           "points": pts.map { [$0.0, $0.1] as [Any] }]
-            lines.append(name.padding(toLength: 22, withPad: " ", startingAt: 0)
+            lines.append(name.padding(toLength: 30, withPad: " ", startingAt: 0)
                          + String(format: "latency %8.1f us   bandwidth %8.3f GB/s (whole buffer per second)", 1e6 * latency, perByte > 0 ? 1e-9 / perByte : .infinity))
         }
         let result: [String: Any] = ["world_size": P, "nodes": Set(hosts).count, "hosts": Array(Set(hosts)).sorted(),
@@ -134,9 +157,9 @@ struct Collectives: ParsableCommand {
             Launch.finish(comm, code: 0)
         }
         print("hidden-mpi collectives: \(P) rank(s) on \(Set(hosts).count) node(s); mean of the slowest rank, seconds per operation")
-        print("  bytes        " + names.map { $0.padding(toLength: 22, withPad: " ", startingAt: 0) }.joined())
+        print("  bytes        " + names.map { $0.padding(toLength: 30, withPad: " ", startingAt: 0) }.joined())
         for (i, bytes) in sizes.enumerated() {
-            let row = names.map { String(format: "%.3e", points[$0]![i].1).padding(toLength: 22, withPad: " ", startingAt: 0) }.joined()
+            let row = names.map { String(format: "%.3e", points[$0]![i].1).padding(toLength: 30, withPad: " ", startingAt: 0) }.joined()
             print("  " + String(bytes).padding(toLength: 13, withPad: " ", startingAt: 0) + row)
         }
         print("fit: seconds = latency + bytes / bandwidth")

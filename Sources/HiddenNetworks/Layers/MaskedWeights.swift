@@ -148,26 +148,23 @@ public final class MaskedWeights {
     }
 
     /// Edge-popup mask of `range` from the layer's threshold `t` (bit pattern of the kept count's
-    /// smallest |S|): every |S| above it, and the first `ties` equal to it (the lower indices
-    /// win ties, as `applyTopKMask`).
-    public func applyThreshold(range: Range<Int>, threshold t: UInt32, ties: Int) {
+    /// smallest |S|): every |S| above it, and the first `ties` of the `equal` weights of the range
+    /// whose |S| is t (the lower indices win ties, as `applyTopKMask`). As there, one pass without
+    /// branches takes every |S| >= t (a branch per weight would be mispredicted half the time),
+    /// then the surplus ties are given back from the highest index, with W_eff = +0.
+    public func applyThreshold(range: Range<Int>, threshold t: UInt32, ties: Int, equal: Int) {
         let bits = UnsafeRawPointer(scores).assumingMemoryBound(to: UInt32.self)
         let w = weights.pointer, m = mask.pointer, e = effective.pointer
-        var left = ties
         for i in range {
-            let v = bits[i] & 0x7FFF_FFFF
-            var keep: Float = v > t ? 1 : 0
-            if v == t {
-                if left > 0 {
-                    keep = 1; left -= 1
-                } else {
-                    // As applyTopKMask gives a surplus tie back: W_eff = +0, whatever the weight's sign.
-                    m[i] = 0; e[i] = 0
-                    continue
-                }
-            }
+            let keep: Float = bits[i] & 0x7FFF_FFFF >= t ? 1 : 0
             m[i] = keep
             e[i] = w[i] * keep
+        }
+        var surplus = equal - ties
+        var i = range.upperBound - 1
+        while surplus > 0, i >= range.lowerBound {
+            if bits[i] & 0x7FFF_FFFF == t { m[i] = 0; e[i] = 0; surplus -= 1 }
+            i -= 1
         }
     }
 

@@ -26,6 +26,8 @@ public protocol Communicator: AnyObject {
     /// Starts a non-blocking in-place allgather: segment r of `buffer` (`counts[r]` floats at
     /// `displacements[r]`) is rank r's on every rank after `waitAllreduces()`.
     func startAllgather(_ buffer: UnsafeMutablePointer<Float>, counts: UnsafePointer<Int32>, displacements: UnsafePointer<Int32>)
+    /// The same, blocking: done on return.
+    func allgather(_ buffer: UnsafeMutablePointer<Float>, counts: UnsafePointer<Int32>, displacements: UnsafePointer<Int32>)
     /// Lets started reductions progress (MPI moves them on only inside MPI calls).
     func pollAllreduces()
     /// Blocks until every started reduction is complete.
@@ -74,6 +76,11 @@ extension Communicator {
         sum.withUnsafeMutableBufferPointer { allreduceSum($0) }
         let first = (0..<rank).reduce(0) { $0 + Int(counts[$1]) }
         for i in 0..<Int(counts[rank]) { recv[i] = sum[first + i] }
+    }
+
+    public func allgather(_ buffer: UnsafeMutablePointer<Float>, counts: UnsafePointer<Int32>, displacements: UnsafePointer<Int32>) {
+        startAllgather(buffer, counts: counts, displacements: displacements)
+        waitAllreduces()
     }
 
     /// By an integer allreduce of the bit patterns, zero outside this rank's segment (test

@@ -12,8 +12,8 @@
 //      selection whose three histograms (11, 10 and 10 bits of |S|) are summed over the ranks,
 //      so each rank reads only its share; ties at the threshold go to the lowest indices across
 //      all ranks (each rank learns how many ties lie on the ranks before it);
-//   4. each rank writes W_eff of its share, and W_eff is allgathered (float32) for the forward
-//      pass. Dense and supermask layers write their share directly (a supermask sample is a pure
+//   4. each rank writes W_eff of its share, and W_eff is allgathered (float32, blocking
+//      MPI_Allgatherv per layer) for the forward pass. Dense and supermask layers write their share directly (a supermask sample is a pure
 //      function of (seed, layer, step, index)).
 //
 // Every value is computed by the same arithmetic as the replicated update, so the bits are the
@@ -124,10 +124,9 @@ public final class ShardedUpdate {
         let P = comm.size
         for l in model.masked.indices {
             let o = model.offsets[l]
-            comm.startAllgather(model.scores.pointer + o, counts: counts + l * P, displacements: displacements + l * P)
-            comm.startAllgather(optimizer.momentum.pointer + o, counts: counts + l * P, displacements: displacements + l * P)
+            comm.allgather(model.scores.pointer + o, counts: counts + l * P, displacements: displacements + l * P)
+            comm.allgather(optimizer.momentum.pointer + o, counts: counts + l * P, displacements: displacements + l * P)
         }
-        comm.waitAllreduces()
         complete = true
     }
 
@@ -138,19 +137,20 @@ public final class ShardedUpdate {
         for (l, m) in model.masked.enumerated() {
             switch m.method {
             case .edgePopup:
-                // kept == count: everything (|S| > 0, and every zero as a tie); kept == 0: nothing.
-                if m.kept == m.count { m.applyThreshold(range: ranges[l], threshold: 0, ties: Int.max) }
-                if m.kept == 0 { m.applyThreshold(range: ranges[l], threshold: .max, ties: 0) }
+                // kept == count: everything (every |S| >= 0); kept == 0: nothing (no |S| reaches 0xFFFFFFFF).
+                if m.kept == m.count { m.applyThreshold(range: ranges[l], threshold: 0, ties: 0, equal: 0) }
+                if m.kept == 0 { m.applyThreshold(range: ranges[l], threshold: .max, ties: 0, equal: 0) }
             case .dense, .supermask:
                 m.updateMask(draw: draw, range: ranges[l])
             }
         }
         if !selecting.isEmpty { selectThresholds() }
+        // Blocking, layer after layer: Open MPI 4.1's blocking allgatherv picks ring-like algorithms,
+        // its non-blocking one sends every share to every rank directly (Docs/scaling.md).
         let started = monotonicSeconds()
         for l in model.masked.indices {
-            comm.startAllgather(model.masked[l].effective.pointer, counts: counts + l * P, displacements: displacements + l * P)
+            comm.allgather(model.masked[l].effective.pointer, counts: counts + l * P, displacements: displacements + l * P)
         }
-        comm.waitAllreduces()
         allgatherSeconds = monotonicSeconds() - started
     }
 
@@ -209,7 +209,8 @@ public final class ShardedUpdate {
             let m = model.masked[l]
             var ties = Int64(m.kept) - above[j]
             for r in 0..<comm.rank { ties -= tieCounts[j * P + r] }
-            m.applyThreshold(range: ranges[l], threshold: prefixes[j], ties: Int(max(0, ties)))
+            let equal = candidateCounts[l]
+            m.applyThreshold(range: ranges[l], threshold: prefixes[j], ties: Int(min(Int64(equal), max(0, ties))), equal: equal)
         }
     }
 }
