@@ -6,7 +6,8 @@
 #   waiting_s,hidden_share,speedup,efficiency,oversubscribed,update,machine
 # compute_s: a step's work (masks, forward, backward, update); reduction_s: how long the gradient
 # reduction was in flight; waiting_s: what was not hidden (the reduction's wait after the backward
-# pass plus the allgather of W_eff); hidden_share: 1 - wait / in flight. Speed-up and efficiency
+# pass, the allgather of W_eff and the top-k selection's small allreduces); hidden_share: 1 - the
+# reduction's wait / its time in flight. Speed-up and efficiency
 # are against the first rank count of the same model and mode (strong: images/s over P x the
 # first's per rank; weak: images/s per rank over the first's). Points with more ranks than the
 # node(s) have cores are marked oversubscribed=1: a functional check, not a measurement.
@@ -65,9 +66,9 @@ import json, sys
 d = json.loads(sys.argv[1]); mode = sys.argv[2]; cores = int(sys.argv[3]); machine = sys.argv[4]
 p = d["phases_s"]
 P, nodes = d["world_size"], d.get("nodes", 1)
-waiting = p.get("allreduce_wait", 0) + p.get("allgather_wait", 0)
+waiting = p.get("allreduce_wait", 0) + p.get("allgather_wait", 0) + p.get("selection_wait", 0)
 compute = d["step_s"] - waiting
-reduction = (d.get("allreduce_lifetime_s", 0) + p.get("allgather_wait", 0)) if P > 1 else 0.0
+reduction = (d.get("allreduce_lifetime_s", 0) + p.get("allgather_wait", 0) + p.get("selection_wait", 0)) if P > 1 else 0.0
 hidden = d.get("allreduce_hidden_fraction")
 ips = d["images_per_s"]
 if sys.argv[5]:

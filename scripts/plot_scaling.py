@@ -5,7 +5,7 @@
     python3 scripts/plot_scaling.py scaling.csv -o Docs/results/scaling.png   # also writes .svg
 
 Input: CSV files from jobs/scaling-sweep.sh (several are concatenated; a repeated header line is
-skipped). One curve per model, mode (strong / weak) and node count setting; speed-up and
+skipped). One curve per model, mode (strong / weak) and machine column (one sweep's hosts); speed-up and
 efficiency as the sweep computed them (against the first rank count of each model and mode).
 Oversubscribed points (more ranks than cores) are drawn hollow and labelled: they check that the
 run works, they do not measure speed. Prints the table; needs matplotlib only for the plot.
@@ -41,7 +41,7 @@ def main():
 
     curves = defaultdict(list)
     for r in read(args.files):
-        key = (r["model"], r["mode"], "multi-node" if int(r["nodes"]) > 1 else "one node")
+        key = (r["model"], r["mode"], r.get("machine", ""))  # one sweep: one machine (or set of hosts)
         curves[key].append(r)
     print(f"{'model':<16} {'mode':<7} {'ranks':>5} {'nodes':>5} {'batch':>6} {'per rank':>8} {'images/s':>10} {'speed-up':>9} {'efficiency':>10} {'waiting s':>9} {'hidden':>6}  note")
     for key, rows in curves.items():
@@ -56,13 +56,15 @@ def main():
         return
 
     plt = plotting.pyplot()
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.6))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 6))
     all_ranks = sorted({int(r["ranks"]) for rows in curves.values() for r in rows})
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    machines = sorted({key[2] for key in curves})
     for i, (key, rows) in enumerate(sorted(curves.items())):
-        model, mode, nodes = key
+        model, mode, machine = key
         color = colors[i % len(colors)]
-        label = f"{model}, {mode} scaling" + (f" ({nodes})" if nodes != "one node" else "")
+        nodes = max(int(r["nodes"]) for r in rows)
+        label = f"{model}, {mode}" + (f", {'across ' + str(nodes) + ' nodes' if nodes > 1 else 'one node'}" if len(machines) > 1 else "")
         ranks = [int(r["ranks"]) for r in rows]
         style = "-" if mode == "strong" else "--"
         for ax, column, scale in ((left, "speedup", 1), (right, "efficiency", 100)):
@@ -87,8 +89,18 @@ def main():
     left.set_yticks(all_ranks)
     left.set_yticklabels([str(n) for n in all_ranks])
     if args.title:
-        fig.suptitle(args.title)
-    plotting.finish(fig, (left, right), args.output)
+        fig.suptitle(args.title, fontsize=10)
+    # One legend for both plots, below them (solid: strong scaling, dashed: weak).
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+    handles, labels = left.get_legend_handles_labels()
+    h2, l2 = right.get_legend_handles_labels()
+    handles += [h for h, l in zip(h2, l2) if l == "90%"]
+    labels += [l for l in l2 if l == "90%"]
+    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.2, 1, 0.95))
+    fig.savefig(args.output, dpi=110)
+    print(f"wrote {args.output}")
     svg = os.path.splitext(args.output)[0] + ".svg"
     fig.savefig(svg)
     print(f"wrote {svg}")

@@ -119,7 +119,8 @@ struct Bench: ParsableCommand {
         let phases: [(String, Double)] = [("data", median { $0.data }), ("mask selection", median { $0.mask }),
                                           ("forward", median { $0.forward }), ("backward", median { $0.backward }),
                                           ("allreduce wait", wait), ("optimizer", median { $0.optimizer }),
-                                          ("allgather wait", median { $0.allgatherWait })]
+                                          ("allgather wait", median { $0.allgatherWait }),
+                                          ("selection wait", median { $0.selectionWait })]
         LayerProfile.shared.enabled = false
         // Mean seconds per timed step by kind of layer, largest first.
         let kinds = LayerProfile.shared.seconds.filter { $0.value > 0 }.map { ($0.key, $0.value / Double(steps)) }.sorted { $0.1 > $1.1 }

@@ -134,6 +134,7 @@ public final class ShardedUpdate {
     /// share, edge-popup thresholds are selected together, and W_eff is allgathered.
     public func updateMasks(draw: UInt64?) {
         let P = comm.size
+        selectionCommunication = 0
         for (l, m) in model.masked.enumerated() {
             switch m.method {
             case .edgePopup:
@@ -154,8 +155,11 @@ public final class ShardedUpdate {
         allgatherSeconds = monotonicSeconds() - started
     }
 
-    /// Seconds the last `updateMasks` spent allgathering W_eff (communication, not selection).
+    /// Seconds the last `updateMasks` spent allgathering W_eff, and inside the selection's four
+    /// small allreduces (their latency, and waiting for the slowest rank to arrive): communication,
+    /// not selection work.
     public private(set) var allgatherSeconds = 0.0
+    public private(set) var selectionCommunication = 0.0
 
     /// The distributed radix selection of every selecting layer's threshold (three histogram
     /// passes, each one allreduce for all layers), then the ties, then this rank's share of the mask.
@@ -178,7 +182,9 @@ public final class ShardedUpdate {
                     for i in 0..<candidateCounts[l] { h[Int((c[i] >> shift) & 0x3FF)] += 1 }
                 }
             }
+            let waitStart = monotonicSeconds()
             comm.allreduceSum(all)
+            selectionCommunication += monotonicSeconds() - waitStart
             for (j, l) in selecting.enumerated() {
                 let h = histograms.baseAddress! + j * buckets
                 var b = 0
@@ -204,7 +210,9 @@ public final class ShardedUpdate {
         // Ties: this rank's count in its slot; ranks before it hold the lower indices.
         tieCounts.update(repeating: 0)
         for (j, l) in selecting.enumerated() { tieCounts[j * P + comm.rank] = Int64(candidateCounts[l]) }
+        let waitStart = monotonicSeconds()
         comm.allreduceSum(tieCounts)
+        selectionCommunication += monotonicSeconds() - waitStart
         for (j, l) in selecting.enumerated() {
             let m = model.masked[l]
             var ties = Int64(m.kept) - above[j]

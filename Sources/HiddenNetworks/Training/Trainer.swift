@@ -80,8 +80,9 @@ public enum RunOutcome: Sendable {
 public struct StepTiming: Sendable {
     public var data = 0.0, mask = 0.0, forward = 0.0, backward = 0.0
     public var allreduceWait = 0.0, allreduceLifetime = 0.0, optimizer = 0.0, total = 0.0
-    /// Sharded update: the part of the mask phase spent allgathering W_eff (not in `mask`).
-    public var allgatherWait = 0.0
+    /// Sharded update: the parts of the mask phase spent allgathering W_eff and inside the
+    /// selection's small allreduces (neither is in `mask`, which is this rank's selection work).
+    public var allgatherWait = 0.0, selectionWait = 0.0
     public init() {}
 }
 
@@ -267,7 +268,8 @@ public final class Trainer {
         }
         let t6 = monotonicSeconds()
         timing.allgatherWait = sharded?.allgatherSeconds ?? 0
-        timing.data = t1 - t0; timing.mask = t2 - t1 - timing.allgatherWait; timing.forward = t3 - t2; timing.backward = t4 - t3
+        timing.selectionWait = sharded?.selectionCommunication ?? 0
+        timing.data = t1 - t0; timing.mask = t2 - t1 - timing.allgatherWait - timing.selectionWait; timing.forward = t3 - t2; timing.backward = t4 - t3
         timing.allreduceWait = t5 - t4; timing.allreduceLifetime = firstStart > 0 ? t5 - firstStart : t5 - t4
         timing.optimizer = t6 - t5; timing.total = t6 - t0
         return (stepStats[0], stepStats[1], stopAll, timing)
@@ -354,8 +356,8 @@ public final class Trainer {
                                                             stop: stopRequested())
                 // Nothing of a step out of range is kept: the state stays at the last good step.
                 if outOfRange { return .outOfRange }
-                computeTime += timing.total - timing.allreduceWait - timing.allgatherWait
-                reduceTime += timing.allreduceWait + timing.allgatherWait
+                computeTime += timing.total - timing.allreduceWait - timing.allgatherWait - timing.selectionWait
+                reduceTime += timing.allreduceWait + timing.allgatherWait + timing.selectionWait
                 dataTime += timing.data
                 state.lossSum += lossSum; state.correct += correct; state.seen += batch
                 state.globalStep += 1; state.stepInEpoch += 1
