@@ -258,8 +258,7 @@ public final class Trainer {
         // this rank's share (sharded) or on every score.
         if !outOfRange {
             if let sharded {
-                sharded.finishGradients()
-                sharded.optimizerStep(lr: lr)
+                sharded.step(lr: lr)
             } else {
                 if plan.exact { for m in model.masked { m.finishExactGradient() } }
                 optimizer.step(params: model.scores.pointer, grads: model.scoreGrads.pointer, count: model.parameterCount,
