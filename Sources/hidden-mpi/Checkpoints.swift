@@ -3,6 +3,7 @@
 
 import Foundation
 import HiddenNetworks
+import Synchronization
 
 /// Exit status of a run stopped by SIGTERM/SIGUSR1 after writing its checkpoint (EX_TEMPFAIL:
 /// "try again later"; job scripts requeue on it).
@@ -70,9 +71,11 @@ struct CheckpointDirectory {
 }
 
 /// Set from a signal handler; read at each step boundary.
-nonisolated(unsafe) var stopSignal: Int32 = 0
+/// A lock-free atomic: the only thing the handler does, and safe in a signal handler.
+let stopSignalFlag = Atomic<Int32>(0)
+var stopSignal: Int32 { stopSignalFlag.load(ordering: .relaxed) }
 
 func installStopHandlers() {
-    signal(SIGTERM) { sig in stopSignal = sig }
-    signal(SIGUSR1) { sig in stopSignal = sig }
+    signal(SIGTERM) { sig in stopSignalFlag.store(sig, ordering: .relaxed) }
+    signal(SIGUSR1) { sig in stopSignalFlag.store(sig, ordering: .relaxed) }
 }

@@ -23,8 +23,21 @@ enum Launch {
     }
 
     static func finish(_ comm: Communicator, code: Int32) -> Never {
+        let status = checkStandardOutput(code)
         (comm as? MPICommunicator)?.finalize()
-        exit(code)
+        exit(status)
+    }
+
+    /// Whether everything printed reached standard output (`> /dev/full`, a full disk): if not,
+    /// one message and status 1 instead of a success nobody can read.
+    static func checkStandardOutput(_ code: Int32) -> Int32 {
+        if fflush(stdout) != 0 || ferror(stdout) != 0 || Reporter.failure != 0 {
+            let e = Reporter.failure != 0 ? Reporter.failure : errno
+            writeError("error: cannot write standard output: \(String(cString: strerror(e == 0 ? EIO : e)))"
+                       + (code == 0 ? " (the run itself finished: its checkpoints and metrics file are complete)" : ""))
+            return code == 0 ? 1 : code
+        }
+        return code
     }
 
     /// Every rank calls this with its own outcome of a phase. If any rank failed, the failure is
@@ -48,9 +61,11 @@ enum Launch {
 /// Rank 0's output: lines to stdout, flushed at once so they interleave sanely under mpirun.
 struct Reporter {
     let enabled: Bool
+    /// The first errno of a failed write to standard output (checked when the process ends).
+    nonisolated(unsafe) static var failure: Int32 = 0
     func line(_ s: String) {
         guard enabled else { return }
-        FileHandle.standardOutput.write((s + "\n").data(using: .utf8)!)
+        if fputs(s + "\n", stdout) < 0 || fflush(stdout) != 0, Reporter.failure == 0 { Reporter.failure = errno == 0 ? EIO : errno }
     }
     func progress(_ s: String) {
         guard enabled else { return }
@@ -60,20 +75,45 @@ struct Reporter {
 
 /// One JSON object per line, written by rank 0 only.
 final class JSONLines {
-    private let handle: FileHandle
+    let path: String
+    private var fd: Int32
     /// Truncates the file, or appends to it (a resumed run continues its log).
     init(path: String, append: Bool = false) throws {
-        let exists = FileManager.default.fileExists(atPath: path)
-        guard (append && exists) || FileManager.default.createFile(atPath: path, contents: nil),
-              let h = FileHandle(forWritingAtPath: path) else {
-            throw HiddenError("cannot write metrics file \(path)", hint: "check that its folder exists and is writable")
+        self.path = path
+        fd = open(path, O_WRONLY | O_CREAT | (append ? O_APPEND : O_TRUNC), 0o644)
+        guard fd >= 0 else {
+            throw HiddenError("cannot write metrics file \(path): \(String(cString: strerror(errno)))", hint: "check that its folder exists and is writable")
         }
-        if append { h.seekToEndOfFile() }
-        handle = h
     }
-    func write(_ object: [String: Any]) {
+    deinit { if fd >= 0 { Glibc.close(fd) } }
+
+    /// Appends one line in one write (a kill leaves no torn line). A failed or short write
+    /// (a full disk, a quota) takes back what it wrote and throws, naming the file.
+    func write(_ object: [String: Any]) throws {
         guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else { return }
-        handle.write(data + "\n".data(using: .utf8)!)  // one write: a kill leaves no torn line
+        let line = Array(data) + [0x0A]
+        let before = lseek(fd, 0, SEEK_END)
+        var done = 0, failure: Int32 = 0
+        line.withUnsafeBytes { raw in
+            while done < raw.count {
+                let n = Glibc.write(fd, raw.baseAddress! + done, raw.count - done)
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { failure = n < 0 ? errno : ENOSPC; return }
+                done += n
+            }
+        }
+        guard failure != 0 else { return }
+        if before >= 0, done > 0 { _ = ftruncate(fd, before) }  // no half line left behind
+        throw HiddenError("cannot write metrics file \(path): \(String(cString: strerror(failure))) (the lines written before are kept)",
+                          hint: "free space there (or raise the quota) and resume the run (--resume auto), or write --metrics elsewhere")
     }
-    func close() { try? handle.close() }
+
+    func close() throws {
+        guard fd >= 0 else { return }
+        let result = Glibc.close(fd)
+        fd = -1
+        if result != 0 {
+            throw HiddenError("cannot write metrics file \(path): \(String(cString: strerror(errno)))", hint: "free space there and run again")
+        }
+    }
 }

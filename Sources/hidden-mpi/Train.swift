@@ -183,10 +183,10 @@ struct Train: ParsableCommand {
         }
         for note in notes { out.progress("hidden-mpi: \(note)") }
         printHeader(trainer, checksums, hosts: hosts, out)
-        metricsFile?.write(runObject(trainer, checksums, hosts: hosts))
+        recordMetrics(runObject(trainer, checksums, hosts: hosts), metricsFile, comm)
         if trainer.state.epoch >= trainer.config.epochs {
             out.line("nothing to train: the checkpoint has finished all \(trainer.config.epochs) epochs (pass --epochs N to extend the run)")
-            metricsFile?.close()
+            closeMetricsFile(metricsFile, comm)
             Launch.finish(comm, code: 0)
         }
         let run = TrainingRun(trainer: trainer, comm: comm, out: out, metricsFile: metricsFile, metricsPath: metrics,

@@ -35,6 +35,11 @@ final class TrainingRun {
         lastStep = min(trainer.config.epochs * trainer.stepsPerEpoch, trainer.config.maxSteps ?? Int.max)
     }
 
+    /// Rank 0: one line of the metrics file; a write that fails ends the job with one message
+    /// (the lines before stay, the checkpoints too).
+    func record(_ object: [String: Any]) { recordMetrics(object, metricsFile, comm) }
+    func closeMetrics() { closeMetricsFile(metricsFile, comm) }
+
     /// Every rank: stops the job if the ranks' scores, momentum or position differ (collective).
     func requireNoDrift() {
         guard lastVerified != trainer.state else { return }
@@ -64,7 +69,7 @@ final class TrainingRun {
     func step(_ s: StepMetrics, _ state: TrainState) {
         if s.step == firstStep + 1, driftRank == comm.rank { trainer.perturbStateForTesting() }
         if s.step <= logSteps {
-            metricsFile?.write(["kind": "step", "epoch": s.epoch + 1, "step": s.step, "loss": s.loss,
+            record(["kind": "step", "epoch": s.epoch + 1, "step": s.step, "loss": s.loss,
                                 "train_acc": s.accuracy, "lr": s.lr, "step_s": s.timing.total, "data_s": s.timing.data])
             if logSteps <= 20 { out.line(String(format: "  step %4d  loss %.6f", s.step, s.loss)) }
         }
@@ -97,15 +102,15 @@ final class TrainingRun {
             // Every rank's running statistics, as checksums: the same on all of them under --bn-sync global.
             object["running_checksums"] = gatherChecksums(trainer.model.runningChecksum(), comm).map(hex)
         }
-        metricsFile?.write(object)
+        record(object)
         checkpoint("end of epoch \(e.epoch)")
     }
 
     /// Stopped by a signal: checkpoint, say how to continue, exit with the preemption status.
     func stopped() -> Never {
         checkpoint("stopped by signal")
-        metricsFile?.write(["kind": "stopped", "step": trainer.state.globalStep, "epoch": trainer.state.epoch + 1])
-        metricsFile?.close()
+        record(["kind": "stopped", "step": trainer.state.globalStep, "epoch": trainer.state.epoch + 1])
+        closeMetrics()
         out.progress("hidden-mpi: stopped by a signal at step \(trainer.state.globalStep)\(directory == nil ? " (no --checkpoint-dir: nothing saved)" : "; continue with --resume auto"); exit status \(preemptedExitCode)")
         comm.barrier()
         Launch.finish(comm, code: preemptedExitCode)
@@ -115,8 +120,8 @@ final class TrainingRun {
     /// last checkpoint stays as it was, and every rank exits with status 1.
     func outOfRange() -> Never {
         let step = trainer.state.globalStep + 1
-        metricsFile?.write(["kind": "error", "step": step, "error": "gradients out of the exact reduction's range"])
-        metricsFile?.close()
+        record(["kind": "error", "step": step, "error": "gradients out of the exact reduction's range"])
+        closeMetrics()
         if comm.rank == 0 { Launch.writeError("error: at step \(step) a gradient was not finite or beyond the exact reduction's range (|mean-loss gradient| < \(Int(FixedPoint.largestChunkValue)) per chunk): the run diverged; the step was not applied and no checkpoint was written for it\nhint: lower --lr and resume from the last checkpoint; --reduction float keeps going with float sums, at the cost of bit-identical results across rank counts") }
         comm.barrier()
         Launch.finish(comm, code: 1)
@@ -125,7 +130,7 @@ final class TrainingRun {
     /// The end: a last checkpoint and one line a person (or grep) can take the result from.
     func finished() -> Never {
         checkpoint("end of run")
-        metricsFile?.close()
+        closeMetrics()
         if let e = lastEpoch {
             let partial = e.steps < trainer.stepsPerEpoch ? " (--max-steps: \(e.steps) of its \(trainer.stepsPerEpoch) steps)" : ""
             var places = [String]()
@@ -137,5 +142,20 @@ final class TrainingRun {
                      + (places.isEmpty ? "" : "; " + places.joined(separator: ", ")))
         }
         Launch.finish(comm, code: 0)
+    }
+}
+
+/// Rank 0's metrics line, or the end of the job with one message when it cannot be written.
+func recordMetrics(_ object: [String: Any], _ file: JSONLines?, _ comm: Communicator) {
+    do { try file?.write(object) } catch {
+        Launch.writeError("error: \(error)")
+        comm.abort(code: 1)
+    }
+}
+
+func closeMetricsFile(_ file: JSONLines?, _ comm: Communicator) {
+    do { try file?.close() } catch {
+        Launch.writeError("error: \(error)")
+        comm.abort(code: 1)
     }
 }

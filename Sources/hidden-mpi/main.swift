@@ -28,6 +28,9 @@ struct HiddenMPICommand: ParsableCommand {
             // Before MPI starts: the commands that compute run with the fastest correct kernel.
             if let family = gemmFamily(of: command) { KernelChoice.apply(for: family) }
             try command.run()
+            // Commands that return (rather than end through Launch.finish): was everything printed?
+            let status = Launch.checkStandardOutput(0)
+            if status != 0 { Foundation.exit(status) }
         } catch {
             if Launch.isRankZero { exit(withError: error) }
             Foundation.exit(exitCode(for: error).rawValue)
