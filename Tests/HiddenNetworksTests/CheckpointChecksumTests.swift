@@ -49,4 +49,16 @@ final class CheckpointChecksumTests: XCTestCase {
         XCTAssertNoThrow(try SafeTensorsFile(bytes: swapped, name: bad))
         assertThrowsHiddenError(try ScoreCheckpoint.load(bad), containing: ["header does not match its checksum"])
     }
+
+    /// A safetensors entry whose shape multiplies past Int.max (here to 2^64 floats, which wraps to
+    /// 0 bytes) is refused with the shape in the message, not taken as an empty tensor.
+    func testShapesThatOverflowAreRefused() throws {
+        for (shape, offsets) in [("[4611686018427387904,4]", "[0,0]"), ("[9223372036854775807,2]", "[0,0]"), ("[-1,4]", "[0,0]")] {
+            let json = Array(#"{"x":{"dtype":"F32","shape":\#(shape),"data_offsets":\#(offsets)}}"#.utf8)
+            var bytes = [UInt8](repeating: 0, count: 8)
+            for i in 0..<8 { bytes[i] = UInt8((json.count >> (8 * i)) & 0xFF) }
+            bytes += json
+            assertThrowsHiddenError(try SafeTensorsFile(bytes: bytes, name: "big.safetensors"), containing: ["big.safetensors", "tensor x"], shape)
+        }
+    }
 }

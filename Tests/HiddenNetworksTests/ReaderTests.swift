@@ -65,6 +65,8 @@ final class ReaderTests: XCTestCase {
             ("data truncated", Array(good.dropLast(3)), ["truncated", "2x2x2 = 8 bytes", "file has 5"]),
             ("header claims more data", idxBytes(dims: [5, 2, 2], data: [UInt8](repeating: 5, count: 8)), ["truncated", "= 20 bytes", "file has 8"]),
             ("more data than the header", good + [1, 2], ["malformed", "file has 10"]),
+            // Four sizes of 2^32 - 1 multiply past Int.max: refused, not wrapped to a small count.
+            ("sizes that overflow", [0, 0, 8, 4] + [UInt8](repeating: 0xFF, count: 16) + [1, 2, 3], ["truncated", "more than 9223372036854775807 bytes", "file has 3"]),
         ]
         for (what, bytes, phrases) in table {
             assertThrowsHiddenError(try IDXFile(bytes: bytes, name: "f.idx"), containing: ["f.idx"] + phrases, what)

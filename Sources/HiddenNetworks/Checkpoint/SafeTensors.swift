@@ -118,7 +118,8 @@ public struct SafeTensorsFile {
             guard shape.allSatisfy({ $0 >= 0 }), offs[0] >= 0, offs[0] <= offs[1], offs[1] <= dataSize else {
                 throw bad("tensor \(key) lies outside the data section (offsets \(offs), data \(dataSize) bytes)")
             }
-            guard shape.reduce(1, *) * dtype.size == offs[1] - offs[0] else {
+            // A shape's product can overflow: such a tensor is refused, not wrapped to a small size.
+            guard let count = checkedProduct(shape), let size = checkedProduct([count, dtype.size]), size == offs[1] - offs[0] else {
                 throw bad("tensor \(key): shape \(shape) of \(dt) does not match its \(offs[1] - offs[0]) bytes")
             }
             entries.append((key, dtype, shape, offs[0], offs[1]))

@@ -5,6 +5,21 @@
 import CZlib
 import Foundation
 
+/// Largest file `readMaybeGzipped` inflates (4 GiB): a small gzip can claim far more.
+public let maxInflatedBytes = 4 << 30
+
+/// The product of `dims`, or nil when it overflows Int (or a factor is negative).
+public func checkedProduct(_ dims: [Int]) -> Int? {
+    var p = 1
+    for d in dims {
+        guard d >= 0 else { return nil }
+        let (r, overflow) = p.multipliedReportingOverflow(by: d)
+        if overflow { return nil }
+        p = r
+    }
+    return p
+}
+
 /// Whole file, inflated if it is gzip (zlib's gzread passes plain files through unchanged).
 public func readMaybeGzipped(_ path: String) throws -> [UInt8] {
     guard FileManager.default.isReadableFile(atPath: path) else {
@@ -22,6 +37,10 @@ public func readMaybeGzipped(_ path: String) throws -> [UInt8] {
             throw HiddenError("\(path) is corrupt: gzip error (\(msg))", hint: "download the file again")
         }
         if n == 0 { break }
+        guard out.count + Int(n) <= maxInflatedBytes else {
+            throw HiddenError("\(path) inflates to more than \(maxInflatedBytes) bytes: not a data file hidden-mpi reads whole",
+                              hint: "check the file (gzip -l \(path)); MNIST-style files are tens of megabytes")
+        }
         out.append(contentsOf: chunk[0..<Int(n)])
     }
     // A gzip stream cut short ends reads quietly; zlib then reports Z_BUF_ERROR.
@@ -53,10 +72,11 @@ public struct IDXFile {
             let o = 4 + 4 * d
             dims.append(Int(bytes[o]) << 24 | Int(bytes[o + 1]) << 16 | Int(bytes[o + 2]) << 8 | Int(bytes[o + 3]))
         }
-        let expected = dims.reduce(1, *)
         let have = bytes.count - 4 - 4 * rank
-        guard have == expected else {
-            throw HiddenError("\(name) is \(have < expected ? "truncated" : "malformed"): header says \(dims.map(String.init).joined(separator: "x")) = \(expected) bytes of data, file has \(have)",
+        // Four 32-bit sizes can multiply past Int.max: such a header is refused, not wrapped.
+        guard let expected = checkedProduct(dims), have == expected else {
+            let claimed = checkedProduct(dims).map { "\($0) bytes" } ?? "more than \(Int.max) bytes"
+            throw HiddenError("\(name) is \(have < (checkedProduct(dims) ?? Int.max) ? "truncated" : "malformed"): header says \(dims.map(String.init).joined(separator: "x")) = \(claimed) of data, file has \(have)",
                               hint: "download the file again")
         }
         self.dims = dims
