@@ -7,19 +7,20 @@
 //   1. each layer's fixed-point gradient is reduce-scattered (MPI_Ireduce_scatter, int64) as soon
 //      as its backward pass is done: rank r receives the exact sum of its share only;
 //   2. rank r decodes its share, computes its score gradients and takes the optimiser step on its
-//      share of the scores and momentum;
+//      share of the scores and momentum (edge-popup layers: all three in one pass);
 //   3. at the next mask update the ranks find each layer's top-k threshold together: a radix
 //      selection whose three histograms (11, 10 and 10 bits of |S|) are summed over the ranks,
 //      so each rank reads only its share; ties at the threshold go to the lowest indices across
 //      all ranks (each rank learns how many ties lie on the ranks before it);
 //   4. each rank writes W_eff of its share, and W_eff is allgathered (float32, blocking
-//      MPI_Allgatherv per layer) for the forward pass. Dense and supermask layers write their share directly (a supermask sample is a pure
-//      function of (seed, layer, step, index)).
+//      MPI_Allgatherv per layer) for the forward pass. Dense and supermask layers write their
+//      share directly (a supermask sample is a pure function of (seed, layer, step, index)).
 //
 // Every value is computed by the same arithmetic as the replicated update, so the bits are the
 // same for any number of ranks. Bytes sent per rank and step by ring algorithms: 8 N (P-1)/P for
 // the reduce-scatter plus 4 N (P-1)/P for the allgather, against 16 N (P-1)/P for the allreduce
-// of int64 gradients; the histograms add 2 x 8 x 4096 per selected layer.
+// of int64 gradients; the three histogram allreduces add (2048 + 1024 + 1024) x 8 bytes per
+// selecting layer, and the ties one int64 per layer and rank.
 //
 // Between steps the scores and momentum outside a rank's share are stale on that rank;
 // `gatherState()` (collective) makes them whole on every rank before a checkpoint or a check.
