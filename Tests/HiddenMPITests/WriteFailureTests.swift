@@ -16,6 +16,11 @@ final class WriteFailureTests: XCTestCase {
         dir = try Harness.makeTempDir(prefix: "hidden-mpi-writes")
     }
 
+    override func tearDownWithError() throws {
+        if let mounted { _ = try? Harness.run(["/bin/umount", "-l", mounted], environment: Harness.childEnvironment(), timeout: 30) }
+        if let dir { try? FileManager.default.removeItem(at: dir) }
+    }
+
     /// A full device of this test's own (mknod c 1 7, as /dev/full), so that a writer that
     /// wrongly renames over its target replaces this node, not the machine's /dev/full; else
     /// /dev/full itself where it is the device and this test is not root.
