@@ -116,3 +116,24 @@ final class ImageFolderTests: XCTestCase {
         }
     }
 }
+
+final class ImageFolderIndexFormatTests: XCTestCase {
+    /// The index rank 0 sends to the others: a good one round-trips; counts that are negative,
+    /// larger than the lines, or would overflow when added, and labels outside the classes, are
+    /// refused (the overflow trapped, a negative count made an invalid range).
+    func testBadIndexesAreRefused() throws {
+        let good = ImageFolderIndex(classes: ["cat", "dog"], trainFiles: ["a", "b"], trainLabels: [0, 1], valFiles: ["c"], valLabels: [1], skipped: 0)
+        let back = try ImageFolderIndex(serialized: good.serialized())
+        XCTAssertEqual(back.classes, good.classes)
+        XCTAssertEqual(back.trainLabels, good.trainLabels)
+        XCTAssertEqual(back.valFiles, good.valFiles)
+        let head = "hidden-mpi image-folder index 1\n"
+        for bad in ["9223372036854775807 9223372036854775807 2 0\ncat",
+                    "-1 1 0 0\n0\tx",
+                    "2 1 0 0\ncat\ndog\n2\ta",
+                    "2 1 0 0\ncat\ndog\n-1\ta"] {
+            XCTAssertThrowsError(try ImageFolderIndex(serialized: Array((head + bad).utf8)), bad)
+        }
+    }
+}
+

@@ -89,6 +89,11 @@ final class JPEGTests: XCTestCase {
         let cut = Array(jpeg.prefix(jpeg.count / 2))
         XCTAssertEqual(error(cut)?.kind, .corrupt, "a truncated JPEG")
         XCTAssertEqual(error(Array(jpeg.prefix(4)))?.kind, .corrupt, "a header cut short")
+        // Found by scripts/fuzz.sh (jpeg): 111 bytes whose headers claim 21349x29045 pixels; decoding
+        // allocated 1.86 GB before looking further. Refused from the header now.
+        let giant = Array(Data(base64Encoded: "/9j/////2wBDASgoKCgoKCgoKCgoKCgoAAAAhigoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKP/CABEIAAcACQMBIgACEQEDEQH//9j/wgARCFNlcXUDASIAAhEBAxEB/9oACAEBAAAA4hADAFkDAQAA")!)
+        XCTAssertEqual(error(giant)?.kind, .corrupt)
+        XCTAssertTrue(error(giant)?.description.contains("more than the 67108864 hidden-mpi decodes") ?? false, "\(String(describing: error(giant)))")
         // The same decoder still decodes a good file after the errors.
         XCTAssertEqual(try jpeg.withUnsafeBytes { try decoder.decode($0) }.width, 64)
     }

@@ -90,12 +90,16 @@ public struct ImageFolderIndex: Equatable, Sendable {
         let lines = String(decoding: bytes, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
         guard lines.count >= 2, lines[0] == "hidden-mpi image-folder index 1" else { throw HiddenError("bad image-folder index") }
         let counts = lines[1].split(separator: " ").compactMap { Int($0) }
-        guard counts.count == 4, lines.count == 2 + counts[0] + counts[1] + counts[2] else { throw HiddenError("bad image-folder index sizes") }
+        // Each count at most the lines there are (so their sum cannot overflow), none negative.
+        guard counts.count == 4, counts.allSatisfy({ $0 >= 0 && $0 <= lines.count }),
+              lines.count == 2 + counts[0] + counts[1] + counts[2] else { throw HiddenError("bad image-folder index sizes") }
         classes = lines[2..<(2 + counts[0])].map(String.init)
         func entries(_ range: Range<Int>) throws -> ([String], [Int32]) {
             var paths: [String] = [], labels: [Int32] = []
             for line in lines[range] {
-                guard let tab = line.firstIndex(of: "\t"), let label = Int32(line[..<tab]) else { throw HiddenError("bad image-folder index line") }
+                guard let tab = line.firstIndex(of: "\t"), let label = Int32(line[..<tab]), label >= 0, Int(label) < counts[0] else {
+                    throw HiddenError("bad image-folder index line")
+                }
                 labels.append(label); paths.append(String(line[line.index(after: tab)...]))
             }
             return (paths, labels)

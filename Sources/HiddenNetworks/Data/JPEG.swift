@@ -66,8 +66,16 @@ public final class JPEGDecoder {
         var w: Int32 = 0, h: Int32 = 0, sub: Int32 = 0, cs: Int32 = 0
         let code = tjDecompressHeader3(handle, bytes.baseAddress!.assumingMemoryBound(to: UInt8.self), UInt(bytes.count), &w, &h, &sub, &cs)
         guard code == 0, w > 0, h > 0 else { throw ImageError(kind: .corrupt, detail: message()) }
+        // A header of a few bytes can claim gigapixels (found by the fuzzer: 111 bytes asking for
+        // 1.86 GB); refused before any buffer is made.
+        guard Int(w) * Int(h) <= Self.maxPixels else {
+            throw ImageError(kind: .corrupt, detail: "the header claims \(w)x\(h) pixels, more than the \(Self.maxPixels) hidden-mpi decodes")
+        }
         return (Int(w), Int(h), cs)
     }
+
+    /// The largest image decoded: 64 megapixels (ImageNet's largest is about 32).
+    public static let maxPixels = 1 << 26
 
     /// The smallest scaling factor whose scaled size keeps a region of `need` pixels (of the full
     /// image) at least `target` pixels wide and high, or the region's own size where that is

@@ -1,0 +1,54 @@
+// One libFuzzer entry point for every reader of outside bytes; HIDDEN_MPI_FUZZ_TARGET picks one:
+//   idx         IDXFile on the bytes, and readMaybeGzipped + IDXFile on them as a file (plain or gzip)
+//   cifar       loadCIFARFiles on them as a CIFAR-10 and as a CIFAR-100 batch file
+//   checkpoint  ScoreCheckpoint.load (safetensors, checksums) and RunFields.parse of its header
+//   subnetwork  Subnetwork.load and RunFields.parse
+//   index       ImageFolderIndex(serialized:), the list rank 0 sends to the others
+//   jpeg        sniffImageFormat, JPEGDecoder.header and decode (libjpeg-turbo through our checks)
+// A reader may refuse any input with an error; it must never crash, hang or run out of memory.
+
+import Foundation
+import HiddenNetworks
+
+enum Fuzz {
+    static let target = ProcessInfo.processInfo.environment["HIDDEN_MPI_FUZZ_TARGET"] ?? "idx"
+    static let file = NSTemporaryDirectory() + "/hidden-mpi-fuzz-\(getpid())-\(target)"
+    nonisolated(unsafe) static let decoder = try? JPEGDecoder()  // libFuzzer calls in one thread
+
+    /// The bytes as a file, for the readers that take paths.
+    static func asFile(_ bytes: [UInt8]) -> String {
+        FileManager.default.createFile(atPath: file, contents: Data(bytes))
+        return file
+    }
+
+    static func run(_ bytes: [UInt8]) {
+        switch target {
+        case "idx":
+            _ = try? IDXFile(bytes: bytes, name: "fuzz")
+            if let inflated = try? readMaybeGzipped(asFile(bytes)) { _ = try? IDXFile(bytes: inflated, name: "fuzz") }
+        case "cifar":
+            let path = asFile(bytes)
+            _ = try? loadCIFARFiles([path], mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25], format: .cifar10)
+            _ = try? loadCIFARFiles([path], mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25], format: .cifar100)
+        case "checkpoint":
+            if let file = try? ScoreCheckpoint.load(asFile(bytes)) { _ = try? RunFields.parse(file.metadata, source: "fuzz") }
+        case "subnetwork":
+            if let file = try? Subnetwork.load(asFile(bytes)) { _ = try? RunFields.parse(file.metadata, source: "fuzz") }
+        case "index":
+            _ = try? ImageFolderIndex(serialized: bytes)
+        case "jpeg":
+            bytes.withUnsafeBytes { raw in
+                _ = sniffImageFormat(raw)
+                if let decoder, (try? decoder.header(raw)) != nil { _ = try? decoder.decode(raw) }
+            }
+        default:
+            fatalError("HIDDEN_MPI_FUZZ_TARGET=\(target): not one of idx, cifar, checkpoint, subnetwork, index, jpeg")
+        }
+    }
+}
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
+    Fuzz.run(size == 0 ? [] : Array(UnsafeBufferPointer(start: data, count: size)))
+    return 0
+}
