@@ -28,7 +28,7 @@ for t in "${targets[@]}"; do
     out=runs/fuzz/$t
     mkdir -p "$out/corpus"
     set +e
-    HIDDEN_MPI_FUZZ_TARGET=$t "$bin" "$out/corpus" "Tests/FuzzCorpus/$t" -max_total_time="$seconds" \
+    ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0} HIDDEN_MPI_FUZZ_TARGET=$t "$bin" "$out/corpus" "Tests/FuzzCorpus/$t" -max_total_time="$seconds" \
         -timeout=10 -rss_limit_mb=2048 -max_len=65536 -detect_leaks=0 -artifact_prefix="$out/" -print_final_stats=1 >"$out/log" 2>&1
     status=$?
     set -e
