@@ -1,6 +1,7 @@
-// The end-to-end results with the default settings on Fashion-MNIST, two ranks: fc at k 0.5 for 10
-// epochs reaches 87% (about 15 s on 2 cores), conv2 for 3 epochs 89% (about 5 minutes). Needs
-// Debian's dataset-fashion-mnist; HIDDEN_MPI_SKIP_SLOW=1 skips both.
+// The end-to-end result with the default settings on Fashion-MNIST, two ranks: fc at k 0.5 for 10
+// epochs reaches 87% (about 15 s on 2 cores). conv2's 3-epoch run (5 to 8 minutes, 89-90%) is a
+// result, not a test: Docs/results.md has its command and figures. Needs Debian's
+// dataset-fashion-mnist; HIDDEN_MPI_SKIP_SLOW=1 skips it.
 
 import Foundation
 import XCTest
@@ -12,11 +13,10 @@ final class RealDataTests: XCTestCase {
         try reaches(0.87, ["--model", "fc", "--k", "0.5", "--epochs", "10"], epochs: 10, timeout: 400)
     }
 
-    func testConv2Reaches89PercentOnFashionMNISTIn3Epochs() throws {
-        try reaches(0.89, ["--model", "conv2", "--epochs", "3"], epochs: 3, timeout: 1500)
-    }
-
-    /// `mpirun -np 2 hidden-mpi train ARGS` on the real data set ends at `target` test accuracy or more.
+// The end-to-end result with the default settings on Fashion-MNIST, two ranks: fc at k 0.5 for 10
+// epochs reaches 87% (about 15 s on 2 cores). conv2's 3-epoch run (5 to 8 minutes, 89-90%) is a
+// result, not a test: Docs/results.md has its command and figures. Needs Debian's
+// dataset-fashion-mnist; HIDDEN_MPI_SKIP_SLOW=1 skips it.    /// `mpirun -np 2 hidden-mpi train ARGS` on the real data set ends at `target` test accuracy or more.
     func reaches(_ target: Double, _ args: [String], epochs: Int, timeout: Double) throws {
         if ProcessInfo.processInfo.environment["HIDDEN_MPI_SKIP_SLOW"] == "1" {
             throw XCTSkip("HIDDEN_MPI_SKIP_SLOW=1: skipping the Fashion-MNIST run \(args.joined(separator: " "))")
