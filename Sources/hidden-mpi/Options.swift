@@ -7,6 +7,7 @@ extension Architecture: ExpressibleByArgument {}
 extension WeightInit: ExpressibleByArgument {}
 extension DataSource: ExpressibleByArgument {}
 extension ScheduleKind: ExpressibleByArgument {}
+extension OptimizerKind: ExpressibleByArgument {}
 extension TrainingMethod: ExpressibleByArgument {}
 extension BatchNormSync: ExpressibleByArgument {}
 extension GradientReduction: ExpressibleByArgument {}

@@ -8,7 +8,7 @@ struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Find a subnetwork of a randomly weighted network (edge-popup: scores trained, weights frozen), or run the paper's dense and supermask baselines.",
         discussion: """
-        Defaults follow the reference's small-scale configs: SGD lr 0.1, momentum 0.9, weight decay 1e-4 \
+        Defaults follow the reference's small-scale configs: Optimizer lr 0.1, momentum 0.9, weight decay 1e-4 \
         on the scores, global batch 128, cosine schedule, signed-constant weights with the fan scaled \
         by k, k 0.5. --method dense and --method supermask run the paper's baselines on the same \
         model and seed (learned weights from a Kaiming-normal init; Zhou et al.'s sampled masks), \
@@ -42,11 +42,23 @@ struct Train: ParsableCommand {
     @Option(help: "Global batch size, split over all ranks.")
     var batchSize: Int = 128
 
-    @Option(parsing: .unconditional, help: "Base learning rate (default: 0.1 for edge-popup, 0.01 for dense, 200 for supermask).")
+    @Option(help: ArgumentHelp("The optimiser: sgd (default; momentum, optional Nesterov) or adam (PyTorch's Adam, with --beta1, --beta2 and --adam-eps; the reference's dense baselines use it with --lr 3e-4 --batch-size 60 --schedule constant). Weight decay is coupled in both (g + wd * p).", valueName: "sgd|adam"))
+    var optimizer: OptimizerKind = .sgd
+
+    @Option(parsing: .unconditional, help: "Base learning rate (default: SGD 0.1 for edge-popup, 0.01 for dense, 200 for supermask; Adam 3e-4).")
     var lr: Double?
 
     @Option(parsing: .unconditional, help: "SGD momentum (0 for plain SGD).")
     var momentum: Double = 0.9
+
+    @Option(parsing: .unconditional, help: "Adam's decay rate of the first moment.")
+    var beta1: Double = 0.9
+
+    @Option(parsing: .unconditional, help: "Adam's decay rate of the second moment.")
+    var beta2: Double = 0.999
+
+    @Option(parsing: .unconditional, help: "Adam's epsilon, added to the square root of the second moment.")
+    var adamEps: Double = 1e-8
 
     @Option(parsing: .unconditional, help: "L2 weight decay on the trained parameters, coupled (g + wd * s) (default: 1e-4; 0 for supermask).")
     var weightDecay: Double?
@@ -54,8 +66,14 @@ struct Train: ParsableCommand {
     @Flag(help: "Use Nesterov momentum.")
     var nesterov = false
 
-    @Option(help: "Learning-rate schedule, set once per epoch: cosine or constant.")
+    @Option(help: ArgumentHelp("Learning-rate schedule, set once per epoch after any warm-up: cosine (to 0 at the last epoch), constant, or multistep (the rate times --lr-gamma at each of --lr-milestones).", valueName: "cosine|constant|multistep"))
     var schedule: ScheduleKind = .cosine
+
+    @Option(help: ArgumentHelp("Multistep: the epochs (counted from 0) from which the rate is multiplied by --lr-gamma once more, as torch's MultiStepLR (default: every 30 epochs, the reference's lr_adjust).", valueName: "e1,e2,..."))
+    var lrMilestones: String?
+
+    @Option(parsing: .unconditional, help: "Multistep: the factor applied at each milestone (default 0.1).")
+    var lrGamma: Double?
 
     @Option(parsing: .unconditional, help: "Linear warm-up epochs before the schedule.")
     var warmup: Int = 0
@@ -107,6 +125,20 @@ struct Train: ParsableCommand {
         if let lr, !(lr >= 0 && lr.isFinite) { throw ValidationError("--lr must be a non-negative number, got \(lr)") }
         guard momentum >= 0, momentum < 1 else { throw ValidationError("--momentum must be in [0, 1), got \(momentum)") }
         if let weightDecay, !(weightDecay >= 0) { throw ValidationError("--weight-decay must be non-negative, got \(weightDecay)") }
+        for (name, beta) in [("--beta1", beta1), ("--beta2", beta2)] {
+            guard beta >= 0, beta < 1 else { throw ValidationError("\(name) must be in [0, 1), got \(beta)") }
+        }
+        guard adamEps > 0, adamEps.isFinite else { throw ValidationError("--adam-eps must be a positive number, got \(adamEps)") }
+        if optimizer == .adam && nesterov { throw ValidationError("--nesterov is SGD's; drop it with --optimizer adam") }
+        let given = Set(CommandLine.arguments.map { String($0.split(separator: "=")[0]) })
+        if optimizer == .sgd, let adamFlag = ["--beta1", "--beta2", "--adam-eps"].first(where: given.contains) {
+            throw ValidationError("\(adamFlag) belongs to --optimizer adam; add that, or drop \(adamFlag)")
+        }
+        if schedule != .multistep, lrMilestones != nil || lrGamma != nil {
+            throw ValidationError("--lr-milestones and --lr-gamma belong to --schedule multistep; add that, or drop them")
+        }
+        if let lrGamma, !(lrGamma > 0 && lrGamma.isFinite) { throw ValidationError("--lr-gamma must be a positive number, got \(lrGamma)") }
+        _ = try milestones()
         guard warmup >= 0, warmup < epochs || warmup == 0 else {
             throw ValidationError("--warmup \(warmup) must be smaller than --epochs \(epochs)")
         }
@@ -126,12 +158,36 @@ struct Train: ParsableCommand {
         }
     }
 
+    /// --lr-milestones as epochs, ascending (the reference's every 30 epochs when not given).
+    func milestones() throws -> [Int] {
+        guard let lrMilestones else { return LearningRateSchedule.everyAdjust(epochs: epochs) }
+        let parts = lrMilestones.split(separator: ",", omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !parts.isEmpty, parts.allSatisfy({ $0 != nil && $0! >= 1 }) else {
+            throw ValidationError("--lr-milestones must list epochs of at least 1, separated by commas (such as 30,60,90), got \"\(lrMilestones)\"")
+        }
+        let list = parts.map { $0! }
+        guard list == list.sorted(), Set(list).count == list.count else {
+            throw ValidationError("--lr-milestones must be ascending without repeats, got \"\(lrMilestones)\"")
+        }
+        return list
+    }
+
     func trainConfig(input: Shape, classes: Int) -> TrainConfig {
         var c = TrainConfig(model: modelOptions.config(input: input, classes: classes))
         let method = modelOptions.method
-        c.sgd = SGDConfig(lr: lr ?? method.defaultLR, momentum: momentum,
-                          weightDecay: weightDecay ?? method.defaultWeightDecay, nesterov: nesterov)
+        switch optimizer {
+        case .sgd:
+            c.optimizer = OptimizerConfig(lr: lr ?? method.defaultLR, momentum: momentum,
+                                          weightDecay: weightDecay ?? method.defaultWeightDecay, nesterov: nesterov)
+        case .adam:
+            c.optimizer = .adam(lr: lr ?? 3e-4, beta1: beta1, beta2: beta2, eps: adamEps,
+                                weightDecay: weightDecay ?? method.defaultWeightDecay)
+        }
         c.schedule = schedule
+        if schedule == .multistep {
+            c.milestones = (try? milestones()) ?? []
+            c.lrGamma = lrGamma ?? 0.1
+        }
         c.warmup = warmup
         c.epochs = epochs
         c.globalBatch = batchSize
@@ -312,7 +368,8 @@ struct Train: ParsableCommand {
         "test_size": "--test-size", "global_batch": "--batch-size", "lr": "--lr", "momentum": "--momentum",
         "weight_decay": "--weight-decay", "nesterov": "--nesterov", "schedule": "--schedule", "warmup": "--warmup",
         "label_smoothing": "--label-smoothing", "epochs": "--epochs", "method": "--method",
-        "bn_sync": "--bn-sync", "reduction": "--reduction", "chunk": "--chunk", "augment": "--augment", "first_layer_dense": "--first-layer-dense", "last_layer_dense": "--last-layer-dense"]
+        "bn_sync": "--bn-sync", "optimizer": "--optimizer", "beta1": "--beta1", "beta2": "--beta2", "adam_eps": "--adam-eps",
+        "lr_milestones": "--lr-milestones", "lr_gamma": "--lr-gamma", "reduction": "--reduction", "chunk": "--chunk", "augment": "--augment", "first_layer_dense": "--first-layer-dense", "last_layer_dense": "--last-layer-dense"]
 
     /// Each rank's weight checksum, gathered on all ranks; aborts the job if any differs.
     func verifyWeights(_ model: Model, _ comm: Communicator) throws -> [UInt64] {
@@ -347,7 +404,7 @@ struct Train: ParsableCommand {
         }
         out.line("  \(m.parameterCount) weights, \(what); init \(c.model.weightInit.rawValue)\(c.model.scaleFan ? " (scaled fan)" : ""), seed \(c.model.seed), weight checksum \(hex(checksums[0])) on all \(checksums.count) rank(s)")
         let nodes = Set(hosts).count
-        out.line("  \(t.comm.size) rank(s)\(nodes > 1 ? " on \(nodes) nodes" : "") x \(BLASThreads.current) BLAS thread(s) (OpenBLAS \(BLASThreads.coreName)); global batch \(c.globalBatch) (<= \(t.maxLocalBatch) per rank), \(t.stepsPerEpoch) steps/epoch; SGD lr \(c.sgd.lr) momentum \(c.sgd.momentum)\(c.sgd.nesterov ? " nesterov" : "") wd \(c.sgd.weightDecay), \(c.schedule.rawValue)\(c.warmup > 0 ? " after \(c.warmup) warm-up epochs" : "")")
+        out.line("  \(t.comm.size) rank(s)\(nodes > 1 ? " on \(nodes) nodes" : "") x \(BLASThreads.current) BLAS thread(s) (OpenBLAS \(BLASThreads.coreName)); global batch \(c.globalBatch) (<= \(t.maxLocalBatch) per rank), \(t.stepsPerEpoch) steps/epoch; \(c.optimizer.summary), \(c.schedule.rawValue)\(c.schedule == .multistep ? " x\(c.lrGamma) at epochs \(c.milestones.map(String.init).joined(separator: ","))" : "")\(c.warmup > 0 ? " after \(c.warmup) warm-up epochs" : "")")
         if let hint = BLASThreads.fallbackHint { out.progress("hidden-mpi: note: \(hint)") }
         out.line("  OpenBLAS kernel \(BLASThreads.coreName): \(KernelChoice.reason)")
         if c.chunkSize > 0 {

@@ -142,6 +142,12 @@ final class BadInputTests: XCTestCase {
             // Numeric options parse unconditionally, so "-0.1" is a value, not a flag.
             + both("k negative, spelled --k -0.1", ["--k", "-0.1"], ["--k must be in (0, 1]"])
             + both("zero epochs", ["--epochs", "0"], ["--epochs must be at least 1"])
+            + both("nesterov with adam", ["--optimizer", "adam", "--nesterov"], ["--nesterov is SGD's; drop it with --optimizer adam"])
+            + both("adam's betas without adam", ["--beta2", "0.99"], ["--beta2 belongs to --optimizer adam"])
+            + both("beta of one", ["--optimizer", "adam", "--beta1", "1"], ["--beta1 must be in [0, 1)"])
+            + both("milestones without multistep", ["--lr-milestones", "3"], ["--lr-milestones and --lr-gamma belong to --schedule multistep"])
+            + both("milestones out of order", ["--schedule", "multistep", "--lr-milestones", "5,3"], ["--lr-milestones must be ascending"])
+            + both("milestones not numbers", ["--schedule", "multistep", "--lr-milestones", "five"], ["--lr-milestones must list epochs"])
             + both("metrics file in a missing folder", ["--metrics", "/nonexistent-hidden-mpi/dir/m.jsonl"],
                    ["cannot write metrics file /nonexistent-hidden-mpi/dir/m.jsonl"])
             + both("model too deep for the input", ["--model", "conv8", "--input", "3x8x8"], ["does not fit input 3x8x8"])

@@ -70,6 +70,27 @@ final class CheckpointResumeTests: XCTestCase {
         try assertOnePlusOneEqualsTwo(Self.conv, np: 2, tag: "conv")
     }
 
+    /// Adam with a multistep schedule (a milestone at epoch 1, so the rate drops between the two
+    /// epochs): the checkpoint holds the second moments, and a resume continues both the moments
+    /// and the schedule bit for bit, on 2 ranks; the metrics show both rates.
+    func testAdamWithMultistepResumesExactly() throws {
+        let adam = Self.fc + ["--optimizer", "adam", "--lr", "0.003", "--schedule", "multistep", "--lr-milestones", "1", "--lr-gamma", "0.5"]
+        try assertOnePlusOneEqualsTwo(adam, np: 2, tag: "adam")
+        let final = (path("adam-straight") as NSString).appendingPathComponent(CheckpointFolder.name(step: 20, epoch: 2))
+        let blob = try SafeTensorsBlob(path: final)
+        XCTAssertEqual(blob.metadata["optimizer"], "adam")
+        XCTAssertEqual(blob.metadata["lr_milestones"], "1")
+        XCTAssertNotNil(blob.floats("second_moment.0"), "Adam's second moments are checkpointed")
+        let metrics = try Metrics(path: path("adam-straight.jsonl"))
+        XCTAssertEqual(metrics.run["optimizer"] as? String, "adam")
+        XCTAssertEqual(metrics.epochValue(0, "lr") ?? -1, 0.003, accuracy: 1e-15)
+        XCTAssertEqual(metrics.epochValue(1, "lr") ?? -1, 0.0015, accuracy: 1e-15)
+        // The checkpoint's optimiser cannot be swapped on resume.
+        let swap = try Harness.hiddenMPI(["train"] + Self.fc + ["--optimizer", "sgd", "--epochs", "3", "--resume", final])
+        XCTAssertEqual(swap.status, 1, swap.transcript)
+        XCTAssertTrue(swap.stderr.contains("--optimizer sgd contradicts the checkpoint"), swap.transcript)
+    }
+
     /// The baselines checkpoint what they train (dense: the weights; supermask: the sampling
     /// scores) and resume bit for bit; `eval` measures their checkpoints as training did, and
     /// `export` refuses them (no single mask to export) and writes nothing.

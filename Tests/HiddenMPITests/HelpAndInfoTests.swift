@@ -9,7 +9,7 @@ import XCTest
 final class HelpAndInfoTests: XCTestCase {
     static let requiredFlags = ["--model", "--dataset", "--data-dir", "--k", "--init", "--scale-fan", "--width",
                                 "--epochs", "--batch-size", "--lr", "--momentum", "--weight-decay", "--nesterov",
-                                "--schedule", "--warmup", "--label-smoothing", "--seed", "--metrics", "--method"]
+                                "--schedule", "--lr-milestones", "--lr-gamma", "--optimizer", "--beta1", "--beta2", "--adam-eps", "--warmup", "--label-smoothing", "--seed", "--metrics", "--method"]
 
     /// Help text of each option in ArgumentParser's layout: "  --flag <value>   text" with the text
     /// on the same line or, for long names, on the next (more indented) lines.

@@ -87,7 +87,7 @@ final class BaselineTests: XCTestCase {
     func testDenseTrainsTheWeightsFromTheInit() throws {
         let data = try syntheticData()
         var config = TrainConfig(model: fcConfig(.dense))
-        config.sgd = SGDConfig(lr: 0.05, momentum: 0.9, weightDecay: 1e-4)
+        config.optimizer = OptimizerConfig(lr: 0.05, momentum: 0.9, weightDecay: 1e-4)
         config.epochs = 3; config.globalBatch = 32
         let trainer = try Trainer(config: config, data: data, comm: SingleProcessCommunicator())
         let model = trainer.model
@@ -114,7 +114,7 @@ final class BaselineTests: XCTestCase {
     func testSupermaskLearnsTheSyntheticTask() throws {
         let data = try syntheticData()
         var config = TrainConfig(model: fcConfig(.supermask))
-        config.sgd = SGDConfig(lr: TrainingMethod.supermask.defaultLR, momentum: 0.9, weightDecay: 0)
+        config.optimizer = OptimizerConfig(lr: TrainingMethod.supermask.defaultLR, momentum: 0.9, weightDecay: 0)
         config.epochs = 4; config.globalBatch = 32
         let trainer = try Trainer(config: config, data: data, comm: SingleProcessCommunicator())
         var epochs: [EpochMetrics] = []

@@ -20,7 +20,7 @@ final class OptimizerScheduleTests: XCTestCase {
         let n = 37, steps = 5
         for (lr, m, wd, nesterov, scale) in table {
             let what = "lr \(lr) momentum \(m) wd \(wd) nesterov \(nesterov)"
-            let sgd = SGD(config: SGDConfig(lr: lr, momentum: m, weightDecay: wd, nesterov: nesterov), count: n)
+            let sgd = Optimizer(config: OptimizerConfig(lr: lr, momentum: m, weightDecay: wd, nesterov: nesterov), count: n)
             let params = buffer(rng.floats(n))
             var p = params.array.map(Double.init)
             var buf: [Double]? = nil
@@ -46,12 +46,79 @@ final class OptimizerScheduleTests: XCTestCase {
     }
 
     func testSGDTouchesOnlyCount() {
-        let sgd = SGD(config: SGDConfig(), count: 4)
+        let sgd = Optimizer(config: OptimizerConfig(), count: 4)
         let params = buffer([1, 1, 1, 1])
         sgd.step(params: params.pointer, grads: [1, 1, 1, 1], count: 2, lr: 0.1, gradScale: 1)
         XCTAssertNotEqual(params[0], 1)
         XCTAssertEqual(params[2], 1)
         XCTAssertEqual(params[3], 1)
+    }
+
+    /// Two Adam steps on one parameter, every value worked out by hand (PyTorch's formula):
+    /// p = 1, lr 0.1, betas (0.9, 0.999), eps 1e-8, no weight decay; gradients 0.5 then -1.
+    ///   t = 1: m = 0.05, v = 0.00025; m / (1 - 0.9) = 0.5, v / (1 - 0.999) = 0.25, so
+    ///          p = 1 - 0.1 * 0.5 / (0.5 + 1e-8) = 0.9 (to 2e-8).
+    ///   t = 2: m = 0.045 - 0.1 = -0.055, v = 0.00024975 + 0.001 = 0.00124975;
+    ///          m / 0.19 = -0.2894737, v / 0.001999 = 0.6251876, sqrt = 0.7906881, so
+    ///          p = 0.9 + 0.1 * 0.2894737 / 0.7906881 = 0.9366103.
+    /// With weight decay 0.1 the first gradient becomes 0.5 + 0.1 * 1 = 0.6, and the first Adam
+    /// step is lr * sign(g) whatever its size: p = 0.9 again; the second gradient is
+    /// -1 + 0.1 * 0.9 = -0.91: m = 0.054 - 0.091 = -0.037, v = 0.00035964 + 0.00082810 = 0.00118774,
+    /// m / 0.19 = -0.1947368, v / 0.001999 = 0.5941671, sqrt = 0.7708224, p = 0.9252636.
+    func testAdamMatchesHandComputedValues() {
+        for (wd, second) in [(0.0, 0.9366103), (0.1, 0.9252636)] {
+            let adam = Optimizer(config: .adam(lr: 0.1, weightDecay: wd), count: 1)
+            let p = buffer([1])
+            adam.step(params: p.pointer, grads: [0.5], count: 1, lr: 0.1, gradScale: 1, t: 1)
+            XCTAssertEqual(p[0], 0.9, accuracy: 1e-6, "wd \(wd): first step")
+            XCTAssertEqual(adam.momentum[0], wd == 0 ? 0.05 : 0.06, accuracy: 1e-8, "wd \(wd): first moment after step 1")
+            XCTAssertEqual(adam.secondMoment![0], wd == 0 ? 0.00025 : 0.00036, accuracy: 1e-9, "wd \(wd): second moment after step 1")
+            adam.step(params: p.pointer, grads: [-1], count: 1, lr: 0.1, gradScale: 1, t: 2)
+            XCTAssertEqual(p[0], Float(second), accuracy: 2e-6, "wd \(wd): second step")
+        }
+        // SGD keeps no second moment; a checkpoint holds its momentum alone.
+        XCTAssertNil(Optimizer(config: OptimizerConfig(), count: 1).secondMoment)
+        XCTAssertEqual(Optimizer(config: .adam(), count: 1).stateBuffers.count, 2)
+    }
+
+    /// Adam against the same formula in double over several steps, with weight decay, a gradient
+    /// scale and a rate that changes between steps.
+    func testAdamMatchesALoopInDouble() {
+        var rng = TestRNG(41)
+        let n = 29
+        for (lr, b1, b2, eps, wd, scale) in [(1e-3, 0.9, 0.999, 1e-8, 0.0, Float(1)), (3e-4, 0.8, 0.99, 1e-6, 1e-4, Float(0.25))] {
+            let adam = Optimizer(config: .adam(lr: lr, beta1: b1, beta2: b2, eps: eps, weightDecay: wd), count: n)
+            let params = buffer(rng.floats(n))
+            var p = params.array.map(Double.init), m = [Double](repeating: 0, count: n), v = m
+            for t in 1...6 {
+                let g = rng.floats(n, -2, 2)
+                let stepLR = lr * (1 - 0.1 * Double(t))
+                adam.step(params: params.pointer, grads: g, count: n, lr: stepLR, gradScale: scale, t: t)
+                for i in 0..<n {
+                    let d = Double(g[i]) * Double(scale) + wd * p[i]
+                    m[i] = b1 * m[i] + (1 - b1) * d
+                    v[i] = b2 * v[i] + (1 - b2) * d * d
+                    let mHat = m[i] / (1 - pow(b1, Double(t))), vHat = v[i] / (1 - pow(b2, Double(t)))
+                    p[i] -= stepLR * mHat / (vHat.squareRoot() + eps)
+                }
+                assertAllClose(params.array, p.map(Float.init), rtol: 1e-5, atol: 1e-6, "lr \(lr) betas \(b1), \(b2) step \(t)")
+            }
+            assertAllClose(adam.momentum.array, m.map(Float.init), rtol: 1e-5, atol: 1e-7, "first moments")
+            assertAllClose(adam.secondMoment!.array, v.map(Float.init), rtol: 1e-5, atol: 1e-9, "second moments")
+        }
+    }
+
+    func testMultistepSchedule() {
+        let s = LearningRateSchedule(kind: .multistep, baseLR: 0.1, epochs: 6, milestones: [2, 4], gamma: 0.1)
+        let expected = [0.1, 0.1, 0.01, 0.01, 0.001, 0.001]
+        for e in 0..<6 { XCTAssertEqual(s.lr(epoch: e), expected[e], accuracy: 1e-15, "epoch \(e)") }
+        // Warm-up first; milestones count epochs from 0, as torch's MultiStepLR.
+        let w = LearningRateSchedule(kind: .multistep, baseLR: 0.2, epochs: 10, warmup: 2, milestones: [5], gamma: 0.5)
+        XCTAssertEqual((0..<7).map { w.lr(epoch: $0) }, [0.1, 0.2, 0.2, 0.2, 0.2, 0.1, 0.1])
+        // The reference's default: a milestone every 30 epochs (lr_adjust).
+        XCTAssertEqual(LearningRateSchedule.everyAdjust(epochs: 100), [30, 60, 90])
+        XCTAssertEqual(LearningRateSchedule.everyAdjust(epochs: 30), [])
+        XCTAssertEqual(LearningRateSchedule.everyAdjust(epochs: 10), [])
     }
 
     func testCosineSchedule() {
@@ -90,7 +157,7 @@ final class OptimizerScheduleTests: XCTestCase {
 
     func testTrainConfigBuildsItsSchedule() {
         var config = TrainConfig(model: ModelConfig(architecture: .fc, inputShape: Shape([4])))
-        config.sgd.lr = 0.3; config.epochs = 9; config.warmup = 2; config.schedule = .cosine
+        config.optimizer.lr = 0.3; config.epochs = 9; config.warmup = 2; config.schedule = .cosine
         XCTAssertEqual(config.lrSchedule, LearningRateSchedule(kind: .cosine, baseLR: 0.3, epochs: 9, warmup: 2))
     }
 }

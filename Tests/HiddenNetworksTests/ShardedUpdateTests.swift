@@ -50,7 +50,7 @@ final class ShardedUpdateTests: XCTestCase {
             let models = try (0..<size).map { _ in try Model(config, maxBatch: 4, chunk: 2) }
             let updates = (0..<size).map { r -> ShardedUpdate in
                 tied(models[r])
-                return ShardedUpdate(model: models[r], optimizer: SGD(config: SGDConfig(), count: models[r].parameterCount),
+                return ShardedUpdate(model: models[r], optimizer: Optimizer(config: OptimizerConfig(), count: models[r].parameterCount),
                                      comm: InProcessGroup.Member(group, rank: r))
             }
             onRanks(size) { r in updates[r].updateMasks(draw: nil) }
@@ -71,12 +71,14 @@ final class ShardedUpdateTests: XCTestCase {
         let spec = SyntheticSpec(shape: Shape([20]), classes: 4, trainCount: 96, testCount: 24)
         let data = try loadDataset(.synthetic, directory: nil, synthetic: spec, seed: 3)
         let cases: [(String, TrainingMethod, Double, Double)] = [("edge-popup k 0.5", .edgePopup, 0.5, 0.5), ("edge-popup k 1", .edgePopup, 1, 0.5),
-                                                                  ("dense", .dense, 0.5, 0.05), ("supermask", .supermask, 0.5, 50)]
+                                                                  ("dense", .dense, 0.5, 0.05), ("supermask", .supermask, 0.5, 50),
+                                                                  ("edge-popup adam", .edgePopup, 0.5, 0.01), ("dense adam", .dense, 0.5, 0.003)]
         for (what, method, k, lr) in cases {
             var c = TrainConfig(model: ModelConfig(architecture: .fc, width: 0.2, k: k, weightInit: method.defaultInit, seed: 3,
                                                    inputShape: spec.shape, classes: spec.classes, method: method))
             // Nesterov on the first case: the fused edge-popup step has a loop of its own for it.
-            c.sgd = SGDConfig(lr: lr, momentum: 0.9, weightDecay: 1e-4, nesterov: what == "edge-popup k 0.5")
+            c.optimizer = OptimizerConfig(lr: lr, momentum: 0.9, weightDecay: 1e-4, nesterov: what == "edge-popup k 0.5")
+            if what.hasSuffix("adam") { c.optimizer = .adam(lr: lr, weightDecay: 1e-4) }
             c.epochs = 2
             c.globalBatch = 24
             c.chunk = 4
@@ -99,6 +101,7 @@ final class ShardedUpdateTests: XCTestCase {
                 for r in 0..<size {
                     XCTAssertEqual(trainers[r].model.scores.array.map(\.bitPattern), single.model.scores.array.map(\.bitPattern), "\(what): scores, rank \(r) of \(size)")
                     XCTAssertEqual(trainers[r].optimizer.momentum.array.map(\.bitPattern), single.optimizer.momentum.array.map(\.bitPattern), "\(what): momentum, rank \(r) of \(size)")
+                    XCTAssertEqual(trainers[r].optimizer.secondMoment?.array.map(\.bitPattern), single.optimizer.secondMoment?.array.map(\.bitPattern), "\(what): second moments, rank \(r) of \(size)")
                     XCTAssertEqual(box.epochs[r].map(\.test_loss.bitPattern), singleEpochs.map(\.test_loss.bitPattern), "\(what): test loss, rank \(r) of \(size)")
                     XCTAssertEqual(box.epochs[r].map(\.train_loss.bitPattern), singleEpochs.map(\.train_loss.bitPattern), "\(what): train loss, rank \(r) of \(size)")
                 }

@@ -89,7 +89,7 @@ final class TrainerTests: XCTestCase {
     func config(epochs: Int = 3, batch: Int = 32, lr: Double = 0.5, seed: UInt64 = 1) -> TrainConfig {
         var c = TrainConfig(model: ModelConfig(architecture: .fc, width: 0.2, k: 0.5, weightInit: .signedConstant,
                                                seed: seed, inputShape: spec.shape, classes: spec.classes))
-        c.sgd = SGDConfig(lr: lr, momentum: 0.9, weightDecay: 1e-4)
+        c.optimizer = OptimizerConfig(lr: lr, momentum: 0.9, weightDecay: 1e-4)
         c.epochs = epochs
         c.globalBatch = batch
         c.schedule = .cosine
@@ -138,7 +138,7 @@ final class TrainerTests: XCTestCase {
     func testSameSeedIsBitIdentical() throws {
         let data = try loadDataset(.synthetic, directory: nil, synthetic: spec, seed: 1)
         var c = config(epochs: 2)
-        c.sgd.nesterov = true
+        c.optimizer.nesterov = true
         c.labelSmoothing = 0.1
         let a = try train(c, data: data), b = try train(c, data: data)
         XCTAssertEqual(a.steps.map { $0.loss.bitPattern }, b.steps.map { $0.loss.bitPattern })
@@ -296,7 +296,7 @@ final class TrainerTests: XCTestCase {
         // DESIGN.md invariant 3: scores, momentum and TrainState are everything the future depends on.
         let data = try loadDataset(.synthetic, directory: nil, synthetic: spec, seed: 1)
         var c = config(epochs: 3)
-        c.sgd.nesterov = true
+        c.optimizer.nesterov = true
         c.labelSmoothing = 0.1
         c.warmup = 1
         let full = try train(c, data: data)
@@ -369,7 +369,7 @@ final class TrainerTests: XCTestCase {
                                                inputShape: Shape([3, 8, 8]), classes: 4, method: .dense))
         c.globalBatch = 8
         c.maxSteps = 2
-        c.sgd = SGDConfig(lr: 0.1, momentum: 0.9, weightDecay: 0)
+        c.optimizer = OptimizerConfig(lr: 0.1, momentum: 0.9, weightDecay: 0)
         for sync in [BatchNormSync.local, .global] {
             c.bnSync = sync
             let trainer = try Trainer(config: c, data: data, comm: SingleProcessCommunicator())

@@ -27,9 +27,13 @@ public enum RunFields {
     public static func fields(_ c: TrainConfig, _ d: DataIdentity) -> [(key: String, value: String)] {
         modelFields(c.model, dataset: d.dataset) + [
          ("train_size", "\(d.trainSize)"), ("test_size", "\(d.testSize)"),
-         ("global_batch", "\(c.globalBatch)"), ("lr", "\(c.sgd.lr)"), ("momentum", "\(c.sgd.momentum)"),
-         ("weight_decay", "\(c.sgd.weightDecay)"), ("nesterov", "\(c.sgd.nesterov)"),
-         ("schedule", c.schedule.rawValue), ("warmup", "\(c.warmup)"), ("epochs", "\(c.epochs)"),
+         ("global_batch", "\(c.globalBatch)"), ("lr", "\(c.optimizer.lr)"), ("momentum", "\(c.optimizer.momentum)"),
+         ("weight_decay", "\(c.optimizer.weightDecay)"), ("nesterov", "\(c.optimizer.nesterov)"),
+         ("optimizer", c.optimizer.kind.rawValue)]
+        + (c.optimizer.kind == .adam ? [("beta1", "\(c.optimizer.beta1)"), ("beta2", "\(c.optimizer.beta2)"), ("adam_eps", "\(c.optimizer.eps)")] : [])
+        + [("schedule", c.schedule.rawValue)]
+        + (c.schedule == .multistep ? [("lr_milestones", c.milestones.map(String.init).joined(separator: ",")), ("lr_gamma", "\(c.lrGamma)")] : [])
+        + [("warmup", "\(c.warmup)"), ("epochs", "\(c.epochs)"),
          ("label_smoothing", "\(c.labelSmoothing)"), ("bn_sync", c.bnSync.rawValue),
          ("reduction", c.reduction.rawValue), ("chunk", "\(c.chunkSize)"), ("augment", c.augment ? "reference" : "none")]
     }
@@ -77,9 +81,25 @@ public enum RunFields {
                                     trainSize: try p.number("train_size", Int.self), testSize: try p.number("test_size", Int.self))
         var c = TrainConfig(model: model)
         c.globalBatch = try p.number("global_batch", Int.self)
-        c.sgd = SGDConfig(lr: try p.number("lr", Double.self), momentum: try p.number("momentum", Double.self),
+        c.optimizer = OptimizerConfig(lr: try p.number("lr", Double.self), momentum: try p.number("momentum", Double.self),
                           weightDecay: try p.number("weight_decay", Double.self), nesterov: try p.flag("nesterov"))
+        // Files written before Adam existed trained with SGD.
+        c.optimizer.kind = meta["optimizer"] == nil ? .sgd : try p.choice("optimizer", OptimizerKind.self)
+        if c.optimizer.kind == .adam {
+            c.optimizer.beta1 = try p.number("beta1", Double.self)
+            c.optimizer.beta2 = try p.number("beta2", Double.self)
+            c.optimizer.eps = try p.number("adam_eps", Double.self)
+        }
         c.schedule = try p.choice("schedule", ScheduleKind.self)
+        if c.schedule == .multistep {
+            let text = try p.field("lr_milestones")
+            let list = text.isEmpty ? [] : text.split(separator: ",").map { Int($0) }
+            guard list.allSatisfy({ $0 != nil && $0! >= 0 }) else {
+                throw HiddenError("\(source): metadata field lr_milestones = \"\(text)\" is not a list of epochs")
+            }
+            c.milestones = list.map { $0! }
+            c.lrGamma = try p.number("lr_gamma", Double.self)
+        }
         c.warmup = try p.number("warmup", Int.self)
         c.epochs = try p.number("epochs", Int.self)
         c.labelSmoothing = try p.number("label_smoothing", Double.self)

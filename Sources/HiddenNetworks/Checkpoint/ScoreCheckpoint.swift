@@ -42,6 +42,12 @@ public enum ScoreCheckpoint {
             let buf = UnsafeBufferPointer(start: t.optimizer.momentum.pointer + t.model.offsets[l], count: m.count)
             tensors.append(StoredTensor(name: "momentum.\(l)", floats: buf, shape: m.shape))
         }
+        if let second = t.optimizer.secondMoment {
+            for (l, m) in t.model.masked.enumerated() {
+                let buf = UnsafeBufferPointer(start: second.pointer + t.model.offsets[l], count: m.count)
+                tensors.append(StoredTensor(name: "second_moment.\(l)", floats: buf, shape: m.shape))
+            }
+        }
         tensors += runningTensors(t.model)
         meta["data_crc32"] = SafeTensorsFile.dataChecksum(tensors)
         meta["header_crc32"] = headerChecksum(meta, tensors)
@@ -60,10 +66,15 @@ public enum ScoreCheckpoint {
             throw HiddenError("\(path) does not hold a scores and a momentum tensor for each of its layers")
         }
         // Files written before the ResNets have no batch norms and no "batchnorms" field.
+        // Adam runs also hold each layer's second moments.
+        let adam = file.metadata["optimizer"] == OptimizerKind.adam.rawValue
+        guard !adam || (0..<layers).allSatisfy({ file.tensor("second_moment.\($0)") != nil }) else {
+            throw HiddenError("\(path) is an Adam run's checkpoint but does not hold a second_moment tensor for each of its layers")
+        }
         guard let norms = Int(file.metadata["batchnorms"] ?? "0"), norms >= 0,
               (0..<norms).allSatisfy({ file.tensor("running.\($0)") != nil }),
-              file.tensors.count == 2 * layers + norms else {
-            throw HiddenError("\(path) does not hold exactly a scores and a momentum tensor per layer and the running statistics of each batch norm")
+              file.tensors.count == (adam ? 3 : 2) * layers + norms else {
+            throw HiddenError("\(path) does not hold exactly a scores and a momentum tensor per layer\(adam ? " (and Adam's second moments)" : ""), and the running statistics of each batch norm")
         }
         return file
     }
@@ -144,6 +155,12 @@ public enum ScoreCheckpoint {
                 throw HiddenError("\(path): momentum \(l) does not have the shape \(layer.shape) of the model's layer")
             }
             v.copyFloats(into: t.optimizer.momentum.pointer + t.model.offsets[l], count: layer.count)
+            if let second = t.optimizer.secondMoment {
+                guard let v = file.tensor("second_moment.\(l)"), v.dtype == .f32, v.shape == layer.shape else {
+                    throw HiddenError("\(path): second moment \(l) does not have the shape \(layer.shape) of the model's layer")
+                }
+                v.copyFloats(into: second.pointer + t.model.offsets[l], count: layer.count)
+            }
         }
         guard let epoch = m["epoch"].flatMap(Int.init), let step = m["step_in_epoch"].flatMap(Int.init),
               let global = m["global_step"].flatMap(Int.init), let seen = m["epoch_seen"].flatMap(Int.init),

@@ -30,7 +30,7 @@ import Foundation
 public final class ShardedUpdate {
     public let comm: Communicator
     public let model: Model
-    public let optimizer: SGD
+    public let optimizer: Optimizer
     /// This rank's share of each masked layer's weights.
     public let ranges: [Range<Int>]
     /// Per layer, each rank's share: counts and displacements (size P each, layer after layer).
@@ -61,7 +61,7 @@ public final class ShardedUpdate {
         return min(n, 4 * (blocks * r / p))..<min(n, 4 * (blocks * (r + 1) / p))
     }
 
-    public init(model: Model, optimizer: SGD, comm: Communicator) {
+    public init(model: Model, optimizer: Optimizer, comm: Communicator) {
         precondition(model.plan.exact, "the sharded update reduce-scatters the exact reduction's integers")
         self.model = model; self.optimizer = optimizer; self.comm = comm
         let P = comm.size, L = model.masked.count
@@ -107,17 +107,17 @@ public final class ShardedUpdate {
     /// score gradient and step scores and momentum in one pass (the separate passes of the
     /// replicated update moved 48 bytes per weight through memory, this one 28); each value is
     /// computed by the same operations in the same order, so the bits are the same. Other
-    /// methods take the separate passes.
-    public func step(lr: Double) {
+    /// methods, and Adam, take the separate passes.
+    public func step(lr: Double, t: Int) {
         let c = optimizer.config
         let mom = Float(c.momentum), wd = Float(c.weightDecay), rate = Float(lr), gradScale: Float = 1
         for (l, m) in model.masked.enumerated() {
             let r = ranges[l]
             guard !r.isEmpty else { continue }
-            guard m.method == .edgePopup else {
+            guard m.method == .edgePopup, c.kind == .sgd else {
                 m.finishExactGradient(shard: gradShare + shareOffsets[l], range: r)
                 optimizer.step(params: model.scores.pointer, grads: model.scoreGrads.pointer, offset: model.offsets[l] + r.lowerBound,
-                               count: r.count, lr: lr, gradScale: 1)
+                               count: r.count, lr: lr, gradScale: 1, t: t)
                 continue
             }
             let acc = gradShare + shareOffsets[l] - r.lowerBound  // indexed by weight
@@ -153,7 +153,9 @@ public final class ShardedUpdate {
         for l in model.masked.indices {
             let o = model.offsets[l]
             comm.allgather(model.scores.pointer + o, counts: counts + l * P, displacements: displacements + l * P)
-            comm.allgather(optimizer.momentum.pointer + o, counts: counts + l * P, displacements: displacements + l * P)
+            for b in optimizer.stateBuffers {
+                comm.allgather(b.pointer + o, counts: counts + l * P, displacements: displacements + l * P)
+            }
         }
         complete = true
     }

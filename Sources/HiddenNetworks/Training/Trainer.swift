@@ -7,8 +7,11 @@ import Foundation
 
 public struct TrainConfig: Equatable, Sendable {
     public var model: ModelConfig
-    public var sgd: SGDConfig = SGDConfig()
+    public var optimizer: OptimizerConfig = OptimizerConfig()
     public var schedule: ScheduleKind = .cosine
+    /// The multistep schedule's epochs at which the rate is multiplied by `lrGamma`.
+    public var milestones: [Int] = []
+    public var lrGamma: Double = 0.1
     public var warmup: Int = 0
     public var epochs: Int = 1
     public var globalBatch: Int = 128
@@ -44,7 +47,8 @@ public struct TrainConfig: Equatable, Sendable {
     public init(model: ModelConfig) { self.model = model }
 
     public var lrSchedule: LearningRateSchedule {
-        LearningRateSchedule(kind: schedule, baseLR: sgd.lr, epochs: epochs, warmup: warmup)
+        LearningRateSchedule(kind: schedule, baseLR: optimizer.lr, epochs: epochs, warmup: warmup,
+                             milestones: milestones, gamma: lrGamma)
     }
 }
 
@@ -129,7 +133,7 @@ public final class Trainer {
     public let data: Dataset
     public let comm: Communicator
     public let model: Model
-    public let optimizer: SGD
+    public let optimizer: Optimizer
     /// Each rank's share of the update, under the exact reduction on more than one rank.
     public let sharded: ShardedUpdate?
     /// Largest slice of a global batch any rank gets.
@@ -181,7 +185,7 @@ public final class Trainer {
             throw HiddenError("batch norm on \(bn.inputShape) would see one value per channel in a batch of \(statisticsBatch): its variance is undefined",
                               hint: "raise --batch-size\(config.bnSync == .local ? " (or use --bn-sync global)" : ""), or give the model larger inputs")
         }
-        optimizer = SGD(config: config.sgd, count: model.parameterCount)
+        optimizer = Optimizer(config: config.optimizer, count: model.parameterCount)
         labels = .allocate(capacity: maxLocalBatch)
         evaluator = Evaluator(model: model, data: data, comm: comm)
         logitGrad = FloatBuffer(count: maxLocalBatch * config.model.classes)
@@ -258,11 +262,11 @@ public final class Trainer {
         // this rank's share (sharded) or on every score.
         if !outOfRange {
             if let sharded {
-                sharded.step(lr: lr)
+                sharded.step(lr: lr, t: state.globalStep + 1)
             } else {
                 if plan.exact { for m in model.masked { m.finishExactGradient() } }
                 optimizer.step(params: model.scores.pointer, grads: model.scoreGrads.pointer, count: model.parameterCount,
-                               lr: lr, gradScale: plan.exact ? 1 : 1 / Float(batch))
+                               lr: lr, gradScale: plan.exact ? 1 : 1 / Float(batch), t: state.globalStep + 1)
             }
         }
         let t6 = monotonicSeconds()
@@ -424,7 +428,7 @@ extension Trainer {
     public func stateChecksum() -> UInt64 {
         precondition(stateIsWhole, "stateChecksum after sharded steps needs gatherState() first")
         var h = fnv1a(model.scores.pointer, count: model.scores.count, fnvOffset)
-        h = fnv1a(optimizer.momentum.pointer, count: optimizer.momentum.count, h)
+        for b in optimizer.stateBuffers { h = fnv1a(b.pointer, count: b.count, h) }
         if config.bnSync == .global { h = fnv1a(model.runningStats.pointer, count: model.runningStats.count, h) }
         let position = [UInt64(state.epoch), UInt64(state.stepInEpoch), UInt64(state.globalStep), UInt64(state.seen),
                         state.lossSum.bitPattern, state.correct.bitPattern]
