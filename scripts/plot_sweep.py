@@ -1,0 +1,160 @@
+#!/usr/bin/env python3
+"""Plots of a sweep's CSV (jobs/sweep.py) like the paper's figures, and a Markdown table of them.
+
+  python3 scripts/plot_sweep.py Docs/results/sweep-fashion-conv2.csv --x k -o Docs/results/sweep-fashion-conv2-k
+  python3 scripts/plot_sweep.py A.csv B.csv --x k -o k          # several models in one figure
+  python3 scripts/plot_sweep.py conv2.csv --x init -o inits     # one line per weight init
+  python3 scripts/plot_sweep.py wide.csv --x width -o width     # one line per model and k
+  python3 scripts/plot_sweep.py conv2.csv --x k --table         # the table alone (no matplotlib needed)
+
+--x k: test accuracy against the fraction of weights kept, one line per model (edge-popup with
+--init, default signed-constant scaled), the mean over seeds with a band of one standard
+deviation; the dense baseline (learned weights) of the same model as a dashed horizontal line and
+Zhou et al.'s supermask as a dotted one, each with its band.
+--x init: one line per weight init (and scaled or unscaled fan) against k.
+--x width: one line per model and k against the width multiplier.
+Writes PREFIX.png and PREFIX.svg, and prints the table (mean +- std over n seeds, in percent).
+"""
+
+import argparse
+import csv
+import math
+import os
+import sys
+from collections import defaultdict
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+
+def load(paths):
+    rows = []
+    for path in paths:
+        with open(path, newline="") as f:
+            for row in csv.DictReader(f):
+                if row.get("test_acc"):
+                    rows.append(row)
+    if not rows:
+        sys.exit(f"error: no finished points in {', '.join(paths)}")
+    return rows
+
+
+def stats(values):
+    n = len(values)
+    mean = sum(values) / n
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0
+    return mean, std, n
+
+
+def init_label(init, scaled):
+    return f"{init}, {'scaled' if scaled == 'true' else 'unscaled'}"
+
+
+def series(rows, x, init, scaled):
+    """{label: {x value: [accuracies in %]}} for the edge-popup lines, and the baselines."""
+    lines = defaultdict(lambda: defaultdict(list))
+    baselines = defaultdict(list)  # (model, method, width) -> accuracies
+    for r in rows:
+        acc = 100 * float(r["test_acc"])
+        if r["method"] != "edge-popup":
+            baselines[(r["model"], r["method"], float(r["width"]))].append(acc)
+            continue
+        if x == "init":
+            lines[(r["model"], init_label(r["init"], r["scale_fan"]))][float(r["k"])].append(acc)
+            continue
+        if r["init"] != init or r["scale_fan"] != scaled:
+            continue
+        if x == "k":
+            lines[(r["model"], float(r["width"]))][float(r["k"])].append(acc)
+        else:
+            lines[(r["model"], float(r["k"]))][float(r["width"])].append(acc)
+    return lines, baselines
+
+
+def name(key, x):
+    model, other = key
+    if x == "k":
+        return model if other == 1 else f"{model} x{other:g}"
+    if x == "init":
+        return f"{model}: {other}"
+    return f"{model}, k = {other:g}"
+
+
+def table(lines, baselines, x, epochs):
+    head = {"k": "k", "init": "k", "width": "width"}[x]
+    out = [f"| series | {head} | test accuracy (%) | seeds |", "| --- | ---: | ---: | ---: |"]
+    for key in sorted(lines, key=lambda k: (k[0], str(k[1]))):
+        for xv in sorted(lines[key]):
+            m, s, n = stats(lines[key][xv])
+            out.append(f"| {name(key, x)} | {xv:g} | {m:.2f} ± {s:.2f} | {n} |")
+    for (model, method, width), accs in sorted(baselines.items()):
+        m, s, n = stats(accs)
+        label = {"dense": "dense (learned weights)", "supermask": "supermask (Zhou et al.)"}.get(method, method)
+        out.append(f"| {model}{'' if width == 1 else f' x{width:g}'} {label} | all | {m:.2f} ± {s:.2f} | {n} |")
+    return "\n".join(out)
+
+
+def plot(lines, baselines, x, output, title):
+    from plotting import pyplot
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.6))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    color_of = {}
+    for i, key in enumerate(sorted(lines, key=lambda k: (k[0], str(k[1])))):
+        c = colors[i % len(colors)]
+        color_of.setdefault(key[0], c)
+        xs = sorted(lines[key])
+        st = [stats(lines[key][v]) for v in xs]
+        means = [s[0] for s in st]
+        ax.plot(xs, means, "o-", color=c, label=f"{name(key, x)}: edge-popup (n = {max(s[2] for s in st)})")
+        ax.fill_between(xs, [s[0] - s[1] for s in st], [s[0] + s[1] for s in st], color=c, alpha=0.18, linewidth=0)
+    if x != "width":
+        for (model, method, width), accs in sorted(baselines.items()):
+            m, s, n = stats(accs)
+            c = color_of.get(model, "black")
+            style = "--" if method == "dense" else ":"
+            label = {"dense": "dense, learned weights", "supermask": "supermask (Zhou et al.)"}.get(method, method)
+            ax.axhline(m, linestyle=style, color=c, linewidth=1.4, label=f"{model}: {label} (n = {n})")
+            ax.axhspan(m - s, m + s, color=c, alpha=0.08, linewidth=0)
+    ax.set_xlabel({"k": "fraction of weights kept, k (per layer)", "init": "fraction of weights kept, k (per layer)",
+                   "width": "width multiplier"}[x])
+    ax.set_ylabel("test accuracy (%), last epoch")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    for ext in ("png", "svg"):
+        fig.savefig(f"{output}.{ext}", dpi=110)
+        print(f"wrote {output}.{ext}")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("csv", nargs="+", help="sweep CSV files (jobs/sweep.py)")
+    ap.add_argument("--x", choices=["k", "init", "width"], default="k", help="what the x axis shows (default k)")
+    ap.add_argument("--init", default="signed-constant", help="the init of the edge-popup lines for --x k and width")
+    ap.add_argument("--unscaled", action="store_true", help="take the unscaled-fan variant of --init")
+    ap.add_argument("-o", "--output", help="write OUTPUT.png and OUTPUT.svg")
+    ap.add_argument("--title", help="the figure's title (default: from the data)")
+    ap.add_argument("--table", action="store_true", help="print the Markdown table only")
+    args = ap.parse_args()
+    rows = load(args.csv)
+    lines, baselines = series(rows, args.x, args.init, "false" if args.unscaled else "true")
+    if not lines:
+        sys.exit(f"error: no edge-popup points with init {args.init} ({'unscaled' if args.unscaled else 'scaled'}) in the CSV")
+    epochs = sorted({r["epochs"] for r in rows})
+    datasets = sorted({r["dataset"] for r in rows})
+    print(table(lines, baselines, args.x, epochs))
+    if args.table:
+        return
+    if not args.output:
+        sys.exit("error: give -o PREFIX for the plot (or --table for the table alone)")
+    models = sorted({k[0] for k in lines})
+    title = args.title or (f"{', '.join(models)} on {', '.join(datasets)}, {'/'.join(epochs)} epochs: "
+                           + {"k": f"accuracy against k ({args.init}{', unscaled' if args.unscaled else ''})",
+                              "init": "weight inits", "width": "accuracy against width"}[args.x])
+    plot(lines, baselines, args.x, args.output, title)
+
+
+if __name__ == "__main__":
+    main()
