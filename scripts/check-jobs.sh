@@ -358,5 +358,31 @@ else
     fail "hostfiles/one-node-16.example: mpirun -np 2 --hostfile failed" "$tmp/hostfile.log"
 fi
 
+# 10. A sweep as a Slurm job array (slurm-sweep.sh): tasks 1 and 0 of a 2-point synthetic sweep
+#     each run their point with the task's 2 ranks and append their row to the shared CSV; a
+#     script started outside an array stops with exit status 2.
+SWEEP=(--name arr --models fc --k 0.3,0.5 --epochs 1 --dataset synthetic --runs "$tmp/sweep-runs" --csv "$tmp/sweep.csv"
+       -- --input 1x8x8 --classes 4 --train-size 64 --test-size 16 --batch-size 16 --progress 0)
+status=0
+for task in 1 0; do
+    script=$(spool slurm-sweep.sh "job4301_$task")
+    (cd "$ROOT" && env PATH="$FAKE_PATH" "${SLURM_VARS[@]}" SLURM_JOB_ID=430$task SLURM_ARRAY_JOB_ID=4301 SLURM_ARRAY_TASK_ID=$task \
+        HIDDEN_MPI_JOBS="$ROOT/jobs" bash "$script" "${SWEEP[@]}" >>"$tmp/sweep.log" 2>&1) || status=$?
+done
+if [ "$status" -eq 0 ] && [ "$(wc -l <"$tmp/sweep.csv")" -eq 3 ] && grep -q "fc-w1-edge-popup-k0.3-" "$tmp/sweep.csv" \
+    && grep -q "fc-w1-edge-popup-k0.5-" "$tmp/sweep.csv" && grep -q '"world_size" *: *2' "$tmp"/sweep-runs/*k0.3*.jsonl; then
+    pass "slurm-sweep.sh: array tasks 1 and 0 each ran their point on 2 ranks, 2 rows in the shared CSV"
+else
+    fail "slurm-sweep.sh array tasks: exit $status, rows: $(($(wc -l <"$tmp/sweep.csv" 2>/dev/null || echo 1) - 1))" "$tmp/sweep.log"
+fi
+script=$(spool slurm-sweep.sh job4302)
+status=0
+(cd "$ROOT" && env PATH="$FAKE_PATH" "${SLURM_VARS[@]}" SLURM_JOB_ID=4302 bash "$script" "${SWEEP[@]}" >"$tmp/sweep-bad.log" 2>&1) || status=$?
+if [ "$status" -eq 2 ] && grep -q "not an array task" "$tmp/sweep-bad.log"; then
+    pass "slurm-sweep.sh outside an array: exit 2, says to submit with --array"
+else
+    fail "slurm-sweep.sh outside an array: exit $status" "$tmp/sweep-bad.log"
+fi
+
 echo "check-jobs: $failures failure(s), $((SECONDS - started)) s"
 [ "$failures" -eq 0 ]
