@@ -2,10 +2,11 @@
 # Fuzzes the readers of outside bytes with libFuzzer and the address sanitizer (issue 13): IDX
 # (plain and gzip), CIFAR-10/100 batch files, score checkpoints, subnetwork files, the image-folder
 # index and the JPEG decoder. Fuzz/ is a package of its own that depends on this one by path.
-#   scripts/fuzz.sh [-t SECONDS] [TARGET ...]      TARGETs: idx cifar checkpoint subnetwork index jpeg (default: all)
+#   scripts/fuzz.sh [-t SECONDS] [-o DIR] [TARGET ...]   TARGETs: idx cifar checkpoint subnetwork index jpeg (default: all)
 # Each target starts from its seeds in Tests/FuzzCorpus/TARGET (never changed) plus what earlier
-# runs found in runs/fuzz/TARGET/corpus, runs SECONDS (default 60), and leaves any crash, leak,
-# timeout or out-of-memory input in runs/fuzz/TARGET/ with its log. Exit status 1 if any target
+# runs found in DIR/TARGET/corpus (DIR: runs/fuzz), runs SECONDS (default 60), and leaves any
+# crash, leak, timeout or out-of-memory input in DIR/TARGET/ with its log. The suite's smoke run
+# (FuzzSmokeTests) is `-t 3 -o` a folder of its own. Exit status 1 if any target
 # found one. The build flags: --sanitize instruments only this package's own code, so the
 # library is instrumented through -Xswiftc as well. Leak detection is off: FoundationEssentials
 # leaks 4 KiB reading an empty file with FileManager.contents(atPath:) (the first input of every
@@ -14,7 +15,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 seconds=60
-if [ "${1:-}" = "-t" ]; then seconds=${2:?-t needs seconds}; shift 2; fi
+outdir=runs/fuzz
+while [ $# -gt 0 ]; do
+    case $1 in
+    -t) seconds=${2:?-t needs seconds}; shift 2 ;;
+    -o) outdir=${2:?-o needs a folder}; shift 2 ;;
+    *) break ;;
+    esac
+done
 [[ $seconds =~ ^[1-9][0-9]*$ ]] || { echo "fuzz.sh: -t $seconds is not a whole number of seconds" >&2; exit 2; }
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(idx cifar checkpoint subnetwork index jpeg)
@@ -25,7 +33,7 @@ done
 bin=Fuzz/.build/debug/FuzzReaders
 found=0
 for t in "${targets[@]}"; do
-    out=runs/fuzz/$t
+    out=$outdir/$t
     mkdir -p "$out/corpus"
     set +e
     ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0} HIDDEN_MPI_FUZZ_TARGET=$t "$bin" "$out/corpus" "Tests/FuzzCorpus/$t" -max_total_time="$seconds" \
