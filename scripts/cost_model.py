@@ -93,11 +93,14 @@ the tables and CSVs need nothing beyond Python 3).
 """
 import argparse
 import csv
+import io
 import json
 import math
 import os
 import statistics
 import sys
+
+import plotting
 
 # Masked layers (conv2d + linear rows of `hidden-mpi info`, input 3x32x32 or 3x224x224 with 1000
 # classes): the number of per-layer reduce-scatters and allgathers per step.
@@ -357,11 +360,9 @@ def plot(rows, ranks, interconnects, models, output, title, rpn=16):
     fig.legend(list(handles.values()), list(handles.keys()), loc="lower center", ncol=min(4, len(handles)), fontsize=10, frameon=False)
     fig.tight_layout(rect=(0, 0.6 / (4.2 * nrows + 0.6), 1, 1))
     base, ext = os.path.splitext(output)
-    fig.savefig(output, dpi=110)
-    print(f"wrote {output}")
+    plotting.savefig(fig, output)
     if ext.lower() != ".svg":
-        fig.savefig(base + ".svg")
-        print(f"wrote {base}.svg")
+        plotting.savefig(fig, base + ".svg")
 
 
 def main():
@@ -488,11 +489,12 @@ def main():
               "t_allgather_s", "t_small_s"]
 
     def write_csv(path, rows):
-        with open(path, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
-            w.writeheader()
-            for x in rows:
-                w.writerow({k: (f"{x[k]:.6g}" if isinstance(x[k], float) else x[k]) for k in fields})
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
+        w.writeheader()
+        for x in rows:
+            w.writerow({k: (f"{x[k]:.6g}" if isinstance(x[k], float) else x[k]) for k in fields})
+        plotting.write_text(path, buf.getvalue())
         print(f"wrote {path}")
 
     if args.csv:

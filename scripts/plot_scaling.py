@@ -99,11 +99,8 @@ def main():
     labels += [l for l in l2 if l == "90%"]
     fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, 0.2, 1, 0.95))
-    fig.savefig(args.output, dpi=110)
-    print(f"wrote {args.output}")
-    svg = os.path.splitext(args.output)[0] + ".svg"
-    fig.savefig(svg)
-    print(f"wrote {svg}")
+    plotting.savefig(fig, args.output)
+    plotting.savefig(fig, os.path.splitext(args.output)[0] + ".svg")
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ import sys
 from collections import defaultdict
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import plotting  # noqa: E402
 
 
 def load(paths):
@@ -94,8 +95,7 @@ def table(lines, baselines, x, epochs):
 
 
 def plot(lines, baselines, x, output, title):
-    from plotting import pyplot
-    plt = pyplot()
+    plt = plotting.pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.6))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     color_of = {}
@@ -123,8 +123,7 @@ def plot(lines, baselines, x, output, title):
     ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
     for ext in ("png", "svg"):
-        fig.savefig(f"{output}.{ext}", dpi=110)
-        print(f"wrote {output}.{ext}")
+        plotting.savefig(fig, f"{output}.{ext}")
 
 
 def main():

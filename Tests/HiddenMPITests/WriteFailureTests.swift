@@ -120,6 +120,75 @@ final class WriteFailureTests: XCTestCase {
         }
     }
 
+    /// The Python tools' outputs (plots and CSVs, through scripts/plotting.py's write_atomically):
+    /// cost_model.py's CSV to a full device and over a good CSV on a full tmpfs, and a sweep's row
+    /// that no longer fits: one message naming the file, status 1, the previous file intact, no
+    /// temporary file, the device still the device. A plot too where matplotlib is installed.
+    func testScriptOutputsThatCannotBeWrittenKeepThePreviousFile() throws {
+        let root = Harness.packageRoot.path, env = Harness.childEnvironment()
+        let inputs = ["--probe", "\(root)/Docs/results/collectives-shm-2ranks-2026-12-01-epyc-zen3.json",
+                      "--bench", "\(root)/Docs/results/cost-model-bench-2026-12-01-epyc-zen3.jsonl"]
+        func costModel(csv: String) throws -> RunResult {
+            try Harness.run(["/usr/bin/env", "python3", "\(root)/scripts/cost_model.py"] + inputs + ["--csv", csv], environment: env, timeout: 60)
+        }
+        let full = try fullDevice()
+        let device = try costModel(csv: full)
+        XCTAssertEqual(device.status, 1, device.transcript)
+        XCTAssertEqual(Harness.count("error: cannot write \(full): No space left on device", in: device.stderr), 1, device.transcript)
+        var info = stat()
+        XCTAssertEqual(stat(full, &info), 0)
+        XCTAssertEqual(info.st_mode & S_IFMT, S_IFCHR, "\(full) is still the device")
+
+        guard getuid() == 0 else { throw XCTSkip("a size-limited tmpfs needs root") }
+        let small = path("small")
+        try FileManager.default.createDirectory(atPath: small, withIntermediateDirectories: true)
+        let mount = try Harness.run(["/bin/mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", small], environment: env, timeout: 30)
+        guard mount.status == 0 else { throw XCTSkip("cannot mount a tmpfs here:\n\(mount.transcript)") }
+        mounted = small
+        let csv = small + "/predictions.csv"
+        let good = try costModel(csv: csv)
+        XCTAssertEqual(good.status, 0, good.transcript)
+        let before = try Data(contentsOf: URL(fileURLWithPath: csv))
+        // A sweep CSV with a header and one row, written before the disk filled up: exactly one
+        // 4 KiB page (tmpfs allocates pages, so the next row needs a page of its own).
+        let sweepCSV = small + "/sweep.csv"
+        let header = "sweep,point,model,width,k,init,scale_fan,method,seed,epochs,ranks,dataset,extra,test_acc,test_top5,train_acc,train_loss,test_loss,best_test_acc,parameters,seconds,finished\n"
+        let start = "t,old,fc,1,0.5,signed-constant,true,edge-popup,0,1,1,synthetic,", end = ",0.5,,0.5,1,1,0.5,1,1,x\n"
+        let padding = String(repeating: "p", count: 4096 - header.utf8.count - start.utf8.count - end.utf8.count)
+        try (header + start + padding + end).write(toFile: sweepCSV, atomically: false, encoding: .utf8)
+        let sweepBefore = try Data(contentsOf: URL(fileURLWithPath: sweepCSV))
+        let filler = try Harness.run(["/bin/sh", "-c", "cat /dev/zero > '\(small)/filler' 2>/dev/null; true"], environment: env, timeout: 60)
+        XCTAssertEqual(filler.status, 0, filler.transcript)
+
+        let again = try costModel(csv: csv)
+        XCTAssertEqual(again.status, 1, again.transcript)
+        XCTAssertEqual(Harness.count("error: cannot write \(csv): No space left on device", in: again.stderr), 1, again.transcript)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: csv)), before, "the previous CSV is intact")
+
+        let sweep = try Harness.run(["/usr/bin/env", "python3", "\(root)/jobs/sweep.py", "--name", "t", "--models", "fc", "--epochs", "1",
+                                     "--dataset", "synthetic", "--runs", path("runs"), "--csv", sweepCSV,
+                                     "--", "--input", "1x8x8", "--classes", "4", "--train-size", "64", "--test-size", "16", "--batch-size", "16"],
+                                    environment: Harness.childEnvironment(["HIDDEN_MPI_BIN": try Harness.binary()]), timeout: 120)
+        XCTAssertEqual(sweep.status, 1, sweep.transcript)
+        XCTAssertEqual(Harness.count("cannot record its row in \(sweepCSV): [Errno 28] No space left on device", in: sweep.stderr), 1, sweep.transcript)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: sweepCSV)), sweepBefore, "the sweep's CSV is as it was")
+
+        var plotted = false
+        let hasMatplotlib = try Harness.run(["/usr/bin/env", "python3", "-c", "import matplotlib"], environment: env, timeout: 60).status == 0
+        if hasMatplotlib {
+            // A plot over a good one (written before the filler took the space: none here, so the
+            // first write fails too and no file at all is the previous state).
+            let plot = try Harness.run(["/usr/bin/env", "python3", "\(root)/scripts/plot_sweep.py", sweepCSV, "-o", small + "/k"], environment: env, timeout: 120)
+            XCTAssertEqual(plot.status, 1, plot.transcript)
+            XCTAssertEqual(Harness.count("error: cannot write \(small)/k.png: No space left on device", in: plot.stderr), 1, plot.transcript)
+            XCTAssertFalse(FileManager.default.fileExists(atPath: small + "/k.png"))
+            plotted = true
+        }
+        let left = ((try? FileManager.default.contentsOfDirectory(atPath: small)) ?? []).filter { $0.hasSuffix(".tmp") }
+        XCTAssertEqual(left, [], "no temporary file left behind")
+        if !plotted { print("note: matplotlib is not installed: the plot case did not run") }
+    }
+
     func testTemporaryFilesOfAKilledWriterAreRemovedByTheNextOne() throws {
         let folder = path("c")
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
