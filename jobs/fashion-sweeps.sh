@@ -3,7 +3,7 @@
 # (sweep-fashion-fc.csv and sweep-fashion-conv2.csv, plotted by scripts/plot_sweep.py). Each is resumable: run it again and
 # the points already in its CSV are skipped.
 #   jobs/fashion-sweeps.sh [fc|conv2|inits ...]      (default: all three)
-# NP ranks per point (default 2). About 10 minutes (fc), 60 (conv2) and 40 (inits) on 2 cores.
+# NP ranks per point (default 2). About 15 minutes (fc), 60 (conv2) and 30 (inits) on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
@@ -21,7 +21,7 @@ for part in "${parts[@]}"; do
             --seeds 0,1,2 --epochs 3 --np "$NP" --csv $out/sweep-fashion-conv2.csv ;;
     inits)  # signed constant against Kaiming normal, each scaled and unscaled, for conv2 (3 epochs),
             # into the conv2 CSV: its signed-constant points are those of the k sweep
-        jobs/sweep.py --name fashion-inits --models conv2 --k 0.3,0.5,0.7 \
+        jobs/sweep.py --name fashion-inits --models conv2 --k 0.5 \
             --inits signed-constant,signed-constant:unscaled,kaiming-normal,kaiming-normal:unscaled \
             --seeds 0,1,2 --epochs 3 --np "$NP" --csv $out/sweep-fashion-conv2.csv ;;
     *) echo "fashion-sweeps.sh: unknown part $part (fc, conv2, inits)" >&2; exit 2 ;;
