@@ -23,6 +23,7 @@ THREADS=${THREADS:-1}                     # BLAS threads per rank (ranks x threa
 DATA_THREADS=${DATA_THREADS:-1}           # decoding threads per rank (they share its core)
 CHUNK=${CHUNK:-4}                         # 256 / 4 = 64 chunks: the same run on 1 to 64 ranks
 SCALE_FAN=${SCALE_FAN:-0}
+INIT=${INIT:-signed-constant}             # kaiming-normal for the paper's other column
 RUN=${RUN:-runs/imagenet-$MODEL-${SLURM_JOB_ID:-local}}
 mkdir -p runs
 export OPENBLAS_NUM_THREADS=$THREADS
@@ -39,7 +40,7 @@ fan=--no-scale-fan; [ "$SCALE_FAN" = 1 ] && fan=--scale-fan
 source "${HIDDEN_MPI_JOBS:-$PWD/jobs}/requeue.sh"
 run_requeueable mpirun -np "${SLURM_NTASKS:-1}" --bind-to none "$BIN" train \
     --model "$MODEL" --dataset imagefolder --data-dir "$DATA" --image-size 224 \
-    --k 0.3 --init signed-constant "$fan" \
+    --k 0.3 --init "$INIT" "$fan" \
     --batch-size 256 --chunk "$CHUNK" --lr 0.256 --momentum 0.875 --weight-decay 3.0517578125e-5 \
     --label-smoothing 0.1 --warmup 5 --schedule cosine --epochs 100 \
     --data-threads "$DATA_THREADS" --threads "$THREADS" \
