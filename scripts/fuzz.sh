@@ -36,7 +36,9 @@ for t in "${targets[@]}"; do
     out=$outdir/$t
     mkdir -p "$out/corpus"
     set +e
-    ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0} HIDDEN_MPI_FUZZ_TARGET=$t "$bin" "$out/corpus" "Tests/FuzzCorpus/$t" -max_total_time="$seconds" \
+    # The safetensors targets get a dictionary of the format's words.
+    dict=(); case $t in checkpoint|subnetwork) dict=(-dict=Tests/FuzzCorpus/safetensors.dict) ;; esac
+    ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0} HIDDEN_MPI_FUZZ_TARGET=$t "$bin" "$out/corpus" "Tests/FuzzCorpus/$t" -max_total_time="$seconds" ${dict[@]+"${dict[@]}"} \
         -timeout=10 -rss_limit_mb=2048 -max_len=65536 -detect_leaks=0 -artifact_prefix="$out/" -print_final_stats=1 >"$out/log" 2>&1
     status=$?
     set -e
