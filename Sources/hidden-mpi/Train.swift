@@ -404,7 +404,7 @@ struct Train: ParsableCommand {
         }
         out.line("  \(m.parameterCount) weights, \(what); init \(c.model.weightInit.rawValue)\(c.model.scaleFan ? " (scaled fan)" : ""), seed \(c.model.seed), weight checksum \(hex(checksums[0])) on all \(checksums.count) rank(s)")
         let nodes = Set(hosts).count
-        out.line("  \(t.comm.size) rank(s)\(nodes > 1 ? " on \(nodes) nodes" : "") x \(BLASThreads.current) BLAS thread(s) (OpenBLAS \(BLASThreads.coreName)); global batch \(c.globalBatch) (<= \(t.maxLocalBatch) per rank), \(t.stepsPerEpoch) steps/epoch; \(c.optimizer.summary), \(c.schedule.rawValue)\(c.schedule == .multistep ? " x\(c.lrGamma) at epochs \(c.milestones.map(String.init).joined(separator: ","))" : "")\(c.warmup > 0 ? " after \(c.warmup) warm-up epochs" : "")")
+        out.line("  \(t.comm.size) rank(s)\(nodes > 1 ? " on \(nodes) nodes" : "") x \(BLASThreads.current) BLAS thread(s) (OpenBLAS \(BLASThreads.coreName)); global batch \(c.globalBatch) (<= \(t.maxLocalBatch) per rank), \(t.stepsPerEpoch) steps/epoch; \(c.optimizer.summary), \(c.schedule.rawValue)\(c.schedule == .multistep ? (c.milestones.isEmpty ? " (no milestone: constant)" : " x\(c.lrGamma) at epochs \(c.milestones.map(String.init).joined(separator: ","))") : "")\(c.warmup > 0 ? " after \(c.warmup) warm-up epochs" : "")")
         if let hint = BLASThreads.fallbackHint { out.progress("hidden-mpi: note: \(hint)") }
         out.line("  OpenBLAS kernel \(BLASThreads.coreName): \(KernelChoice.reason)")
         if c.chunkSize > 0 {
@@ -425,6 +425,8 @@ struct Train: ParsableCommand {
                                      "weight_checksums": checksums.map(hex),
                                      "blas_core": BLASThreads.coreName, "blas_core_reason": KernelChoice.reason]
         for (key, value) in RunFields.fields(t.config, DataIdentity(t.data)) { object[key] = jsonValue(value) }
+        // A list whatever its length (one milestone would read as a number).
+        if t.config.schedule == .multistep { object["lr_milestones"] = t.config.milestones }
         return object
     }
 }

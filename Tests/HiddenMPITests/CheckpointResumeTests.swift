@@ -83,6 +83,7 @@ final class CheckpointResumeTests: XCTestCase {
         XCTAssertNotNil(blob.floats("second_moment.0"), "Adam's second moments are checkpointed")
         let metrics = try Metrics(path: path("adam-straight.jsonl"))
         XCTAssertEqual(metrics.run["optimizer"] as? String, "adam")
+        XCTAssertEqual(metrics.run["lr_milestones"] as? [Int], [1], "a list, even of one")
         XCTAssertEqual(metrics.epochValue(0, "lr") ?? -1, 0.003, accuracy: 1e-15)
         XCTAssertEqual(metrics.epochValue(1, "lr") ?? -1, 0.0015, accuracy: 1e-15)
         // The checkpoint's optimiser cannot be swapped on resume.
