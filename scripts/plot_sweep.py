@@ -105,7 +105,9 @@ def plot(lines, baselines, x, output, title):
         xs = sorted(lines[key])
         st = [stats(lines[key][v]) for v in xs]
         means = [s[0] for s in st]
-        ax.plot(xs, means, "o-", color=c, label=f"{name(key, x)}: edge-popup (n = {max(s[2] for s in st)})")
+        lo, hi = min(s[2] for s in st), max(s[2] for s in st)
+        seeds = f"{lo} seeds" if lo == hi else f"{lo}-{hi} seeds"
+        ax.plot(xs, means, "o-", color=c, label=f"{name(key, x)}: edge-popup, {seeds}")
         ax.fill_between(xs, [s[0] - s[1] for s in st], [s[0] + s[1] for s in st], color=c, alpha=0.18, linewidth=0)
     if x != "width":
         for (model, method, width), accs in sorted(baselines.items()):
@@ -113,11 +115,11 @@ def plot(lines, baselines, x, output, title):
             c = color_of.get(model, "black")
             style = "--" if method == "dense" else ":"
             label = {"dense": "dense, learned weights", "supermask": "supermask (Zhou et al.)"}.get(method, method)
-            ax.axhline(m, linestyle=style, color=c, linewidth=1.4, label=f"{model}: {label} (n = {n})")
+            ax.axhline(m, linestyle=style, color=c, linewidth=1.4, label=f"{model}: {label}, {n} seed{'s' if n > 1 else ''}")
             ax.axhspan(m - s, m + s, color=c, alpha=0.08, linewidth=0)
     ax.set_xlabel({"k": "fraction of weights kept, k (per layer)", "init": "fraction of weights kept, k (per layer)",
                    "width": "width multiplier"}[x])
-    ax.set_ylabel("test accuracy (%), last epoch")
+    ax.set_ylabel("test accuracy (%), last epoch; band: ±1 std over seeds")
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
@@ -150,7 +152,7 @@ def main():
         sys.exit("error: give -o PREFIX for the plot (or --table for the table alone)")
     models = sorted({k[0] for k in lines})
     title = args.title or (f"{', '.join(models)} on {', '.join(datasets)}, {'/'.join(epochs)} epochs: "
-                           + {"k": f"accuracy against k ({args.init}{', unscaled' if args.unscaled else ''})",
+                           + {"k": f"accuracy against k ({args.init}, {'unscaled' if args.unscaled else 'scaled'})",
                               "init": "weight inits", "width": "accuracy against width"}[args.x])
     plot(lines, baselines, args.x, args.output, title)
 
