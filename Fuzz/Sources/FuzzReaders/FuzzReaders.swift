@@ -1,6 +1,7 @@
 // One libFuzzer entry point for every reader of outside bytes; HIDDEN_MPI_FUZZ_TARGET picks one:
 //   idx         IDXFile on the bytes, and readMaybeGzipped + IDXFile on them as a file (plain or gzip)
-//   cifar       loadCIFARFiles on them as a CIFAR-10 and as a CIFAR-100 batch file
+//   cifar       loadCIFARFiles on them as a CIFAR-10 and as a CIFAR-100 batch file, as they are and
+//               cut to whole records (3073 / 3074 bytes), so that mutations reach the labels
 //   checkpoint  ScoreCheckpoint.load (safetensors, checksums) and RunFields.parse of its header;
 //               past the checksums too: the parsed file's fields, and its scores restored into the
 //               model of the seed file (fc on tiny inputs) when its metadata still names it
@@ -44,6 +45,10 @@ enum Fuzz {
             let path = asFile(bytes)
             _ = try? loadCIFARFiles([path], mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25], format: .cifar10)
             _ = try? loadCIFARFiles([path], mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25], format: .cifar100)
+            for (record, format) in [(3073, CIFARRecordFormat.cifar10), (3074, .cifar100)] where bytes.count >= record {
+                let whole = asFile(Array(bytes.prefix(bytes.count / record * record)))
+                _ = try? loadCIFARFiles([whole], mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25], format: format)
+            }
         case "checkpoint":
             if let file = try? ScoreCheckpoint.load(asFile(bytes)) { _ = try? RunFields.parse(file.metadata, source: "fuzz") }
             if let file = try? SafeTensorsFile(bytes: bytes, name: "fuzz") {
