@@ -60,7 +60,9 @@ def series(rows, x, init, scaled):
             baselines[(r["model"], r["method"], float(r["width"]))].append(acc)
             continue
         if x == "init":
-            lines[(r["model"], init_label(r["init"], r["scale_fan"]))][float(r["k"])].append(acc)
+            width = float(r["width"])
+            model = r["model"] if width == 1 else f"{r['model']} x{width:g}"
+            lines[(model, init_label(r["init"], r["scale_fan"]))][float(r["k"])].append(acc)
             continue
         if r["init"] != init or r["scale_fan"] != scaled:
             continue

@@ -98,6 +98,38 @@ final class SweepTests: XCTestCase {
         XCTAssertNotNil(plot.stdout.range(of: #"\| fc \| 0\.5 \| [0-9.]+ ± [0-9.]+ \| 2 \|"#, options: .regularExpression), plot.transcript)
     }
 
+    /// plot_sweep.py's tables for each x axis, on rows written here: the mean and the sample
+    /// standard deviation over seeds per line and x, only the chosen init's points for --x k and
+    /// width, every init for --x init, the baselines once per model.
+    func testPlotTablesGroupBySeedsForEveryAxis() throws {
+        let header = "sweep,point,model,width,k,init,scale_fan,method,seed,epochs,ranks,dataset,extra,test_acc,test_top5,train_acc,train_loss,test_loss,best_test_acc,parameters,seconds,finished"
+        func row(_ width: String, _ k: String, _ initName: String, _ scaled: String, _ method: String, _ seed: Int, _ acc: Double) -> String {
+            "t,p\(seed)\(width)\(k)\(initName)\(scaled)\(method),conv2,\(width),\(k),\(initName),\(scaled),\(method),\(seed),3,2,fashion-mnist,,\(acc),,0.9,0.3,0.3,\(acc),1,1,x"
+        }
+        let rows = [row("1", "0.5", "signed-constant", "true", "edge-popup", 0, 0.80), row("1", "0.5", "signed-constant", "true", "edge-popup", 1, 0.82),
+                    row("2", "0.5", "signed-constant", "true", "edge-popup", 0, 0.90), row("2", "0.5", "signed-constant", "true", "edge-popup", 1, 0.90),
+                    row("1", "0.5", "kaiming-normal", "false", "edge-popup", 0, 0.70), row("1", "0.5", "kaiming-normal", "false", "edge-popup", 1, 0.74),
+                    row("1", "", "", "", "dense", 0, 0.85)]
+        try ([header] + rows).joined(separator: "\n").appending("\n").write(toFile: path("t.csv"), atomically: true, encoding: .utf8)
+        func table(_ args: [String]) throws -> String {
+            let r = try Harness.run(["/usr/bin/env", "python3", "\(root)/scripts/plot_sweep.py", path("t.csv"), "--table"] + args,
+                                    environment: Harness.childEnvironment(), timeout: 60)
+            XCTAssertEqual(r.status, 0, r.transcript)
+            return r.stdout
+        }
+        let width = try table(["--x", "width"])
+        XCTAssertTrue(width.contains("| conv2, k = 0.5 | 1 | 81.00 ± 1.41 | 2 |"), width)   // (80, 82): std sqrt(2)
+        XCTAssertTrue(width.contains("| conv2, k = 0.5 | 2 | 90.00 ± 0.00 | 2 |"), width)
+        XCTAssertFalse(width.contains("72.00"), "kaiming-normal points are not on the signed-constant line\n\(width)")
+        let inits = try table(["--x", "init"])
+        XCTAssertTrue(inits.contains("| conv2: kaiming-normal, unscaled | 0.5 | 72.00 ± 2.83 | 2 |"), inits)
+        XCTAssertTrue(inits.contains("| conv2: signed-constant, scaled | 0.5 | 81.00 ± 1.41 | 2 |"), inits)
+        XCTAssertTrue(inits.contains("| conv2 x2: signed-constant, scaled | 0.5 | 90.00 ± 0.00 | 2 |"), "another width, another line\n\(inits)")
+        XCTAssertTrue(inits.contains("| conv2 dense (learned weights) | all | 85.00 ± 0.00 | 1 |"), inits)
+        let unscaled = try table(["--x", "k", "--init", "kaiming-normal", "--unscaled"])
+        XCTAssertTrue(unscaled.contains("| conv2 | 0.5 | 72.00 ± 2.83 | 2 |"), unscaled)
+    }
+
     /// SIGTERM to the sweep in the middle of a point (as Slurm's time limit sends it): the run
     /// checkpoints, the sweep exits 75 with no row for it, and the next call resumes that point
     /// from its checkpoint instead of starting it over.
