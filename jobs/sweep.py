@@ -28,7 +28,8 @@ fan not scaled by k).
 Columns: sweep, point, model, width, k, init, scale_fan, method, seed, epochs, ranks, dataset,
 extra, test_acc, test_top5, train_acc, train_loss, test_loss, best_test_acc, parameters,
 seconds, finished. test_acc is the last epoch's (the paper's number); best_test_acc is the best
-epoch's, chosen on the test set as the reference does, for comparison only.
+epoch's, chosen on the test set as the reference does, for comparison only. seconds is the wall
+time of the call that finished the point (a resumed point counts only its last part).
 """
 
 import argparse
