@@ -4,6 +4,7 @@
   python3 scripts/plot_sweep.py Docs/results/sweep-fashion-conv2.csv --x k -o Docs/results/sweep-fashion-conv2-k
   python3 scripts/plot_sweep.py A.csv B.csv --x k -o k          # several models in one figure
   python3 scripts/plot_sweep.py conv2.csv --x init -o inits     # one line per weight init
+  python3 scripts/plot_sweep.py conv2.csv --x init --at-k 0.5 -o inits   # one bar per init at k 0.5
   python3 scripts/plot_sweep.py wide.csv --x width -o width     # one line per model and k
   python3 scripts/plot_sweep.py conv2.csv --x k --table         # the table alone (no matplotlib needed)
 
@@ -101,6 +102,8 @@ def plot(lines, baselines, x, output, title):
     fig, ax = plt.subplots(figsize=(7, 4.6))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     color_of = {}
+    if x == "init" and len({v for key in lines for v in lines[key]}) == 1:
+        return bars(plt, fig, ax, colors, lines, baselines, output, title)
     for i, key in enumerate(sorted(lines, key=lambda k: (k[0], str(k[1])))):
         c = colors[i % len(colors)]
         color_of.setdefault(key[0], c)
@@ -130,6 +133,37 @@ def plot(lines, baselines, x, output, title):
         plotting.savefig(fig, f"{output}.{ext}")
 
 
+def bars(plt, fig, ax, colors, lines, baselines, output, title):
+    """The init comparison at a single k: a bar per init (mean, one-std error bar, seeds as dots),
+    the baselines as horizontal lines."""
+    keys = sorted(lines, key=lambda k: (k[0], str(k[1])))
+    k = next(iter(lines[keys[0]]))
+    for i, key in enumerate(keys):
+        accs = lines[key][k]
+        m, s, n = stats(accs)
+        ax.bar(i, m, yerr=s, color=colors[i % len(colors)], alpha=0.75, capsize=5,
+               label=f"{name(key, 'init')}: {m:.2f}% ({n} seed{'s' if n > 1 else ''})")
+        ax.plot([i] * n, accs, "k.", markersize=6)
+    for (model, method, width), accs in sorted(baselines.items()):
+        m, s, n = stats(accs)
+        label = {"dense": "dense, learned weights", "supermask": "supermask (Zhou et al.)"}.get(method, method)
+        ax.axhline(m, linestyle="--" if method == "dense" else ":", color="black", linewidth=1.2,
+                   label=f"{model}: {label}, {m:.2f}% ({n} seed{'s' if n > 1 else ''})")
+    every = [a for key in keys for a in lines[key][k]] + [a for accs in baselines.values() for a in accs]
+    # Room above the bars for the legend.
+    ax.set_ylim(min(every) - 1.5, max(every) + 0.45 * (len(keys) + len(baselines)) + 0.5)
+    ax.set_xticks(range(len(keys)))
+    ax.set_xticklabels([key[1].replace(", ", "\n") for key in keys])
+    ax.set_xlabel(f"weight init (edge-popup, k = {k:g})")
+    ax.set_ylabel("test accuracy (%), last epoch")
+    ax.set_title(title)
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=8, loc="upper left", ncol=1)
+    fig.tight_layout()
+    for ext in ("png", "svg"):
+        plotting.savefig(fig, f"{output}.{ext}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -137,11 +171,14 @@ def main():
     ap.add_argument("--x", choices=["k", "init", "width"], default="k", help="what the x axis shows (default k)")
     ap.add_argument("--init", default="signed-constant", help="the init of the edge-popup lines for --x k and width")
     ap.add_argument("--unscaled", action="store_true", help="take the unscaled-fan variant of --init")
+    ap.add_argument("--at-k", type=float, help="only the edge-popup points at this k (--x init at one k: bars)")
     ap.add_argument("-o", "--output", help="write OUTPUT.png and OUTPUT.svg")
     ap.add_argument("--title", help="the figure's title (default: from the data)")
     ap.add_argument("--table", action="store_true", help="print the Markdown table only")
     args = ap.parse_args()
     rows = load(args.csv)
+    if args.at_k is not None:
+        rows = [r for r in rows if r["method"] != "edge-popup" or abs(float(r["k"]) - args.at_k) < 1e-9]
     lines, baselines = series(rows, args.x, args.init, "false" if args.unscaled else "true")
     if not lines:
         sys.exit(f"error: no edge-popup points with init {args.init} ({'unscaled' if args.unscaled else 'scaled'}) in the CSV")
