@@ -125,7 +125,7 @@ def plot(lines, baselines, x, output, title):
     ax.set_xlabel({"k": "fraction of weights kept, k (per layer)", "init": "fraction of weights kept, k (per layer)",
                    "width": "width multiplier"}[x])
     ax.set_ylabel("test accuracy (%), last epoch; band: ±1 std over seeds")
-    ax.set_title(title)
+    ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
@@ -156,7 +156,7 @@ def bars(plt, fig, ax, colors, lines, baselines, output, title):
     ax.set_xticklabels([key[1].replace(", ", "\n") for key in keys])
     ax.set_xlabel(f"weight init (edge-popup, k = {k:g})")
     ax.set_ylabel("test accuracy (%), last epoch")
-    ax.set_title(title)
+    ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3, axis="y")
     ax.legend(fontsize=8, loc="upper left", ncol=1)
     fig.tight_layout()
