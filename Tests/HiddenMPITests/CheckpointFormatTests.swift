@@ -39,12 +39,12 @@ final class CheckpointFormatTests: XCTestCase {
     }
 
     /// Trains the conv model for one epoch, exports its subnetwork and writes `info --json`.
-    func convFiles() throws -> (checkpoint: String, subnetwork: String, info: String) {
-        let ckdir = path("conv")
-        let t = try Harness.hiddenMPI(["train"] + Self.conv + ["--epochs", "1", "--checkpoint-dir", ckdir], timeout: 60)
+    func convFiles(_ extra: [String] = [], tag: String = "conv") throws -> (checkpoint: String, subnetwork: String, info: String) {
+        let ckdir = path(tag)
+        let t = try Harness.hiddenMPI(["train"] + Self.conv + extra + ["--epochs", "1", "--checkpoint-dir", ckdir], timeout: 60)
         guard t.status == 0 else { throw HarnessError("training failed\n\(t.transcript)") }
         let checkpoint = (ckdir as NSString).appendingPathComponent(CheckpointFolder.name(step: 4, epoch: 1))
-        let subnetwork = path("conv.subnet")
+        let subnetwork = path("\(tag).subnet")
         let e = try Harness.hiddenMPI(["export", "--checkpoint", checkpoint, "--output", subnetwork], timeout: 60)
         guard e.status == 0 else { throw HarnessError("export failed\n\(e.transcript)") }
         let i = try Harness.hiddenMPI(["info", "--json"] + Self.model, timeout: 60)
@@ -61,6 +61,16 @@ final class CheckpointFormatTests: XCTestCase {
         XCTAssertEqual(r.status, 0, r.transcript)
         XCTAssertTrue(r.stdout.contains("OK: 5 layers (2 convolutional), 0 batch norms"), r.transcript)
         XCTAssertEqual(Harness.count("info agrees", in: r.stdout), 5, r.transcript)
+    }
+
+    /// An Adam run with a multistep schedule: the documented extra fields (beta1, beta2, adam_eps,
+    /// lr_milestones, lr_gamma) and a second_moment tensor per layer, nothing else.
+    func testPythonReadsAnAdamMultistepCheckpoint() throws {
+        let files = try convFiles(["--optimizer", "adam", "--schedule", "multistep", "--lr-milestones", "1"], tag: "adam")
+        let r = try Harness.run([try Self.python(), Self.pythonTest, files.checkpoint, files.subnetwork, files.info],
+                                environment: Harness.childEnvironment(), timeout: 60)
+        XCTAssertEqual(r.status, 0, r.transcript)
+        XCTAssertTrue(r.stdout.contains("OK: 5 layers (2 convolutional), 0 batch norms"), r.transcript)
     }
 
     /// The same on a ResNet: masked layers inside residual blocks (in `info`'s order) and each

@@ -7,7 +7,7 @@ checks them against the format in Docs/checkpoints.md and against `hidden-mpi in
 - both files: 8-byte little-endian header length, JSON header padded with spaces so the data
   starts at a multiple of 8, tensors back to back in the data section, data_crc32 (zlib) of the
   data section, header_crc32 of the metadata and tensor entries;
-- the checkpoint: exactly the documented metadata keys, scores.<l> and momentum.<l> (F32, the
+- the checkpoint: exactly the documented metadata keys, scores.<l> and momentum.<l> (and second_moment.<l> for Adam; F32, the
   layer's shape) for every layer;
 - the subnetwork: mask.<l> (U8, bits packed most significant first), shape.<l> and kept.<l>, the
   checkpoint's model fields; each mask equals the top-k of |scores.<l>| rebuilt here
@@ -67,13 +67,15 @@ def unpack_mask(packed, shape):
 # --- Docs/checkpoints.md snippet ends ---
 
 
+ADAM_KEYS = {"beta1", "beta2", "adam_eps"}
+MULTISTEP_KEYS = {"lr_milestones", "lr_gamma"}
 CHECKPOINT_KEYS = {
     "format", "format_version",
     # model
     "model", "width", "k", "init", "scale_fan", "seed", "dataset", "input", "classes", "method",
     "first_layer_dense", "last_layer_dense",
     # training
-    "train_size", "test_size", "global_batch", "lr", "momentum", "weight_decay", "nesterov",
+    "train_size", "test_size", "global_batch", "lr", "momentum", "weight_decay", "nesterov", "optimizer",
     "schedule", "warmup", "epochs", "label_smoothing", "bn_sync", "reduction", "chunk", "augment",
     # where the run stands
     "epoch", "step_in_epoch", "global_step", "epoch_loss_sum", "epoch_correct", "epoch_seen",
@@ -125,10 +127,14 @@ def main(checkpoint, subnetwork, info_path):
     smeta, stensors = check_container(subnetwork)
 
     assert cmeta["format"] == "hidden-mpi-scores" and cmeta["format_version"] == "1", cmeta["format"]
-    assert set(cmeta) == CHECKPOINT_KEYS, f"checkpoint keys: extra {set(cmeta) - CHECKPOINT_KEYS}, missing {CHECKPOINT_KEYS - set(cmeta)}"
+    # Adam's settings and the multistep schedule's fields are there exactly when they are used.
+    adam = cmeta.get("optimizer") == "adam"
+    expected = CHECKPOINT_KEYS | (ADAM_KEYS if adam else set()) | (MULTISTEP_KEYS if cmeta.get("schedule") == "multistep" else set())
+    assert set(cmeta) == expected, f"checkpoint keys: extra {set(cmeta) - expected}, missing {expected - set(cmeta)}"
     layers, norms = int(cmeta["layers"]), int(cmeta["batchnorms"])
     running = {f"running.{b}" for b in range(norms)}
-    assert set(ctensors) == {f"{kind}.{l}" for kind in ("scores", "momentum") for l in range(layers)} | running, sorted(ctensors)
+    kinds = ("scores", "momentum", "second_moment") if adam else ("scores", "momentum")
+    assert set(ctensors) == {f"{kind}.{l}" for kind in kinds for l in range(layers)} | running, sorted(ctensors)
     for name in running:                                   # [running mean; running unbiased variance]
         r = ctensors[name]
         assert r.dtype == np.float32 and r.ndim == 2 and r.shape[0] == 2, (name, r.shape)
