@@ -8,7 +8,7 @@ struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Find a subnetwork of a randomly weighted network (edge-popup: scores trained, weights frozen), or run the paper's dense and supermask baselines.",
         discussion: """
-        Defaults follow the reference's small-scale configs: Optimizer lr 0.1, momentum 0.9, weight decay 1e-4 \
+        Defaults follow the reference's small-scale configs: SGD lr 0.1, momentum 0.9, weight decay 1e-4 \
         on the scores, global batch 128, cosine schedule, signed-constant weights with the fan scaled \
         by k, k 0.5. --method dense and --method supermask run the paper's baselines on the same \
         model and seed (learned weights from a Kaiming-normal init; Zhou et al.'s sampled masks), \
