@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Plots of a sweep's CSV (jobs/sweep.py) like the paper's figures, and a Markdown table of them.
 
-  python3 scripts/plot_sweep.py Docs/results/sweep-fashion-conv2.csv --x k -o Docs/results/sweep-fashion-conv2-k
-  python3 scripts/plot_sweep.py A.csv B.csv --x k -o k          # several models in one figure
+  python3 scripts/plot_sweep.py Docs/results/k-sweep-fashion.csv --x k -o Docs/results/k-sweep-fashion
+  python3 scripts/plot_sweep.py A.csv B.csv --x k -o k          # several CSVs, one line per model
+  python3 scripts/plot_sweep.py all.csv --models conv2 --x k -o conv2-k   # only some of the models
   python3 scripts/plot_sweep.py conv2.csv --x init -o inits     # one line per weight init
   python3 scripts/plot_sweep.py conv2.csv --x init --at-k 0.5 -o inits   # one bar per init at k 0.5
   python3 scripts/plot_sweep.py wide.csv --x width -o width     # one line per model and k
@@ -20,12 +21,10 @@ Writes PREFIX.png and PREFIX.svg, and prints the table (mean +- std over n seeds
 import argparse
 import csv
 import math
-import os
 import sys
 from collections import defaultdict
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import plotting  # noqa: E402
+import plotting  # scripts/plotting.py: the script's own folder is on sys.path
 
 
 def load(paths):
@@ -83,7 +82,7 @@ def name(key, x):
     return f"{model}, k = {other:g}"
 
 
-def table(lines, baselines, x, epochs):
+def table(lines, baselines, x):
     head = {"k": "k", "init": "k", "width": "width"}[x]
     out = [f"| series | {head} | test accuracy (%) | seeds |", "| --- | ---: | ---: | ---: |"]
     for key in sorted(lines, key=lambda k: (k[0], str(k[1]))):
@@ -125,12 +124,8 @@ def plot(lines, baselines, x, output, title):
     ax.set_xlabel({"k": "fraction of weights kept, k (per layer)", "init": "fraction of weights kept, k (per layer)",
                    "width": "width multiplier"}[x])
     ax.set_ylabel("test accuracy (%), last epoch; band: ±1 std over seeds")
-    ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="best")
-    fig.tight_layout()
-    for ext in ("png", "svg"):
-        plotting.savefig(fig, f"{output}.{ext}")
+    save(fig, ax, output, title, "best")
 
 
 def bars(plt, fig, ax, colors, lines, baselines, output, title):
@@ -156,9 +151,14 @@ def bars(plt, fig, ax, colors, lines, baselines, output, title):
     ax.set_xticklabels([key[1].replace(", ", "\n") for key in keys])
     ax.set_xlabel(f"weight init (edge-popup, k = {k:g})")
     ax.set_ylabel("test accuracy (%), last epoch")
-    ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3, axis="y")
-    ax.legend(fontsize=8, loc="upper left", ncol=1)
+    save(fig, ax, output, title, "upper left")
+
+
+def save(fig, ax, output, title, legend_at):
+    """The title and legend, then OUTPUT.png and OUTPUT.svg (each written atomically)."""
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8, loc=legend_at)
     fig.tight_layout()
     for ext in ("png", "svg"):
         plotting.savefig(fig, f"{output}.{ext}")
@@ -171,26 +171,33 @@ def main():
     ap.add_argument("--x", choices=["k", "init", "width"], default="k", help="what the x axis shows (default k)")
     ap.add_argument("--init", default="signed-constant", help="the init of the edge-popup lines for --x k and width")
     ap.add_argument("--unscaled", action="store_true", help="take the unscaled-fan variant of --init")
+    ap.add_argument("--models", help="only these models (comma-separated; default every model in the CSVs)")
     ap.add_argument("--at-k", type=float, help="only the edge-popup points at this k (--x init at one k: bars)")
     ap.add_argument("-o", "--output", help="write OUTPUT.png and OUTPUT.svg")
     ap.add_argument("--title", help="the figure's title (default: from the data)")
     ap.add_argument("--table", action="store_true", help="print the Markdown table only")
     args = ap.parse_args()
     rows = load(args.csv)
+    if args.models:
+        wanted = set(args.models.split(","))
+        rows = [r for r in rows if r["model"] in wanted]
+        if not rows:
+            sys.exit(f"error: no finished points of {args.models} in {', '.join(args.csv)}")
     if args.at_k is not None:
         rows = [r for r in rows if r["method"] != "edge-popup" or abs(float(r["k"]) - args.at_k) < 1e-9]
     lines, baselines = series(rows, args.x, args.init, "false" if args.unscaled else "true")
     if not lines:
         sys.exit(f"error: no edge-popup points with init {args.init} ({'unscaled' if args.unscaled else 'scaled'}) in the CSV")
-    epochs = sorted({r["epochs"] for r in rows})
     datasets = sorted({r["dataset"] for r in rows})
-    print(table(lines, baselines, args.x, epochs))
+    print(table(lines, baselines, args.x))
     if args.table:
         return
     if not args.output:
         sys.exit("error: give -o PREFIX for the plot (or --table for the table alone)")
     models = sorted({k[0] for k in lines})
-    title = args.title or (f"{', '.join(models)} on {', '.join(datasets)}, {'/'.join(epochs)} epochs: "
+    epochs = {m: sorted({r["epochs"] for r in rows if r["model"] == m}, key=int) for m in models}
+    runs = ", ".join(f"{m} {'/'.join(epochs[m])} epochs" for m in models)
+    title = args.title or (f"{runs} on {', '.join(datasets)}: "
                            + {"k": f"accuracy against k ({args.init}, {'unscaled' if args.unscaled else 'scaled'})",
                               "init": "weight inits", "width": "accuracy against width"}[args.x])
     plot(lines, baselines, args.x, args.output, title)

@@ -100,16 +100,18 @@ final class SweepTests: XCTestCase {
 
     /// plot_sweep.py's tables for each x axis, on rows written here: the mean and the sample
     /// standard deviation over seeds per line and x, only the chosen init's points for --x k and
-    /// width, every init for --x init, the baselines once per model.
+    /// width, every init for --x init, the baselines once per model; --models keeps only those.
     func testPlotTablesGroupBySeedsForEveryAxis() throws {
         let header = "sweep,point,model,width,k,init,scale_fan,method,seed,epochs,ranks,dataset,extra,test_acc,test_top5,train_acc,train_loss,test_loss,best_test_acc,parameters,seconds,finished"
-        func row(_ width: String, _ k: String, _ initName: String, _ scaled: String, _ method: String, _ seed: Int, _ acc: Double) -> String {
-            "t,p\(seed)\(width)\(k)\(initName)\(scaled)\(method),conv2,\(width),\(k),\(initName),\(scaled),\(method),\(seed),3,2,fashion-mnist,,\(acc),,0.9,0.3,0.3,\(acc),1,1,x"
+        func row(_ width: String, _ k: String, _ initName: String, _ scaled: String, _ method: String, _ seed: Int, _ acc: Double,
+                 model: String = "conv2") -> String {
+            "t,p\(model)\(seed)\(width)\(k)\(initName)\(scaled)\(method),\(model),\(width),\(k),\(initName),\(scaled),\(method),\(seed),3,2,fashion-mnist,,\(acc),,0.9,0.3,0.3,\(acc),1,1,x"
         }
         let rows = [row("1", "0.5", "signed-constant", "true", "edge-popup", 0, 0.80), row("1", "0.5", "signed-constant", "true", "edge-popup", 1, 0.82),
                     row("2", "0.5", "signed-constant", "true", "edge-popup", 0, 0.90), row("2", "0.5", "signed-constant", "true", "edge-popup", 1, 0.90),
                     row("1", "0.5", "kaiming-normal", "false", "edge-popup", 0, 0.70), row("1", "0.5", "kaiming-normal", "false", "edge-popup", 1, 0.74),
-                    row("1", "", "", "", "dense", 0, 0.85)]
+                    row("1", "", "", "", "dense", 0, 0.85),
+                    row("1", "0.5", "signed-constant", "true", "edge-popup", 0, 0.60, model: "fc"), row("1", "", "", "", "dense", 0, 0.65, model: "fc")]
         try ([header] + rows).joined(separator: "\n").appending("\n").write(toFile: path("t.csv"), atomically: true, encoding: .utf8)
         func table(_ args: [String]) throws -> String {
             let r = try Harness.run(["/usr/bin/env", "python3", "\(root)/scripts/plot_sweep.py", path("t.csv"), "--table"] + args,
@@ -126,6 +128,11 @@ final class SweepTests: XCTestCase {
         XCTAssertTrue(inits.contains("| conv2: signed-constant, scaled | 0.5 | 81.00 ± 1.41 | 2 |"), inits)
         XCTAssertTrue(inits.contains("| conv2 x2: signed-constant, scaled | 0.5 | 90.00 ± 0.00 | 2 |"), "another width, another line\n\(inits)")
         XCTAssertTrue(inits.contains("| conv2 dense (learned weights) | all | 85.00 ± 0.00 | 1 |"), inits)
+        XCTAssertTrue(inits.contains("| fc: signed-constant, scaled | 0.5 | 60.00 ± 0.00 | 1 |"), inits)
+        XCTAssertTrue(inits.contains("| fc dense (learned weights) | all | 65.00 ± 0.00 | 1 |"), inits)
+        let conv2Only = try table(["--x", "init", "--models", "conv2"])
+        XCTAssertTrue(conv2Only.contains("| conv2: signed-constant, scaled | 0.5 | 81.00 ± 1.41 | 2 |"), conv2Only)
+        XCTAssertFalse(conv2Only.contains("fc"), "--models conv2 leaves fc's points and baseline out\n\(conv2Only)")
         let unscaled = try table(["--x", "k", "--init", "kaiming-normal", "--unscaled"])
         XCTAssertTrue(unscaled.contains("| conv2 | 0.5 | 72.00 ± 2.83 | 2 |"), unscaled)
     }
