@@ -38,14 +38,10 @@ public enum ScoreCheckpoint {
         for (l, m) in t.model.masked.enumerated() {
             tensors.append(StoredTensor(name: "scores.\(l)", floats: UnsafeBufferPointer(start: m.scores, count: m.count), shape: m.shape))
         }
-        for (l, m) in t.model.masked.enumerated() {
-            let buf = UnsafeBufferPointer(start: t.optimizer.momentum.pointer + t.model.offsets[l], count: m.count)
-            tensors.append(StoredTensor(name: "momentum.\(l)", floats: buf, shape: m.shape))
-        }
-        if let second = t.optimizer.secondMoment {
+        for (name, state) in t.optimizer.namedStateBuffers {
             for (l, m) in t.model.masked.enumerated() {
-                let buf = UnsafeBufferPointer(start: second.pointer + t.model.offsets[l], count: m.count)
-                tensors.append(StoredTensor(name: "second_moment.\(l)", floats: buf, shape: m.shape))
+                let buf = UnsafeBufferPointer(start: state.pointer + t.model.offsets[l], count: m.count)
+                tensors.append(StoredTensor(name: "\(name).\(l)", floats: buf, shape: m.shape))
             }
         }
         tensors += runningTensors(t.model)
@@ -150,16 +146,12 @@ public enum ScoreCheckpoint {
     public static func restore(_ file: SafeTensorsFile, into t: Trainer, path: String) throws {
         let m = file.metadata
         try restoreScores(file, into: t.model, path: path)
-        for (l, layer) in t.model.masked.enumerated() {
-            guard let v = file.tensor("momentum.\(l)"), v.dtype == .f32, v.shape == layer.shape else {
-                throw HiddenError("\(path): momentum \(l) does not have the shape \(layer.shape) of the model's layer")
-            }
-            v.copyFloats(into: t.optimizer.momentum.pointer + t.model.offsets[l], count: layer.count)
-            if let second = t.optimizer.secondMoment {
-                guard let v = file.tensor("second_moment.\(l)"), v.dtype == .f32, v.shape == layer.shape else {
-                    throw HiddenError("\(path): second moment \(l) does not have the shape \(layer.shape) of the model's layer")
+        for (name, state) in t.optimizer.namedStateBuffers {
+            for (l, layer) in t.model.masked.enumerated() {
+                guard let v = file.tensor("\(name).\(l)"), v.dtype == .f32, v.shape == layer.shape else {
+                    throw HiddenError("\(path): \(name) \(l) does not have the shape \(layer.shape) of the model's layer")
                 }
-                v.copyFloats(into: second.pointer + t.model.offsets[l], count: layer.count)
+                v.copyFloats(into: state.pointer + t.model.offsets[l], count: layer.count)
             }
         }
         guard let epoch = m["epoch"].flatMap(Int.init), let step = m["step_in_epoch"].flatMap(Int.init),

@@ -61,7 +61,12 @@ public final class Optimizer {
 
     /// The per-parameter state buffers a checkpoint holds and ranks compare: [momentum] for SGD,
     /// [first, second moment] for Adam.
-    public var stateBuffers: [FloatBuffer] { [momentum] + (secondMoment.map { [$0] } ?? []) }
+    public var stateBuffers: [FloatBuffer] { namedStateBuffers.map(\.buffer) }
+
+    /// The same with the prefix of their checkpoint tensors ("momentum.<layer>", "second_moment.<layer>").
+    public var namedStateBuffers: [(name: String, buffer: FloatBuffer)] {
+        [("momentum", momentum)] + (secondMoment.map { [("second_moment", $0)] } ?? [])
+    }
 
     /// One step over the whole arena. `gradScale` turns summed-loss gradients into the mean
     /// (1 / global batch); `t` counts the optimiser's steps from 1 (Adam's bias correction).
