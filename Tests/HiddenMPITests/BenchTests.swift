@@ -50,7 +50,12 @@ final class BenchTests: XCTestCase {
             XCTAssert(gflops > 0 && peak > 0, "gflops \(gflops), peak \(peak)")
             let phases = try XCTUnwrap(d["phases_s"] as? [String: Double])
             let step = try XCTUnwrap((d["step_s"] as? NSNumber)?.doubleValue)
-            XCTAssertLessThanOrEqual(phases.values.reduce(0, +), step * 1.05, "phases add up to at most the step")
+            // Each step's phases partition it, so each phase's median is at most the step's median.
+            // (Their medians' sum is not bounded by the step's median: on a loaded machine it can
+            // exceed it, which once failed this test under a concurrent sweep.)
+            for (name, seconds) in phases {
+                XCTAssertLessThanOrEqual(seconds, step * (1 + 1e-9), "np \(np): phase \(name) is part of the step")
+            }
             if np == 1 {
                 XCTAssert(d["allreduce_hidden_fraction"] is NSNull, "one rank has no allreduce to hide")
             } else {
