@@ -143,7 +143,8 @@ def bars(plt, fig, ax, colors, lines, baselines, output, title):
         m, s, n = stats(accs)
         label = {"dense": "dense, learned weights", "supermask": "supermask (Zhou et al.)"}.get(method, method)
         ax.axhline(m, linestyle="--" if method == "dense" else ":", color="black", linewidth=1.2,
-                   label=f"{model}: {label}, {m:.2f}% ({n} seed{'s' if n > 1 else ''})")
+                   label=f"{model}: {label}, {m:.2f} ± {s:.2f}% ({n} seed{'s' if n > 1 else ''}; band ±1 std)")
+        ax.axhspan(m - s, m + s, color="black", alpha=0.07, linewidth=0)
     every = [a for key in keys for a in lines[key][k]] + [a for accs in baselines.values() for a in accs]
     # Room above the bars for the legend.
     ax.set_ylim(min(every) - 1.5, max(every) + 0.45 * (len(keys) + len(baselines)) + 0.5)
