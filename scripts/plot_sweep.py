@@ -195,7 +195,7 @@ def main():
         return
     if not args.output:
         sys.exit("error: give -o PREFIX for the plot (or --table for the table alone)")
-    models = sorted({k[0] for k in lines})
+    models = sorted({r["model"] for r in rows})   # the rows' names: a line's key may carry a width
     epochs = {m: sorted({r["epochs"] for r in rows if r["model"] == m}, key=int) for m in models}
     runs = ", ".join(f"{m} {'/'.join(epochs[m])} epochs" for m in models)
     title = args.title or (f"{runs} on {', '.join(datasets)}: "
