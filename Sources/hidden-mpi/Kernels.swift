@@ -53,16 +53,18 @@ struct Kernels: ParsableCommand {
         print("OpenBLAS kernels on \(result.cpu)")
         print("  \(result.openblas); probed \(result.probedAt) in \(String(format: "%.1f", result.probeSeconds)) s; \(how)")
         let families = GEMMFamily.allCases
-        print("  " + ["kernel", "check", "error", "peak GF/s"].enumerated().map { pad($0.1, [24, 8, 9, 10][$0.0]) }.joined()
+        print("  " + ["kernel", "check", "error", "results", "peak GF/s"].enumerated().map { pad($0.1, [24, 8, 9, 10, 10][$0.0]) }.joined()
               + families.map { pad($0.rawValue + " ms", 20) }.joined())
         for c in result.candidates {
             var row = pad(c.label, 24) + pad(c.status, 8) + pad(c.maxRelativeError.map { String(format: "%.1e", $0) } ?? "-", 9)
+                + pad(c.resultDigest.map { String($0.prefix(8)) } ?? "-", 10)
                 + pad(c.peakGFLOPs.map { String(format: "%.1f", $0) } ?? "-", 10)
             row += families.map { pad(c.familySeconds?[$0.rawValue].map { String(format: "%.2f", 1e3 * $0) } ?? "-", 20) }.joined()
             print("  " + row + (c.detail.map { "  " + $0 } ?? ""))
         }
+        print("  results: a digest of the check's output bits; kernels with the same digest do the same arithmetic")
         if let best = result.best(for: family) {
-            print("\(model.rawValue) (\(family.rawValue) shapes) runs with: \(best.label)")
+            print("\(model.rawValue) (\(family.rawValue) shapes) runs with: \(best.label): \(result.explanation(for: family))")
         } else {
             print("no candidate passed the check: runs keep OpenBLAS's own choice")
         }

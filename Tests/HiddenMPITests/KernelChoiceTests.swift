@@ -57,6 +57,8 @@ final class KernelChoiceTests: XCTestCase {
             XCTAssertEqual(Set(families.keys), ["linear", "conv", "cifar-resnet", "imagenet-resnet"])
             XCTAssertTrue(families.values.allSatisfy { $0.doubleValue > 0 }, "\(families)")
             XCTAssertFalse((c["core"] as? String ?? "").isEmpty, "the kernel OpenBLAS actually ran is named")
+            XCTAssertEqual((c["resultDigest"] as? String ?? "").count, 16, "a digest of the check's output bits: \(c)")
+            XCTAssertEqual((c["roundFamilySeconds"] as? [Any])?.count, 1, "one round's family times: \(c)")
         }
         for c in candidates.values where c["status"] as? String != "ok" {
             XCTAssertEqual(c["status"] as? String, "crashed", "only a CPU without AVX2 fails a kernel here: \(c)")
@@ -99,9 +101,54 @@ final class KernelChoiceTests: XCTestCase {
         if let set = ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] {
             XCTAssertEqual(reason, "set in the environment (OPENBLAS_CORETYPE=\(set))")
         } else if candidates["default"]?["status"] as? String == "ok" {
-            XCTAssertTrue(reason.hasPrefix("fastest correct kernel") && reason.contains("OpenBLAS's choice"), reason)
+            XCTAssertTrue(reason.hasPrefix("the only correct kernel of the probe") && reason.contains("OpenBLAS's choice"), reason)
             XCTAssertEqual(Harness.count(" ms", in: reason), 1, "the faulty kernels are out of the running: \(reason)")
         }
+    }
+
+    /// The choice's rule, on a cache whose timings the test sets: another kernel must beat
+    /// OpenBLAS's own choice by more than the spread of one kernel's timings between the probe's
+    /// rounds (at most 10% when the two compute different results; the whole spread when they
+    /// compute bit-identical results, i.e. run the same arithmetic).
+    func testAnotherKernelMustBeatOpenBLASsChoiceByMoreThanTheProbesOwnSpread() throws {
+        let (_, probed) = try probe(try Harness.hiddenMPI(["kernels", "--json"], env: environment()))
+        guard probed.values.allSatisfy({ $0["status"] as? String == "ok" }) else {
+            throw XCTSkip("this CPU cannot run the Haswell kernel: \(probed)")
+        }
+        let file = try XCTUnwrap(try FileManager.default.contentsOfDirectory(atPath: cache.path).first { $0.hasSuffix(".json") })
+        let url = cache.appendingPathComponent(file)
+        var object = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
+
+        /// Rewrites the cache: conv times (ms) per round for OpenBLAS's choice and Haswell, and
+        /// whether their check results are the same bits; returns the kernel `kernels` says conv4 gets.
+        func choice(own: [Double], haswell: [Double], sameResults: Bool) throws -> String {
+            var list = try XCTUnwrap(object["candidates"] as? [[String: Any]])
+            for i in list.indices {
+                let isOwn = list[i]["requested"] as? String == "default"
+                let rounds = (isOwn ? own : haswell).map { ["conv": $0 / 1e3] }
+                list[i]["roundFamilySeconds"] = rounds
+                list[i]["familySeconds"] = ["conv": (isOwn ? own : haswell).min()! / 1e3]
+                list[i]["resultDigest"] = isOwn || sameResults ? "1234abcd" : "5678ef01"
+            }
+            object["candidates"] = list
+            try JSONSerialization.data(withJSONObject: object).write(to: url)
+            let r = try Harness.hiddenMPI(["kernels", "--model", "conv4"], env: environment())
+            XCTAssertEqual(r.status, 0, r.transcript)
+            let line = try XCTUnwrap(r.stdout.split(separator: "\n").last { $0.hasPrefix("conv4 (conv shapes) runs with: ") }, r.stdout)
+            return String(line.dropFirst("conv4 (conv shapes) runs with: ".count))
+        }
+        // A quiet machine (rounds within 0.5%): a 5% faster kernel is chosen, whatever it computes.
+        XCTAssertTrue(try choice(own: [100, 100.5], haswell: [95, 95.2], sameResults: false).hasPrefix("Haswell: fastest correct kernel"))
+        XCTAssertTrue(try choice(own: [100, 100.5], haswell: [95, 95.2], sameResults: true).hasPrefix("Haswell: fastest correct kernel"))
+        // A 0.5% win is a tie: no re-execution.
+        XCTAssertTrue(try choice(own: [100, 100.2], haswell: [99.5, 99.6], sameResults: false).contains("OpenBLAS's choice, within 1.0%"))
+        // A noisy machine (the same kernel's rounds 20% apart): a 15% win of the same arithmetic
+        // is noise; of different arithmetic it counts (the band stops at 10%).
+        let same = try choice(own: [100, 120], haswell: [85, 90], sameResults: true)
+        XCTAssertTrue(same.contains("OpenBLAS's choice, within 20.0%") && same.contains("bit-identical"), same)
+        XCTAssertTrue(try choice(own: [100, 120], haswell: [85, 90], sameResults: false).hasPrefix("Haswell: fastest correct kernel"))
+        // ... and a 25% win counts for both.
+        XCTAssertTrue(try choice(own: [100, 120], haswell: [75, 80], sameResults: true).hasPrefix("Haswell: fastest correct kernel"))
     }
 
     func testRanksThatStartTogetherProbeOnce() throws {

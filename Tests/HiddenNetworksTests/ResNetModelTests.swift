@@ -21,7 +21,7 @@ final class ResNetModelTests: XCTestCase {
         let labels: [Int32]
         var batch: Int { labels.count }
 
-        /// Forward of `layer` on `x`, appending its ReLU signs and max-pool winners to `pattern`.
+        /// Forward of `layer` on `x`, appending its ReLU signs (fused ones too) and max-pool winners to `pattern`.
         func run(_ layer: Layer, _ x: [Float], _ pattern: inout [Int32]) -> [Float] {
             if let block = layer as? ResidualBlock {
                 var a = x
@@ -56,6 +56,8 @@ final class ResNetModelTests: XCTestCase {
             }
             let y = FloatBuffer(count: batch * layer.outputShape.count)
             x.withUnsafeBufferPointer { layer.forward($0.baseAddress!, y.pointer, batch: batch) }
+            // Batch norm with its ReLU fused in: r > 0 exactly where the ReLU's input is.
+            if let bn = layer as? BatchNorm2d, bn.relu { pattern += y.array.map { $0 > 0 ? 1 : 0 } }
             return y.array
         }
 
@@ -210,11 +212,11 @@ final class ResNetModelTests: XCTestCase {
 
     func testResNet50Structure() throws {
         let layers = try Architecture.resnet50.layers(input: Shape([3, 224, 224]), classes: 1000, width: 1, k: 0.5)
-        XCTAssertEqual(layers.map(\.kind), ["conv2d", "batchnorm", "relu", "maxpool"] + Array(repeating: "bottleneck", count: 16) + ["avgpool", "linear"])
+        XCTAssertEqual(layers.map(\.kind), ["conv2d", "batchnorm-relu", "maxpool"] + Array(repeating: "bottleneck", count: 16) + ["avgpool", "linear"])
         let stem = try XCTUnwrap(layers[0] as? MaskedConv2d)
         XCTAssertEqual([stem.kernel, stem.stride, stem.padding, stem.outChannels], [7, 2, 3, 64])
         XCTAssertEqual(stem.outputShape, Shape([64, 112, 112]))
-        let pool = try XCTUnwrap(layers[3] as? MaxPool2d)
+        let pool = try XCTUnwrap(layers[2] as? MaxPool2d)
         XCTAssertEqual([pool.kernel, pool.stride, pool.padding], [3, 2, 1])
         XCTAssertEqual(pool.outputShape, Shape([64, 56, 56]))
 
@@ -261,10 +263,9 @@ final class ResNetModelTests: XCTestCase {
             let what = "\(arch)"
             let stem = try XCTUnwrap(layers[0] as? MaskedConv2d)
             XCTAssertEqual([stem.kernel, stem.stride, stem.padding, stem.outChannels], [3, 1, 1, 64], what)
-            XCTAssertEqual(layers[1].kind, "batchnorm", what)
-            XCTAssertEqual(layers[2].kind, "relu", what)
+            XCTAssertEqual(layers[1].kind, "batchnorm-relu", what)
             XCTAssert(!layers.contains { $0 is MaxPool2d }, "\(what): no max-pool")
-            XCTAssertEqual(layers[3].inputShape, Shape([64, 32, 32]), what)
+            XCTAssertEqual(layers[2].inputShape, Shape([64, 32, 32]), what)
             let blocks = layers.compactMap { $0 as? ResidualBlock }
             XCTAssertEqual(blocks.count, arch == .cifarResNet18 ? 8 : 16, what)
             XCTAssertEqual(blocks.map { $0.outputShape.dims[1] }.uniqued(), [32, 16, 8, 4], what)

@@ -46,7 +46,7 @@ func relu(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count n: 
         yr.storeBytes(of: v.replacing(with: 0, where: v .< 0), toByteOffset: 4 * i, as: SIMD16<Float>.self)
         i += 16
     }
-    while i < n { y[i] = max(x[i], 0); i += 1 }
+    while i < n { y[i] = x[i] < 0 ? 0 : x[i]; i += 1 }  // as the lanes: -0 stays -0
 }
 
 /// y[i] = max(a[i] + b[i], 0): a residual block's sum and its ReLU in one pass.
@@ -59,7 +59,7 @@ func addRelu(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ y: UnsafeMu
         yr.storeBytes(of: v.replacing(with: 0, where: v .< 0), toByteOffset: 4 * i, as: SIMD16<Float>.self)
         i += 16
     }
-    while i < n { y[i] = max(a[i] + b[i], 0); i += 1 }
+    while i < n { let v = a[i] + b[i]; y[i] = v < 0 ? 0 : v; i += 1 }
 }
 
 /// dx[i] = dy[i] where x[i] > 0, else 0 (x: the ReLU's input, or its output: same sign test).

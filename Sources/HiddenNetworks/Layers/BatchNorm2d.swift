@@ -10,6 +10,12 @@
 // sums backward needs (sum dy, sum dy * y) in backward, so every rank normalises with the same
 // statistics and -np 1 and -np N follow the same trajectory (BatchNormContext.sync = .global).
 // Sums are kept in double precision, so var = E[x^2] - mean^2 does not cancel badly.
+//
+// With `relu` the layer is batch norm followed by a ReLU, in one pass over memory (the ResNets'
+// "bn - relu"): it writes r = max(0, y) and keeps no y. Backward recomputes y's x-hat from its
+// input x and the batch's mean and scale, with the same float operations in the same order, so
+// the results are bit-identical to a batch norm followed by a separate ReLU layer, with less
+// memory traffic (these layers stream whole activations; they are memory-bound).
 
 import Foundation
 
@@ -33,7 +39,10 @@ public final class BatchNormContext {
 }
 
 public final class BatchNorm2d: Layer {
-    public let kind = "batchnorm"
+    /// "batchnorm", or "batchnorm-relu" with the ReLU fused in.
+    public let kind: String
+    /// Whether a ReLU follows in the same pass (the output is max(0, y)).
+    public let relu: Bool
     public let inputShape: Shape
     public var outputShape: Shape { inputShape }
     public let channels: Int
@@ -48,17 +57,22 @@ public final class BatchNorm2d: Layer {
     private let sums: UnsafeMutableBufferPointer<Double>
     /// Exact reduction: the 2C sums as ExactSum limbs, then the count of values.
     private let exactSums: UnsafeMutableBufferPointer<Int64>
-    /// 1 / sqrt(var + eps) of the last training forward, and how many values it was taken over.
+    /// 1 / sqrt(var + eps) and the mean of the last training forward, and how many values they
+    /// were taken over.
     private let invStd: UnsafeMutablePointer<Float>
+    private let batchMean: UnsafeMutablePointer<Float>
     private var lastCount = 0.0
     /// Affine only: gamma (row 0) and beta (row 1), trained like dense weights; their init is
-    /// PyTorch's (1 and 0), not a random one. x-hat is kept apart from y for the backward pass.
+    /// PyTorch's (1 and 0), not a random one. Without the fused ReLU, x-hat is kept apart
+    /// from y for the backward pass; with it, x-hat is recomputed from x.
     public let affine: MaskedWeights?
     private var normalized = FloatBuffer(count: 0)
     public var masked: MaskedWeights? { affine }
 
-    public init(input: Shape, context: BatchNormContext) {
+    public init(input: Shape, context: BatchNormContext, relu: Bool = false) {
         inputShape = input
+        self.relu = relu
+        kind = relu ? "batchnorm-relu" : "batchnorm"
         channels = input.dims[0]
         plane = input.count / channels
         self.context = context
@@ -67,24 +81,26 @@ public final class BatchNorm2d: Layer {
         sums = .allocate(capacity: 2 * channels + 1)
         exactSums = .allocate(capacity: 2 * channels * ExactSum.limbs + 1)
         invStd = .allocate(capacity: channels)
+        batchMean = .allocate(capacity: channels)
         affine = context.affine ? MaskedWeights(count: 2 * channels, fanIn: channels, fanOut: channels, k: 1,
                                                 shape: [2, channels], role: .normAffine) : nil
         BatchNorm2d.resetRunning(running, channels: channels)
     }
 
-    deinit { sums.deallocate(); exactSums.deallocate(); invStd.deallocate() }
+    deinit { sums.deallocate(); exactSums.deallocate(); invStd.deallocate(); batchMean.deallocate() }
 
     public func reserve(batch: Int) {
-        if affine != nil, normalized.count < batch * inputShape.count { normalized = FloatBuffer(count: batch * inputShape.count) }
+        if affine != nil, !relu, normalized.count < batch * inputShape.count { normalized = FloatBuffer(count: batch * inputShape.count) }
     }
 
-    /// y = gamma * xhat + beta per channel, in place over xhat's copy in y (affine only).
+    /// y = gamma * xhat + beta per channel, in place over xhat's copy in y (affine only), then
+    /// the fused ReLU where there is one.
     private func scaleAndShift(_ y: UnsafeMutablePointer<Float>, batch: Int) {
         guard let affine else { return }
         let C = channels, P = plane, gamma = affine.effective.pointer, beta = affine.effective.pointer + C
         for b in 0..<batch {
             for c in 0..<C {
-                scaleShift(y + (b * C + c) * P, count: P, scale: gamma[c], shift: beta[c])
+                scaleShift(y + (b * C + c) * P, count: P, scale: gamma[c], shift: beta[c], relu: relu)
             }
         }
     }
@@ -101,13 +117,28 @@ public final class BatchNorm2d: Layer {
         BatchNorm2d.resetRunning(r, channels: channels)
     }
 
-    /// sums[c] = sum of a over channel c's values in `images`, sums[C + c] = sum of a * b.
-    private func channelSums(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, images: Range<Int>) {
+    /// What the per-channel sums are taken over: sum a and sum a * b; or, behind the fused ReLU,
+    /// with g = dy where r > 0 (else 0), sum g and sum g * x-hat, x-hat being r itself where r > 0
+    /// (non-affine) or recomputed from the layer's input x (affine).
+    private enum SumTerms {
+        case plain(UnsafePointer<Float>, UnsafePointer<Float>)
+        case relu(dy: UnsafePointer<Float>, r: UnsafePointer<Float>, x: UnsafePointer<Float>?)
+    }
+
+    /// sums[c] and sums[C + c]: the two sums of channel c's values in `images`.
+    private func channelSums(_ terms: SumTerms, images: Range<Int>) {
         let C = channels, P = plane
         for c in 0..<C {
             var s1 = 0.0, s2 = 0.0
             for image in images {
-                let (sa, sab) = planeSums(a + (image * C + c) * P, b + (image * C + c) * P, count: P)
+                let o = (image * C + c) * P
+                let (sa, sab): (Double, Double)
+                switch terms {
+                case let .plain(a, b): (sa, sab) = planeSums(a + o, b + o, count: P)
+                case let .relu(dy, r, nil): (sa, sab) = planeSumsBehindReLU(dy + o, r + o, count: P)
+                case let .relu(dy, r, x?):
+                    (sa, sab) = planeSumsBehindReLU(dy + o, r + o, x: x + o, count: P, mean: batchMean[c], scale: invStd[c])
+                }
                 s1 += sa; s2 += sab
             }
             sums[c] = s1; sums[C + c] = s2
@@ -129,12 +160,11 @@ public final class BatchNorm2d: Layer {
     /// The exact reduction's channelSums and reduce: each chunk's per-channel sums added as
     /// ExactSum, the limbs summed over the ranks, then read back into `sums` (and the count).
     /// Affine backward: each chunk's dgamma and dbeta also go to the layer's fixed-point sum.
-    private func exactSumsAndReduce(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, batch: Int, withCount: Bool,
-                                    affineGrad: MaskedWeights? = nil) {
+    private func exactSumsAndReduce(_ terms: SumTerms, batch: Int, withCount: Bool, affineGrad: MaskedWeights? = nil) {
         let C = channels, P = plane, L = ExactSum.limbs, e = exactSums.baseAddress!
         ExactSum.clear(e, sums: 2 * C)
         context.plan.forEachChunk(batch: batch) { start, count in
-            channelSums(a, b, images: start..<(start + count))
+            channelSums(terms, images: start..<(start + count))
             for c in 0..<C { ExactSum.add(sums[c], to: e + c * L); ExactSum.add(sums[C + c], to: e + (C + c) * L) }
             if let affineGrad {
                 affineGradFromSums(affineGrad)
@@ -153,15 +183,17 @@ public final class BatchNorm2d: Layer {
         guard context.training else {
             for c in 0..<C {
                 let mean = running[c], scale = Float(1 / (Double(running[C + c]) + eps).squareRoot())
-                for b in 0..<batch { normalize(x + (b * C + c) * P, y + (b * C + c) * P, count: P, mean: mean, scale: scale) }
+                for b in 0..<batch {
+                    normalize(x + (b * C + c) * P, y + (b * C + c) * P, count: P, mean: mean, scale: scale, relu: relu && affine == nil)
+                }
             }
             scaleAndShift(y, batch: batch)
             return
         }
         if context.exact {
-            exactSumsAndReduce(x, x, batch: batch, withCount: true)
+            exactSumsAndReduce(.plain(x, x), batch: batch, withCount: true)
         } else {
-            channelSums(x, x, images: 0..<batch)  // sum x, sum x^2
+            channelSums(.plain(x, x), images: 0..<batch)  // sum x, sum x^2
             sums[2 * C] = Double(batch * P)
             reduce(2 * C + 1)
         }
@@ -174,14 +206,17 @@ public final class BatchNorm2d: Layer {
             let scale = Float(1 / (variance + eps).squareRoot())
             invStd[c] = scale
             let m = Float(mean)
-            for b in 0..<batch { normalize(x + (b * C + c) * P, y + (b * C + c) * P, count: P, mean: m, scale: scale) }
+            batchMean[c] = m
+            for b in 0..<batch {
+                normalize(x + (b * C + c) * P, y + (b * C + c) * P, count: P, mean: m, scale: scale, relu: relu && affine == nil)
+            }
             let unbiased = n > 1 ? variance * n / (n - 1) : variance
             running[c] = Float((1 - momentum) * Double(running[c]) + momentum * mean)
             running[C + c] = Float((1 - momentum) * Double(running[C + c]) + momentum * unbiased)
         }
         if affine != nil {
             reserve(batch: batch)  // a no-op once the model reserved its largest batch
-            normalized.pointer.update(from: y, count: batch * inputShape.count)
+            if !relu { normalized.pointer.update(from: y, count: batch * inputShape.count) }
             scaleAndShift(y, batch: batch)
         }
     }
@@ -193,12 +228,14 @@ public final class BatchNorm2d: Layer {
     public func backward(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ dy: UnsafePointer<Float>,
                          _ dx: UnsafeMutablePointer<Float>?, batch: Int) {
         let C = channels, P = plane
-        let xhat = affine == nil ? y : UnsafePointer(normalized.pointer)
+        let xhat = affine == nil || relu ? y : UnsafePointer(normalized.pointer)
+        // Behind the fused ReLU, y is r = max(0, y'), x-hat comes from x where r cannot give it.
+        let terms: SumTerms = relu ? .relu(dy: dy, r: y, x: affine == nil ? nil : x) : .plain(dy, xhat)
         if context.exact {
-            exactSumsAndReduce(dy, xhat, batch: batch, withCount: false, affineGrad: affine)
+            exactSumsAndReduce(terms, batch: batch, withCount: false, affineGrad: affine)
             affine?.gradientDone()
         } else {
-            channelSums(dy, xhat, images: 0..<batch)  // sum dy, sum dy * xhat
+            channelSums(terms, images: 0..<batch)  // sum dy, sum dy * xhat
             if let affine {
                 affineGradFromSums(affine)
                 // Under the exact reduction with --bn-sync local: this rank's slice as one chunk.
@@ -211,10 +248,15 @@ public final class BatchNorm2d: Layer {
         for c in 0..<C {
             let gamma = affine.map { $0.effective.pointer[c] } ?? 1
             let meanDy = gamma * Float(sums[c] / lastCount), meanDyY = gamma * Float(sums[C + c] / lastCount)
-            let scale = invStd[c]
+            let scale = invStd[c], mean = batchMean[c]
             for b in 0..<batch {
                 let o = (b * C + c) * P
-                normBackward(dy + o, xhat + o, dx + o, count: P, gamma: gamma, meanDy: meanDy, meanDyY: meanDyY, scale: scale)
+                if relu {
+                    normBackwardBehindReLU(dy + o, y + o, x: x + o, dx + o, count: P, gamma: gamma, mean: mean, meanDy: meanDy,
+                                           meanDyY: meanDyY, scale: scale)
+                } else {
+                    normBackward(dy + o, xhat + o, dx + o, count: P, gamma: gamma, meanDy: meanDy, meanDyY: meanDyY, scale: scale)
+                }
             }
         }
     }
@@ -240,17 +282,82 @@ func planeSums(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count n: In
     return (s1, s2)
 }
 
-/// y[i] = (x[i] - mean) * scale.
+/// Behind a fused ReLU, g[i] = dy[i] where r[i] > 0, else 0: (sum g[i], sum g[i] * r[i]) in
+/// double, the same sums as planeSums(g, y) (r = y where g is not 0).
 @inline(__always)
-func normalize(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count n: Int, mean: Float, scale: Float) {
+func planeSumsBehindReLU(_ dy: UnsafePointer<Float>, _ r: UnsafePointer<Float>, count n: Int) -> (Double, Double) {
+    let dr = UnsafeRawPointer(dy), rr = UnsafeRawPointer(r)
+    var s = SIMD8<Double>(), q = SIMD8<Double>()
+    var i = 0
+    while i + 8 <= n {
+        let h = rr.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self)
+        let g = dr.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self).replacing(with: 0, where: .!(h .> 0))
+        let u = SIMD8<Double>(g), v = SIMD8<Double>(h)
+        s += u; q += u * v
+        i += 8
+    }
+    var s1 = s.sum(), s2 = q.sum()
+    while i < n { let g = r[i] > 0 ? dy[i] : 0; s1 += Double(g); s2 += Double(g) * Double(r[i]); i += 1 }
+    return (s1, s2)
+}
+
+/// The same with x-hat recomputed from x, (x - mean) * scale (the affine layer, whose r is not
+/// x-hat): (sum g[i], sum g[i] * x-hat[i]).
+@inline(__always)
+func planeSumsBehindReLU(_ dy: UnsafePointer<Float>, _ r: UnsafePointer<Float>, x: UnsafePointer<Float>, count n: Int,
+                         mean: Float, scale: Float) -> (Double, Double) {
+    let dr = UnsafeRawPointer(dy), rr = UnsafeRawPointer(r), xr = UnsafeRawPointer(x)
+    var s = SIMD8<Double>(), q = SIMD8<Double>()
+    var i = 0
+    while i + 8 <= n {
+        let h = rr.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self)
+        let g = dr.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self).replacing(with: 0, where: .!(h .> 0))
+        let xhat = (xr.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self) - mean) * scale
+        let u = SIMD8<Double>(g), v = SIMD8<Double>(xhat)
+        s += u; q += u * v
+        i += 8
+    }
+    var s1 = s.sum(), s2 = q.sum()
+    while i < n {
+        let g = r[i] > 0 ? dy[i] : 0
+        s1 += Double(g); s2 += Double(g) * Double((x[i] - mean) * scale); i += 1
+    }
+    return (s1, s2)
+}
+
+/// y[i] = (x[i] - mean) * scale, and max(0, that) with `relu`.
+@inline(__always)
+func normalize(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count n: Int, mean: Float, scale: Float,
+               relu: Bool = false) {
     let xr = UnsafeRawPointer(x), yr = UnsafeMutableRawPointer(y)
     var i = 0
     while i + 16 <= n {
-        let v = xr.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self)
-        yr.storeBytes(of: (v - mean) * scale, toByteOffset: 4 * i, as: SIMD16<Float>.self)
+        let v = (xr.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self) - mean) * scale
+        yr.storeBytes(of: relu ? v.replacing(with: 0, where: v .< 0) : v, toByteOffset: 4 * i, as: SIMD16<Float>.self)
         i += 16
     }
-    while i < n { y[i] = (x[i] - mean) * scale; i += 1 }
+    while i < n { let v = (x[i] - mean) * scale; y[i] = relu && v < 0 ? 0 : v; i += 1 }  // as the lanes: -0 stays -0
+}
+
+/// Behind a fused ReLU: dx[i] = scale * (gamma * g[i] - meanDy - x-hat[i] * meanDyY) with
+/// g[i] = dy[i] where r[i] > 0 (else 0) and x-hat[i] = (x[i] - mean) * scale, recomputed.
+@inline(__always)
+func normBackwardBehindReLU(_ dy: UnsafePointer<Float>, _ r: UnsafePointer<Float>, x: UnsafePointer<Float>,
+                            _ dx: UnsafeMutablePointer<Float>, count n: Int, gamma: Float, mean: Float, meanDy: Float,
+                            meanDyY: Float, scale: Float) {
+    let dr = UnsafeRawPointer(dy), rr = UnsafeRawPointer(r), xr = UnsafeRawPointer(x), outr = UnsafeMutableRawPointer(dx)
+    var i = 0
+    while i + 16 <= n {
+        let h = rr.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self)
+        let g = dr.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self).replacing(with: 0, where: .!(h .> 0))
+        let xhat = (xr.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self) - mean) * scale
+        outr.storeBytes(of: scale * (gamma * g - meanDy - xhat * meanDyY), toByteOffset: 4 * i, as: SIMD16<Float>.self)
+        i += 16
+    }
+    while i < n {
+        let g = r[i] > 0 ? dy[i] : 0, xhat = (x[i] - mean) * scale
+        dx[i] = scale * (gamma * g - meanDy - xhat * meanDyY); i += 1
+    }
 }
 
 /// dx[i] = scale * (gamma * dy[i] - meanDy - xhat[i] * meanDyY).
@@ -268,15 +375,15 @@ func normBackward(_ dy: UnsafePointer<Float>, _ xhat: UnsafePointer<Float>, _ dx
     while i < n { dx[i] = scale * (gamma * dy[i] - meanDy - xhat[i] * meanDyY); i += 1 }
 }
 
-/// y[i] = y[i] * scale + shift, in place.
+/// y[i] = y[i] * scale + shift, in place, and max(0, that) with `relu`.
 @inline(__always)
-func scaleShift(_ y: UnsafeMutablePointer<Float>, count n: Int, scale: Float, shift: Float) {
+func scaleShift(_ y: UnsafeMutablePointer<Float>, count n: Int, scale: Float, shift: Float, relu: Bool = false) {
     let yr = UnsafeMutableRawPointer(y)
     var i = 0
     while i + 16 <= n {
-        let v = yr.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self)
-        yr.storeBytes(of: v * scale + shift, toByteOffset: 4 * i, as: SIMD16<Float>.self)
+        let v = yr.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self) * scale + shift
+        yr.storeBytes(of: relu ? v.replacing(with: 0, where: v .< 0) : v, toByteOffset: 4 * i, as: SIMD16<Float>.self)
         i += 16
     }
-    while i < n { y[i] = y[i] * scale + shift; i += 1 }
+    while i < n { let v = y[i] * scale + shift; y[i] = relu && v < 0 ? 0 : v; i += 1 }  // as the lanes: -0 stays -0
 }

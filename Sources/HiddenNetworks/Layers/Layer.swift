@@ -2,7 +2,7 @@
 // per sample; `batch` is the number of samples in the buffers.
 
 public protocol Layer: AnyObject {
-    /// Short name of the kind: "conv2d", "linear", "relu", "maxpool", "batchnorm", "avgpool",
+    /// Short name of the kind: "conv2d", "linear", "relu", "maxpool", "batchnorm", "batchnorm-relu", "avgpool",
     /// "flatten", "basic-block", "bottleneck".
     var kind: String { get }
     var inputShape: Shape { get }

@@ -3,8 +3,9 @@
 // changes. The block owns its layers and their activations; backward sends dL/d(sum) through
 // both paths and adds the two input gradients. x: [B, C, H, W], y: [B, C', H', W'].
 //
-//   basic (ResNet-18/34):      conv3x3/s - bn - relu - conv3x3 - bn
-//   bottleneck (ResNet-50+):   conv1x1 - bn - relu - conv3x3/s - bn - relu - conv1x1 (x4) - bn
+//   basic (ResNet-18/34):      conv3x3/s - bn+relu - conv3x3 - bn
+//   bottleneck (ResNet-50+):   conv1x1 - bn+relu - conv3x3/s - bn+relu - conv1x1 (x4) - bn
+//   (bn+relu: batch norm with its ReLU fused in, one layer; see BatchNorm2d)
 //                              (the stride sits on the 3x3, "ResNet v1.5", as torchvision and the reference)
 
 public final class ResidualBlock: Layer {
@@ -26,11 +27,10 @@ public final class ResidualBlock: Layer {
     /// The basic block of ResNet-18/34: two 3x3 convolutions, the first with the stride.
     public static func basic(input: Shape, planes: Int, stride: Int, k: Double, norm: BatchNormContext) throws -> ResidualBlock {
         let conv1 = try MaskedConv2d(input: input, outChannels: planes, kernel: 3, stride: stride, padding: 1, k: k)
-        let bn1 = BatchNorm2d(input: conv1.outputShape, context: norm)
-        let relu = ReLU(input: bn1.outputShape)
-        let conv2 = try MaskedConv2d(input: relu.outputShape, outChannels: planes, kernel: 3, stride: 1, padding: 1, k: k)
+        let bn1 = BatchNorm2d(input: conv1.outputShape, context: norm, relu: true)
+        let conv2 = try MaskedConv2d(input: bn1.outputShape, outChannels: planes, kernel: 3, stride: 1, padding: 1, k: k)
         let bn2 = BatchNorm2d(input: conv2.outputShape, context: norm)
-        return try ResidualBlock(kind: "basic-block", input: input, branch: [conv1, bn1, relu, conv2, bn2],
+        return try ResidualBlock(kind: "basic-block", input: input, branch: [conv1, bn1, conv2, bn2],
                                  stride: stride, k: k, norm: norm)
     }
 
@@ -39,14 +39,12 @@ public final class ResidualBlock: Layer {
     public static func bottleneck(input: Shape, planes: Int, width: Int, stride: Int, k: Double,
                                   norm: BatchNormContext) throws -> ResidualBlock {
         let conv1 = try MaskedConv2d(input: input, outChannels: width, kernel: 1, stride: 1, padding: 0, k: k)
-        let bn1 = BatchNorm2d(input: conv1.outputShape, context: norm)
-        let relu1 = ReLU(input: bn1.outputShape)
-        let conv2 = try MaskedConv2d(input: relu1.outputShape, outChannels: width, kernel: 3, stride: stride, padding: 1, k: k)
-        let bn2 = BatchNorm2d(input: conv2.outputShape, context: norm)
-        let relu2 = ReLU(input: bn2.outputShape)
-        let conv3 = try MaskedConv2d(input: relu2.outputShape, outChannels: planes * 4, kernel: 1, stride: 1, padding: 0, k: k)
+        let bn1 = BatchNorm2d(input: conv1.outputShape, context: norm, relu: true)
+        let conv2 = try MaskedConv2d(input: bn1.outputShape, outChannels: width, kernel: 3, stride: stride, padding: 1, k: k)
+        let bn2 = BatchNorm2d(input: conv2.outputShape, context: norm, relu: true)
+        let conv3 = try MaskedConv2d(input: bn2.outputShape, outChannels: planes * 4, kernel: 1, stride: 1, padding: 0, k: k)
         let bn3 = BatchNorm2d(input: conv3.outputShape, context: norm)
-        return try ResidualBlock(kind: "bottleneck", input: input, branch: [conv1, bn1, relu1, conv2, bn2, relu2, conv3, bn3],
+        return try ResidualBlock(kind: "bottleneck", input: input, branch: [conv1, bn1, conv2, bn2, conv3, bn3],
                                  stride: stride, k: k, norm: norm)
     }
 

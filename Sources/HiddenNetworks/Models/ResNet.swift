@@ -2,13 +2,15 @@
 // no biases, non-affine batch norm after every convolution. Read top to bottom like the paper's
 // figure: stem, four stages of residual blocks, global average pooling, classifier.
 //
-//   CIFAR style:    conv3x3 64 - bn - relu                         (no max-pool)
-//   ImageNet style: conv7x7/2 64 - bn - relu - maxpool3x3/2
+//   CIFAR style:    conv3x3 64 - bn+relu                         (no max-pool)
+//   ImageNet style: conv7x7/2 64 - bn+relu - maxpool3x3/2
 //   then stages of 64, 128, 256, 512 planes with strides 1, 2, 2, 2, each a list of basic blocks
 //   (18, 34) or bottlenecks (50 and up; expansion 4; wide: the 3x3 twice as wide), the first
 //   block of a stage carrying its stride and, where the shape changes, a projection shortcut;
 //   then global average pooling and a masked linear classifier (= a 1x1 convolution on 1x1).
-// `width` scales every plane count to max(1, Int(n * width)).
+// `width` scales every plane count to max(1, Int(n * width)). "bn+relu" is one layer, batch norm
+// with its ReLU fused in (BatchNorm2d(relu: true), kind "batchnorm-relu"): the same numbers as
+// the two apart, in less memory traffic.
 
 public struct ResNetSpec: Sendable {
     public enum Block: Sendable { case basic, bottleneck }
@@ -41,8 +43,7 @@ public struct ResNetSpec: Sendable {
         case .imagenet:
             add(try MaskedConv2d(input: shape, outChannels: scaled(64), kernel: 7, stride: 2, padding: 3, k: k))
         }
-        add(BatchNorm2d(input: shape, context: norm))
-        add(ReLU(input: shape))
+        add(BatchNorm2d(input: shape, context: norm, relu: true))
         if stem == .imagenet { add(try MaxPool2d(input: shape, kernel: 3, stride: 2, padding: 1)) }
 
         // Four stages.

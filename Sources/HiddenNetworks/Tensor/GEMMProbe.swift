@@ -81,14 +81,21 @@ public enum GEMMProbe {
     /// The largest error of this process's sgemm against a double-precision loop over the check
     /// shapes, relative to sum |a||b| (the scale rounding errors grow with). A correct float kernel
     /// stays near 1e-7; `corrupt` perturbs one output (for testing the check itself).
-    public static func check(corrupt: Bool = false) -> Double {
+    public static func check(corrupt: Bool = false) -> Double { checkWithDigest(corrupt: corrupt).error }
+
+    /// `check`, plus an FNV-1a digest of every output bit: two kernels with the same digest ran the
+    /// same arithmetic in the same order (same micro-kernel, same blocking of the sum), whatever
+    /// OpenBLAS calls them.
+    public static func checkWithDigest(corrupt: Bool = false) -> (error: Double, digest: String) {
         var worst = 0.0
+        var digest: UInt64 = 0xcbf2_9ce4_8422_2325
         for (index, s) in checkShapes.enumerated() {
             let a = filled(s.m * s.k, seed: 2 * index + 1), b = filled(s.k * s.n, seed: 2 * index + 2)
             let c = FloatBuffer(count: s.m * s.n)
             c.pointer.initialize(repeating: .nan, count: s.m * s.n)  // beta 0 must overwrite, not scale
             sgemm(s, a, b, c)
             if corrupt && index == checkShapes.count / 2 { c[s.m * s.n / 2] += 1e-3 }
+            for i in 0..<(s.m * s.n) { digest = (digest ^ UInt64(c[i].bitPattern)) &* 0x100_0000_01b3 }
             let lda = s.transA ? s.m : s.k, ldb = s.transB ? s.k : s.n
             for i in 0..<s.m {
                 for j in 0..<s.n {
@@ -103,7 +110,8 @@ public enum GEMMProbe {
                 }
             }
         }
-        return worst
+        let hex = String(digest, radix: 16)
+        return (worst, String(repeating: "0", count: 16 - hex.count) + hex)
     }
 
     /// Best seconds of `repeats` calls of one shape, after one untimed call.
