@@ -51,7 +51,7 @@ struct Info: ParsableCommand {
             return
         }
         print("\(modelOptions.model.rawValue) x\(modelOptions.width), input \(shape), \(classes) classes, \(modelOptions.method == .edgePopup ? "k = \(modelOptions.k)" : modelOptions.method.rawValue)")
-        let widths = [3, -13, -12, -12, 10, 10, 14]
+        let widths = [3, -18, -12, -12, 10, 10, 14]  // "  batchnorm-relu" inside a block: 16
         func line(_ cells: [String]) {
             print(zip(cells, widths).map { cell, w in
                 let pad = String(repeating: " ", count: max(0, abs(w) - cell.count))

@@ -354,30 +354,38 @@ final class ResNetLayerGradientTests: XCTestCase {
             (.bottleneck(widthFactor: 1), Shape([8, 3, 3]), 2, 1, 3, false), // identity
         ]
         var rng = TestRNG(45)
-        for (kind, input, planes, stride, batch, projection) in table {
-            let context = BatchNormContext()
-            let block: ResidualBlock
-            let what: String
-            switch kind {
-            case .basic:
-                block = try ResidualBlock.basic(input: input, planes: planes, stride: stride, k: 0.5, norm: context)
-                what = "basic \(input) planes \(planes) stride \(stride)"
-                XCTAssertEqual(block.branch.map(\.kind), ["conv2d", "batchnorm-relu", "conv2d", "batchnorm"], what)
-                XCTAssertEqual(block.outputShape.dims[0], planes, what)
-            case .bottleneck(let factor):
-                block = try ResidualBlock.bottleneck(input: input, planes: planes, width: factor * planes, stride: stride, k: 0.5, norm: context)
-                what = "bottleneck \(input) planes \(planes) width \(factor * planes) stride \(stride)"
-                XCTAssertEqual(block.branch.map(\.kind), ["conv2d", "batchnorm-relu", "conv2d", "batchnorm-relu", "conv2d", "batchnorm"], what)
-                XCTAssertEqual(block.outputShape.dims[0], 4 * planes, what)
-                XCTAssertEqual((block.branch[2] as? MaskedConv2d)?.outChannels, factor * planes, "\(what): inner width")
+        // Twice: images grouped into one sgemm (the default for these small images), then one
+        // image per sgemm, where the pointwise convolution's input gradient is added by the
+        // sgemm itself (beta 1) and the 3x3's by col2im image by image.
+        let grouped = MaskedConv2d.columnsPerGEMM
+        defer { MaskedConv2d.columnsPerGEMM = grouped }
+        for columns in [grouped, 1] {
+            MaskedConv2d.columnsPerGEMM = columns
+            for (kind, input, planes, stride, batch, projection) in table {
+                let context = BatchNormContext()
+                let block: ResidualBlock
+                let what: String
+                switch kind {
+                case .basic:
+                    block = try ResidualBlock.basic(input: input, planes: planes, stride: stride, k: 0.5, norm: context)
+                    what = "basic \(input) planes \(planes) stride \(stride)"
+                    XCTAssertEqual(block.branch.map(\.kind), ["conv2d", "batchnorm-relu", "conv2d", "batchnorm"], what)
+                    XCTAssertEqual(block.outputShape.dims[0], planes, what)
+                case .bottleneck(let factor):
+                    block = try ResidualBlock.bottleneck(input: input, planes: planes, width: factor * planes, stride: stride, k: 0.5, norm: context)
+                    what = "bottleneck \(input) planes \(planes) width \(factor * planes) stride \(stride)"
+                    XCTAssertEqual(block.branch.map(\.kind), ["conv2d", "batchnorm-relu", "conv2d", "batchnorm-relu", "conv2d", "batchnorm"], what)
+                    XCTAssertEqual(block.outputShape.dims[0], 4 * planes, what)
+                    XCTAssertEqual((block.branch[2] as? MaskedConv2d)?.outChannels, factor * planes, "\(what): inner width")
+                }
+                let side = { (n: Int) in (n - 1) / stride + 1 }
+                XCTAssertEqual(Array(block.outputShape.dims[1...]), [side(input.dims[1]), side(input.dims[2])], what)
+                XCTAssertEqual(block.shortcut.map(\.kind), projection ? ["conv2d", "batchnorm"] : [], "\(what): shortcut")
+                if let proj = block.shortcut.first as? MaskedConv2d {
+                    XCTAssertEqual([proj.kernel, proj.stride, proj.padding], [1, stride, 0], "\(what): projection geometry")
+                }
+                checkBlock(block, context: context, batch: batch, rng: &rng, "\(what), columnsPerGEMM \(columns)")
             }
-            let side = { (n: Int) in (n - 1) / stride + 1 }
-            XCTAssertEqual(Array(block.outputShape.dims[1...]), [side(input.dims[1]), side(input.dims[2])], what)
-            XCTAssertEqual(block.shortcut.map(\.kind), projection ? ["conv2d", "batchnorm"] : [], "\(what): shortcut")
-            if let proj = block.shortcut.first as? MaskedConv2d {
-                XCTAssertEqual([proj.kernel, proj.stride, proj.padding], [1, stride, 0], "\(what): projection geometry")
-            }
-            checkBlock(block, context: context, batch: batch, rng: &rng, what)
         }
     }
 }

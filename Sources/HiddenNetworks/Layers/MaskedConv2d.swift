@@ -11,6 +11,9 @@
 // Backward rebuilds the columns instead of keeping a batch of them (memory), then
 // dW_eff += dy_g col_g^T and dcol = W_eff^T dy_g, scattered back by col2im. Under the exact
 // reduction groups stay inside a chunk, and each chunk's dW_eff goes to the fixed-point sum.
+// With `accumulatesInputGradient` (set by a residual block for the convolution whose input is
+// also the shortcut's), backward adds dL/dx to what dx holds instead of overwriting it: the sgemm
+// with beta 1, col2im without zeroing first, which saves the block a buffer and two passes.
 
 import CBLAS
 
@@ -29,6 +32,9 @@ public final class MaskedConv2d: Layer {
     public private(set) var group = 0
     /// 1x1, stride 1, no padding: the image [C, H*W] is its own im2col matrix.
     private let pointwise: Bool
+    /// Backward adds dL/dx to dx's contents (a residual block's other path put there) instead of
+    /// overwriting them.
+    public var accumulatesInputGradient = false
     private var colRows: Int { inChannels * kernel * kernel }
     private var positions: Int { outHeight * outWidth }
     public var forwardFLOPsPerSample: Int { 2 * weights.count * positions }
@@ -145,10 +151,11 @@ public final class MaskedConv2d: Layer {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(outChannels), Int32(colRows), Int32(ld),
                     1, grad, Int32(ld), cols, Int32(ld), accumulate ? 1 : 0, g, Int32(colRows))
         guard let dx else { return }
+        let add = accumulatesInputGradient
         if pointwise && n == 1 {
-            // dx_b [C, P] = W_eff^T [C, Co] dy_b [Co, P]
+            // dx_b [C, P] (+)= W_eff^T [C, Co] dy_b [Co, P]
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(colRows), Int32(ld), Int32(outChannels),
-                        1, weights.effective.pointer, Int32(colRows), grad, Int32(ld), 0, dx + first * inputShape.count, Int32(ld))
+                        1, weights.effective.pointer, Int32(colRows), grad, Int32(ld), add ? 1 : 0, dx + first * inputShape.count, Int32(ld))
         } else {
             // dcol [K, n*P] = W_eff^T [K, Co] dy_g [Co, n*P], reusing col's storage.
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(colRows), Int32(ld), Int32(outChannels),
@@ -156,9 +163,12 @@ public final class MaskedConv2d: Layer {
             for j in 0..<n {
                 let image = dx + (first + j) * inputShape.count
                 if pointwise {
-                    for c in 0..<inChannels { (image + c * positions).update(from: col.pointer + c * ld + j * positions, count: positions) }
+                    for c in 0..<inChannels {
+                        let from = col.pointer + c * ld + j * positions
+                        if add { addInPlace(image + c * positions, from, count: positions) } else { (image + c * positions).update(from: from, count: positions) }
+                    }
                 } else {
-                    col2im(col.pointer + j * positions, image, ld: ld)
+                    col2im(col.pointer + j * positions, image, ld: ld, accumulate: add)
                 }
             }
         }
@@ -248,11 +258,12 @@ public final class MaskedConv2d: Layer {
         }
     }
 
-    /// The adjoint of im2col: dx [C, H, W] = sum of dcol's entries at the pixels they were read from.
-    /// Each pixel gets its taps added in the same (ki, kj) order on both paths. The fast path zeroes
-    /// the entries of `col` that read padding (their gradient is discarded anyway).
-    func col2im(_ col: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, ld: Int) {
-        dx.update(repeating: 0, count: inputShape.count)
+    /// The adjoint of im2col: dx [C, H, W] = sum of dcol's entries at the pixels they were read from
+    /// (added to dx's contents with `accumulate`). Each pixel gets its taps added in the same
+    /// (ki, kj) order on both paths. The fast path zeroes the entries of `col` that read padding
+    /// (their gradient is discarded anyway).
+    func col2im(_ col: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, ld: Int, accumulate: Bool = false) {
+        if !accumulate { dx.update(repeating: 0, count: inputShape.count) }
         if shiftsWholeRows {
             let W = width, plane = height * width
             forEachTap(col, ld: ld) { row, c, rows, offset, wrapped in

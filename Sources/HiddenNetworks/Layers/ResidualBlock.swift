@@ -2,6 +2,9 @@
 // identity or a projection (strided 1x1 convolution + batch norm) when the stride or the width
 // changes. The block owns its layers and their activations; backward sends dL/d(sum) through
 // both paths and adds the two input gradients. x: [B, C, H, W], y: [B, C', H', W'].
+// The add costs no pass of its own: with the identity shortcut, dL/d(sum) is written into dx and
+// the branch's first convolution adds its input gradient to it; with a projection, the branch
+// writes dx and the projection's convolution adds to it (MaskedConv2d.accumulatesInputGradient).
 //
 //   basic (ResNet-18/34):      conv3x3/s - bn+relu - conv3x3 - bn
 //   bottleneck (ResNet-50+):   conv1x1 - bn+relu - conv3x3/s - bn+relu - conv1x1 (x4) - bn
@@ -64,6 +67,12 @@ public final class ResidualBlock: Layer {
             shortcut = [projection, BatchNorm2d(input: outputShape, context: norm)]
         }
         children = branch + shortcut
+        // The convolution that reads the block's input on the path backward finishes last adds
+        // its input gradient to the other path's.
+        guard let adder = (shortcut.isEmpty ? branch.first : shortcut.first) as? MaskedConv2d else {
+            throw HiddenError("a \(kind)'s branch and projection must start with a convolution")
+        }
+        adder.accumulatesInputGradient = true
     }
 
     public func reserve(batch: Int) {
@@ -91,23 +100,14 @@ public final class ResidualBlock: Layer {
     public func backward(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ dy: UnsafePointer<Float>,
                          _ dx: UnsafeMutablePointer<Float>?, batch: Int) {
         let n = batch * outputShape.count
-        // dL/d(sum) = dy where the output's ReLU passed (y > 0).
-        let g = sumGrad.pointer
+        // dL/d(sum) = dy where the output's ReLU passed (y > 0). With the identity shortcut it
+        // goes straight into dx (the same shape), where the branch's first convolution, the last
+        // layer backward reaches, adds its own input gradient; until then nothing writes dx.
+        let g = shortcut.isEmpty && dx != nil ? dx! : sumGrad.pointer
         LayerProfile.shared.time("residual-add") { reluBackward(y, dy, g, count: n) }
         backward(branch, branchOut, x, UnsafePointer(g), into: dx, batch: batch)
-        guard let dx else {
-            if !shortcut.isEmpty { backward(shortcut, shortcutOut, x, UnsafePointer(g), into: nil, batch: batch) }
-            return
-        }
-        if shortcut.isEmpty {
-            LayerProfile.shared.time("residual-add") { addInPlace(dx, g, count: n) }
-        } else {
-            // The branch is done with gradA/gradB: the shortcut's input gradient goes to the one
-            // that the shortcut's first layer does not read its dy from.
-            let out = (shortcut.count - 1) % 2 == 0 ? gradA.pointer : gradB.pointer
-            backward(shortcut, shortcutOut, x, UnsafePointer(g), into: out, batch: batch)
-            LayerProfile.shared.time("residual-add") { addInPlace(dx, out, count: batch * inputShape.count) }
-        }
+        // The projection's convolution adds its input gradient to the branch's in dx.
+        if !shortcut.isEmpty { backward(shortcut, shortcutOut, x, UnsafePointer(g), into: dx, batch: batch) }
     }
 
     /// Runs `layers` in order, each into its own output buffer; returns the last output.
