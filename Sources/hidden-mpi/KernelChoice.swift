@@ -42,13 +42,6 @@ struct KernelCandidate: Codable {
         roundFamilySeconds = (roundFamilySeconds ?? []) + (other.roundFamilySeconds ?? [])
     }
 
-    /// How far this kernel's timings of a family wandered between rounds: (slowest - fastest) / fastest.
-    func spread(for family: GEMMFamily) -> Double? {
-        let times = (roundFamilySeconds ?? []).compactMap { $0[family.rawValue] }.filter { $0 > 0 }
-        guard times.count >= 2, let low = times.min(), let high = times.max() else { return nil }
-        return (high - low) / low
-    }
-
     static func familySeconds(_ shapes: [String: Double]) -> [String: Double] {
         var out: [String: Double] = [:]
         for family in GEMMFamily.allCases {
@@ -75,30 +68,26 @@ struct KernelProbeResult: Codable {
             .sorted { $0.seconds < $1.seconds }
     }
 
-    /// How much faster than OpenBLAS's own choice `other` must be to be chosen instead: the largest
-    /// spread of one kernel's timings between the probe's rounds (what this machine's noise does to
-    /// the same code), at least 1%. A kernel that computes bit-identical results to OpenBLAS's
-    /// choice runs the same micro-kernel with the same blocking of the sum, so it must beat the
-    /// whole spread; one that computes differently, at most 10% (kernels that differ for real
-    /// differ by far more: 1.8x on a Zen 5). On a quiet machine a 2% win counts; on a shared one,
-    /// where the same kernel's rounds differ by 20%, a 10% "win" of the same code is noise and
-    /// needs no re-execution.
-    func tieBand(for family: GEMMFamily, own: KernelCandidate? = nil, other: KernelCandidate? = nil) -> Double {
-        let spread = max(0.01, candidates.filter(\.isUsable).compactMap { $0.spread(for: family) }.max() ?? 0)
-        let same = own?.resultDigest != nil && own?.resultDigest == other?.resultDigest
-        return same ? spread : min(0.10, spread)
+    /// Whether `other` was faster than `own` on a family's shapes in every round of the probe.
+    /// Each round runs every candidate back to back, so a slow spell of a shared machine slows
+    /// both of a round's timings, not the comparison; a kernel that is really faster wins every
+    /// round, while of two equally fast ones either wins a round by chance (both win all three
+    /// one time in four). True without per-round times (a one-round probe).
+    func winsEveryRound(_ other: KernelCandidate, over own: KernelCandidate, family: GEMMFamily) -> Bool {
+        let mine = own.roundFamilySeconds ?? [], theirs = other.roundFamilySeconds ?? []
+        guard mine.count == theirs.count, mine.count > 1 else { return true }
+        return zip(theirs, mine).allSatisfy { ($0[family.rawValue] ?? .infinity) < ($1[family.rawValue] ?? .infinity) }
     }
 
-    /// The fastest correct candidate for a family; OpenBLAS's own choice unless another is faster
-    /// by more than the tie band.
+    /// The fastest correct candidate for a family. OpenBLAS's own choice stays unless another is
+    /// more than 1% faster on the best times of the shapes and faster in every round: a tie or a
+    /// noisy win needs no re-execution.
     func best(for family: GEMMFamily) -> KernelCandidate? {
         let ranking = ranked(for: family)
         guard let fastest = ranking.first else { return nil }
-        if let own = ranking.first(where: { $0.candidate.requested == "default" }),
-           own.seconds <= (1 + tieBand(for: family, own: own.candidate, other: fastest.candidate)) * fastest.seconds {
-            return own.candidate
-        }
-        return fastest.candidate
+        guard let own = ranking.first(where: { $0.candidate.requested == "default" }) else { return fastest.candidate }
+        return ranking.first { $0.seconds * 1.01 < own.seconds && winsEveryRound($0.candidate, over: own.candidate, family: family) }?
+            .candidate ?? own.candidate
     }
 
     /// Why `best(for:)` chose what it chose, in words for the run's header.
@@ -108,13 +97,16 @@ struct KernelProbeResult: Codable {
         guard let chosen = best(for: family), let fastest = ranking.first?.candidate else { return times }
         if ranking.count == 1 { return "the only correct kernel of the probe (\(times))" }
         let own = ranking.first { $0.candidate.requested == "default" }?.candidate
-        let band = String(format: "%.1f%%", 100 * tieBand(for: family, own: own, other: fastest))
-        let same = own?.resultDigest != nil && own?.resultDigest == fastest.resultDigest ? ", which computes bit-identical results," : ""
+        let rounds = own?.roundFamilySeconds?.count ?? 1
+        let roundsText = rounds > 1 ? " and in each of the probe's \(rounds) rounds" : ""
         if chosen.requested == fastest.requested {
             return "fastest correct kernel on the \(family.rawValue) GEMM shapes (\(times))"
-                + (own == nil || chosen.requested == "default" ? "" : "; faster than OpenBLAS's choice\(same) by more than \(band), the probe's repeat spread")
+                + (own == nil || chosen.requested == "default" ? "" : "; faster than OpenBLAS's choice by more than 1%\(roundsText)")
         }
-        return "OpenBLAS's choice, within \(band) (the probe's repeat spread) of the fastest\(same.isEmpty ? "" : ", which computes bit-identical results,") on the \(family.rawValue) GEMM shapes (\(times))"
+        let same = own?.resultDigest != nil && own?.resultDigest == fastest.resultDigest ? " (the two compute bit-identical results)" : ""
+        let ownSeconds = ranking.first { $0.candidate.requested == "default" }?.seconds ?? 0, bestSeconds = ranking[0].seconds
+        let why = ownSeconds <= 1.01 * bestSeconds ? "by less than 1%" : "but not in every one of the probe's \(rounds) rounds, which a noisy machine explains"
+        return "OpenBLAS's choice: \(fastest.label)\(same) was faster on the \(family.rawValue) GEMM shapes' best times (\(times)) \(why)"
     }
 
     /// The best sgemm peak among the correct kernels.
