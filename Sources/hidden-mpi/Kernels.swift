@@ -14,7 +14,11 @@ struct Kernels: ParsableCommand {
         ~/.cache/hidden-mpi). Each candidate kernel (OpenBLAS's own choice, Haswell, Zen on AMD, \
         SkylakeX and Cooperlake where the CPU has AVX-512) runs in a child process: its sgemm is checked \
         against a double-precision loop on odd shapes and all transposes, then timed. A kernel that \
-        crashes, hangs or computes wrong results is never used.
+        crashes, hangs or computes wrong results is never used. OpenBLAS's own pick stays unless \
+        another kernel is more than 1% faster on the model family's shapes and faster in every one \
+        of the probe's rounds (on a shared machine a single round's win is noise); the "results" \
+        column is a digest of the check's output bits: kernels with the same digest do the same \
+        arithmetic.
 
         OPENBLAS_CORETYPE in the environment always wins (the probe is skipped), as does \
         HIDDEN_MPI_KEEP_BLAS_CORE=1 (OpenBLAS's own choice). HIDDEN_MPI_PROBE_CORES=default,Haswell,... \

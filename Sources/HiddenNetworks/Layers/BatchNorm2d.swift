@@ -265,21 +265,31 @@ public final class BatchNorm2d: Layer {
 // The per-plane loops, 16 (or 8 double) lanes at a time: the pointers may alias as far as the
 // compiler knows, and it keeps float sums in order, so it would vectorise none of them itself.
 
-/// (sum a[i], sum a[i] * b[i]) in double; with b = a, the sum and the sum of squares.
+/// (sum u[i], sum u[i] * v[i]) in double over n values, eight lanes at a time (`lanes(i)` gives
+/// values i..<i+8 of u and v) and one at a time past the last whole eight (`one(i)`): the driver
+/// of the per-channel sums below, which differ only in what u and v are.
 @inline(__always)
-func planeSums(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count n: Int) -> (Double, Double) {
-    let ar = UnsafeRawPointer(a), br = UnsafeRawPointer(b)
+func laneSums(count n: Int, _ lanes: (Int) -> (SIMD8<Float>, SIMD8<Float>), _ one: (Int) -> (Float, Float)) -> (Double, Double) {
     var s = SIMD8<Double>(), q = SIMD8<Double>()
     var i = 0
     while i + 8 <= n {
-        let u = SIMD8<Double>(ar.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self))
-        let v = SIMD8<Double>(br.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self))
+        let (a, b) = lanes(i)
+        let u = SIMD8<Double>(a), v = SIMD8<Double>(b)
         s += u; q += u * v
         i += 8
     }
     var s1 = s.sum(), s2 = q.sum()
-    while i < n { s1 += Double(a[i]); s2 += Double(a[i]) * Double(b[i]); i += 1 }
+    while i < n { let (a, b) = one(i); s1 += Double(a); s2 += Double(a) * Double(b); i += 1 }
     return (s1, s2)
+}
+
+/// (sum a[i], sum a[i] * b[i]) in double; with b = a, the sum and the sum of squares.
+@inline(__always)
+func planeSums(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count n: Int) -> (Double, Double) {
+    let ar = UnsafeRawPointer(a), br = UnsafeRawPointer(b)
+    return laneSums(count: n, { i in (ar.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self),
+                                      br.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self)) },
+                    { i in (a[i], b[i]) })
 }
 
 /// Behind a fused ReLU, g[i] = dy[i] where r[i] > 0, else 0: (sum g[i], sum g[i] * r[i]) in
@@ -287,18 +297,10 @@ func planeSums(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count n: In
 @inline(__always)
 func planeSumsBehindReLU(_ dy: UnsafePointer<Float>, _ r: UnsafePointer<Float>, count n: Int) -> (Double, Double) {
     let dr = UnsafeRawPointer(dy), rr = UnsafeRawPointer(r)
-    var s = SIMD8<Double>(), q = SIMD8<Double>()
-    var i = 0
-    while i + 8 <= n {
+    return laneSums(count: n, { i in
         let h = rr.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self)
-        let g = dr.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self).replacing(with: 0, where: .!(h .> 0))
-        let u = SIMD8<Double>(g), v = SIMD8<Double>(h)
-        s += u; q += u * v
-        i += 8
-    }
-    var s1 = s.sum(), s2 = q.sum()
-    while i < n { let g = r[i] > 0 ? dy[i] : 0; s1 += Double(g); s2 += Double(g) * Double(r[i]); i += 1 }
-    return (s1, s2)
+        return (dr.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self).replacing(with: 0, where: .!(h .> 0)), h)
+    }, { i in (r[i] > 0 ? dy[i] : 0, r[i]) })
 }
 
 /// The same with x-hat recomputed from x, (x - mean) * scale (the affine layer, whose r is not
@@ -307,22 +309,11 @@ func planeSumsBehindReLU(_ dy: UnsafePointer<Float>, _ r: UnsafePointer<Float>, 
 func planeSumsBehindReLU(_ dy: UnsafePointer<Float>, _ r: UnsafePointer<Float>, x: UnsafePointer<Float>, count n: Int,
                          mean: Float, scale: Float) -> (Double, Double) {
     let dr = UnsafeRawPointer(dy), rr = UnsafeRawPointer(r), xr = UnsafeRawPointer(x)
-    var s = SIMD8<Double>(), q = SIMD8<Double>()
-    var i = 0
-    while i + 8 <= n {
+    return laneSums(count: n, { i in
         let h = rr.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self)
         let g = dr.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self).replacing(with: 0, where: .!(h .> 0))
-        let xhat = (xr.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self) - mean) * scale
-        let u = SIMD8<Double>(g), v = SIMD8<Double>(xhat)
-        s += u; q += u * v
-        i += 8
-    }
-    var s1 = s.sum(), s2 = q.sum()
-    while i < n {
-        let g = r[i] > 0 ? dy[i] : 0
-        s1 += Double(g); s2 += Double(g) * Double((x[i] - mean) * scale); i += 1
-    }
-    return (s1, s2)
+        return (g, (xr.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self) - mean) * scale)
+    }, { i in (r[i] > 0 ? dy[i] : 0, (x[i] - mean) * scale) })
 }
 
 /// y[i] = (x[i] - mean) * scale, and max(0, that) with `relu`.
