@@ -26,7 +26,7 @@ struct KernelCandidate: Codable {
     var familySeconds: [String: Double]?
     /// Seconds of one call of each shape ("family/shape"), the best over the probe's rounds.
     var shapeSeconds: [String: Double]?
-    /// familySeconds of each round apart: how far one kernel's own timings wander on this machine.
+    /// familySeconds of each round apart, for the paired comparison of `winsEveryRound`.
     var roundFamilySeconds: [[String: Double]]?
     /// A digest of the check's output bits: equal digests, the same arithmetic (see GEMMProbe).
     var resultDigest: String?
@@ -96,7 +96,7 @@ struct KernelProbeResult: Codable {
         let times = ranking.map { String(format: "%@ %.2f ms", $0.candidate.label, 1e3 * $0.seconds) }.joined(separator: ", ")
         guard let chosen = best(for: family), let fastest = ranking.first?.candidate else { return times }
         if ranking.count == 1 { return "the only correct kernel of the probe (\(times))" }
-        let own = ranking.first { $0.candidate.requested == "default" }?.candidate
+        let ownEntry = ranking.first { $0.candidate.requested == "default" }, own = ownEntry?.candidate
         let rounds = own?.roundFamilySeconds?.count ?? 1
         let roundsText = rounds > 1 ? " and in each of the probe's \(rounds) rounds" : ""
         if chosen.requested == fastest.requested {
@@ -104,8 +104,7 @@ struct KernelProbeResult: Codable {
                 + (own == nil || chosen.requested == "default" ? "" : "; faster than OpenBLAS's choice by more than 1%\(roundsText)")
         }
         let same = own?.resultDigest != nil && own?.resultDigest == fastest.resultDigest ? " (the two compute bit-identical results)" : ""
-        let ownSeconds = ranking.first { $0.candidate.requested == "default" }?.seconds ?? 0, bestSeconds = ranking[0].seconds
-        let why = ownSeconds <= 1.01 * bestSeconds ? "by less than 1%" : "but not in every one of the probe's \(rounds) rounds, which a noisy machine explains"
+        let why = (ownEntry?.seconds ?? 0) <= 1.01 * ranking[0].seconds ? "by less than 1%" : "but not in every one of the probe's \(rounds) rounds, which a noisy machine explains"
         return "OpenBLAS's choice: \(fastest.label)\(same) was faster on the \(family.rawValue) GEMM shapes' best times (\(times)) \(why)"
     }
 

@@ -228,8 +228,9 @@ public final class BatchNorm2d: Layer {
     public func backward(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ dy: UnsafePointer<Float>,
                          _ dx: UnsafeMutablePointer<Float>?, batch: Int) {
         let C = channels, P = plane
-        let xhat = affine == nil || relu ? y : UnsafePointer(normalized.pointer)
-        // Behind the fused ReLU, y is r = max(0, y'), x-hat comes from x where r cannot give it.
+        // x-hat of the unfused layer. Behind the fused ReLU, y is r = max(0, y') and x-hat comes
+        // from x where r cannot give it.
+        let xhat = affine == nil ? y : UnsafePointer(normalized.pointer)
         let terms: SumTerms = relu ? .relu(dy: dy, r: y, x: affine == nil ? nil : x) : .plain(dy, xhat)
         if context.exact {
             exactSumsAndReduce(terms, batch: batch, withCount: false, affineGrad: affine)

@@ -23,7 +23,8 @@ public final class ResidualBlock: Layer {
     public var forwardFLOPsPerSample: Int { children.reduce(0) { $0 + $1.forwardFLOPsPerSample } }
     private var branchOut: [FloatBuffer] = []
     private var shortcutOut: [FloatBuffer] = []
-    /// dL/d(sum), and two buffers the gradient ping-pongs between inside a path.
+    /// dL/d(sum) (projection blocks only: an identity block keeps it in dx, see backward), and
+    /// two buffers the gradient ping-pongs between inside a path.
     private var sumGrad = FloatBuffer(count: 0), gradA = FloatBuffer(count: 0), gradB = FloatBuffer(count: 0)
     private var reserved = 0
 
@@ -80,8 +81,9 @@ public final class ResidualBlock: Layer {
         reserved = batch
         branchOut = branch.map { FloatBuffer(count: batch * $0.outputShape.count) }
         shortcutOut = shortcut.map { FloatBuffer(count: batch * $0.outputShape.count) }
-        let largest = ([inputShape] + children.map(\.outputShape)).map(\.count).max()!
-        sumGrad = FloatBuffer(count: batch * outputShape.count)
+        // Inside a path only: both paths' input gradients go straight into the block's dx.
+        let largest = children.map(\.outputShape.count).max()!
+        sumGrad = FloatBuffer(count: shortcut.isEmpty ? 0 : batch * outputShape.count)
         gradA = FloatBuffer(count: batch * largest)
         gradB = FloatBuffer(count: batch * largest)
         for layer in children { layer.reserve(batch: batch) }
@@ -103,7 +105,9 @@ public final class ResidualBlock: Layer {
         // dL/d(sum) = dy where the output's ReLU passed (y > 0). With the identity shortcut it
         // goes straight into dx (the same shape), where the branch's first convolution, the last
         // layer backward reaches, adds its own input gradient; until then nothing writes dx.
-        let g = shortcut.isEmpty && dx != nil ? dx! : sumGrad.pointer
+        // Without dx it goes to gradB: only the branch's last layer reads it, and that layer
+        // writes gradA; gradB is next written by the layer before, after that read.
+        let g = shortcut.isEmpty ? dx ?? gradB.pointer : sumGrad.pointer
         LayerProfile.shared.time("residual-add") { reluBackward(y, dy, g, count: n) }
         backward(branch, branchOut, x, UnsafePointer(g), into: dx, batch: batch)
         // The projection's convolution adds its input gradient to the branch's in dx.
