@@ -1,5 +1,7 @@
 // The parameter-free layers: ReLU and flatten (pooling is in Pooling.swift).
 
+import CKernels
+
 public final class ReLU: Layer {
     public let kind = "relu"
     public let inputShape: Shape
@@ -36,42 +38,20 @@ public final class Flatten: Layer {
     }
 }
 
-/// y[i] = max(x[i], 0), 16 lanes at a time; x and y may be the same buffer (in place).
+// The loops are in C (CKernels/plane_loops.c): AVX2 where the CPU has it, the same bits everywhere.
+
+/// y[i] = max(x[i], 0); x and y may be the same buffer (in place). -0 stays -0.
 @inline(__always)
-func relu(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count n: Int) {
-    let xr = UnsafeRawPointer(x), yr = UnsafeMutableRawPointer(y)
-    var i = 0
-    while i + 16 <= n {
-        let v = xr.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self)
-        yr.storeBytes(of: v.replacing(with: 0, where: v .< 0), toByteOffset: 4 * i, as: SIMD16<Float>.self)
-        i += 16
-    }
-    while i < n { y[i] = x[i] < 0 ? 0 : x[i]; i += 1 }  // as the lanes: -0 stays -0
-}
+func relu(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count n: Int) { hm_relu(x, y, n) }
 
 /// y[i] = max(a[i] + b[i], 0): a residual block's sum and its ReLU in one pass.
 @inline(__always)
 func addRelu(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count n: Int) {
-    let ar = UnsafeRawPointer(a), br = UnsafeRawPointer(b), yr = UnsafeMutableRawPointer(y)
-    var i = 0
-    while i + 16 <= n {
-        let v = ar.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self) + br.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self)
-        yr.storeBytes(of: v.replacing(with: 0, where: v .< 0), toByteOffset: 4 * i, as: SIMD16<Float>.self)
-        i += 16
-    }
-    while i < n { let v = a[i] + b[i]; y[i] = v < 0 ? 0 : v; i += 1 }
+    hm_add_relu(a, b, y, n)
 }
 
 /// dx[i] = dy[i] where x[i] > 0, else 0 (x: the ReLU's input, or its output: same sign test).
 @inline(__always)
 func reluBackward(_ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, count n: Int) {
-    let xr = UnsafeRawPointer(x), gr = UnsafeRawPointer(dy), dr = UnsafeMutableRawPointer(dx)
-    var i = 0
-    while i + 16 <= n {
-        let v = xr.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self)
-        let g = gr.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self)
-        dr.storeBytes(of: g.replacing(with: 0, where: .!(v .> 0)), toByteOffset: 4 * i, as: SIMD16<Float>.self)
-        i += 16
-    }
-    while i < n { dx[i] = x[i] > 0 ? dy[i] : 0; i += 1 }
+    hm_relu_backward(x, dy, dx, n)
 }

@@ -17,6 +17,7 @@
 // the results are bit-identical to a batch norm followed by a separate ReLU layer, with less
 // memory traffic (these layers stream whole activations; they are memory-bound).
 
+import CKernels
 import Foundation
 
 /// Whether batch statistics are those of the global batch (allreduced) or of each rank's slice.
@@ -263,45 +264,24 @@ public final class BatchNorm2d: Layer {
     }
 }
 
-// The per-plane loops, 16 (or 8 double) lanes at a time: the pointers may alias as far as the
-// compiler knows, and it keeps float sums in order, so it would vectorise none of them itself.
+// The per-plane loops are in C (CKernels/plane_loops.c), with an AVX2 path chosen at run time:
+// the same operations in the same order on every CPU, so the same bits (see plane_loops.h).
 
-/// (sum u[i], sum u[i] * v[i]) in double over n values, eight lanes at a time (`lanes(i)` gives
-/// values i..<i+8 of u and v) and one at a time past the last whole eight (`one(i)`): the driver
-/// of the per-channel sums below, which differ only in what u and v are.
-@inline(__always)
-func laneSums(count n: Int, _ lanes: (Int) -> (SIMD8<Float>, SIMD8<Float>), _ one: (Int) -> (Float, Float)) -> (Double, Double) {
-    var s = SIMD8<Double>(), q = SIMD8<Double>()
-    var i = 0
-    while i + 8 <= n {
-        let (a, b) = lanes(i)
-        let u = SIMD8<Double>(a), v = SIMD8<Double>(b)
-        s += u; q += u * v
-        i += 8
-    }
-    var s1 = s.sum(), s2 = q.sum()
-    while i < n { let (a, b) = one(i); s1 += Double(a); s2 += Double(a) * Double(b); i += 1 }
-    return (s1, s2)
-}
-
-/// (sum a[i], sum a[i] * b[i]) in double; with b = a, the sum and the sum of squares.
+/// (sum a[i], sum a[i] * b[i]) in double, eight lanes; with b = a, the sum and the sum of squares.
 @inline(__always)
 func planeSums(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count n: Int) -> (Double, Double) {
-    let ar = UnsafeRawPointer(a), br = UnsafeRawPointer(b)
-    return laneSums(count: n, { i in (ar.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self),
-                                      br.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self)) },
-                    { i in (a[i], b[i]) })
+    var s = (0.0, 0.0)
+    withUnsafeMutableBytes(of: &s) { hm_plane_sums(a, b, n, $0.baseAddress!.assumingMemoryBound(to: Double.self)) }
+    return s
 }
 
 /// Behind a fused ReLU, g[i] = dy[i] where r[i] > 0, else 0: (sum g[i], sum g[i] * r[i]) in
 /// double, the same sums as planeSums(g, y) (r = y where g is not 0).
 @inline(__always)
 func planeSumsBehindReLU(_ dy: UnsafePointer<Float>, _ r: UnsafePointer<Float>, count n: Int) -> (Double, Double) {
-    let dr = UnsafeRawPointer(dy), rr = UnsafeRawPointer(r)
-    return laneSums(count: n, { i in
-        let h = rr.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self)
-        return (dr.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self).replacing(with: 0, where: .!(h .> 0)), h)
-    }, { i in (r[i] > 0 ? dy[i] : 0, r[i]) })
+    var s = (0.0, 0.0)
+    withUnsafeMutableBytes(of: &s) { hm_plane_sums_relu(dy, r, n, $0.baseAddress!.assumingMemoryBound(to: Double.self)) }
+    return s
 }
 
 /// The same with x-hat recomputed from x, (x - mean) * scale (the affine layer, whose r is not
@@ -309,26 +289,18 @@ func planeSumsBehindReLU(_ dy: UnsafePointer<Float>, _ r: UnsafePointer<Float>, 
 @inline(__always)
 func planeSumsBehindReLU(_ dy: UnsafePointer<Float>, _ r: UnsafePointer<Float>, x: UnsafePointer<Float>, count n: Int,
                          mean: Float, scale: Float) -> (Double, Double) {
-    let dr = UnsafeRawPointer(dy), rr = UnsafeRawPointer(r), xr = UnsafeRawPointer(x)
-    return laneSums(count: n, { i in
-        let h = rr.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self)
-        let g = dr.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self).replacing(with: 0, where: .!(h .> 0))
-        return (g, (xr.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self) - mean) * scale)
-    }, { i in (r[i] > 0 ? dy[i] : 0, (x[i] - mean) * scale) })
+    var s = (0.0, 0.0)
+    withUnsafeMutableBytes(of: &s) {
+        hm_plane_sums_relu_x(dy, r, x, n, mean, scale, $0.baseAddress!.assumingMemoryBound(to: Double.self))
+    }
+    return s
 }
 
-/// y[i] = (x[i] - mean) * scale, and max(0, that) with `relu`.
+/// y[i] = (x[i] - mean) * scale, and max(0, that) with `relu` (-0 stays -0).
 @inline(__always)
 func normalize(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count n: Int, mean: Float, scale: Float,
                relu: Bool = false) {
-    let xr = UnsafeRawPointer(x), yr = UnsafeMutableRawPointer(y)
-    var i = 0
-    while i + 16 <= n {
-        let v = (xr.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self) - mean) * scale
-        yr.storeBytes(of: relu ? v.replacing(with: 0, where: v .< 0) : v, toByteOffset: 4 * i, as: SIMD16<Float>.self)
-        i += 16
-    }
-    while i < n { let v = (x[i] - mean) * scale; y[i] = relu && v < 0 ? 0 : v; i += 1 }  // as the lanes: -0 stays -0
+    hm_normalize(x, y, n, mean, scale, relu ? 1 : 0)
 }
 
 /// Behind a fused ReLU: dx[i] = scale * (gamma * g[i] - meanDy - x-hat[i] * meanDyY) with
@@ -337,34 +309,14 @@ func normalize(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, coun
 func normBackwardBehindReLU(_ dy: UnsafePointer<Float>, _ r: UnsafePointer<Float>, x: UnsafePointer<Float>,
                             _ dx: UnsafeMutablePointer<Float>, count n: Int, gamma: Float, mean: Float, meanDy: Float,
                             meanDyY: Float, scale: Float) {
-    let dr = UnsafeRawPointer(dy), rr = UnsafeRawPointer(r), xr = UnsafeRawPointer(x), outr = UnsafeMutableRawPointer(dx)
-    var i = 0
-    while i + 16 <= n {
-        let h = rr.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self)
-        let g = dr.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self).replacing(with: 0, where: .!(h .> 0))
-        let xhat = (xr.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self) - mean) * scale
-        outr.storeBytes(of: scale * (gamma * g - meanDy - xhat * meanDyY), toByteOffset: 4 * i, as: SIMD16<Float>.self)
-        i += 16
-    }
-    while i < n {
-        let g = r[i] > 0 ? dy[i] : 0, xhat = (x[i] - mean) * scale
-        dx[i] = scale * (gamma * g - meanDy - xhat * meanDyY); i += 1
-    }
+    hm_norm_backward_relu(dy, r, x, dx, n, gamma, mean, meanDy, meanDyY, scale)
 }
 
 /// dx[i] = scale * (gamma * dy[i] - meanDy - xhat[i] * meanDyY).
 @inline(__always)
 func normBackward(_ dy: UnsafePointer<Float>, _ xhat: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, count n: Int,
                   gamma: Float, meanDy: Float, meanDyY: Float, scale: Float) {
-    let dr = UnsafeRawPointer(dy), hr = UnsafeRawPointer(xhat), outr = UnsafeMutableRawPointer(dx)
-    var i = 0
-    while i + 16 <= n {
-        let d = dr.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self)
-        let h = hr.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self)
-        outr.storeBytes(of: scale * (gamma * d - meanDy - h * meanDyY), toByteOffset: 4 * i, as: SIMD16<Float>.self)
-        i += 16
-    }
-    while i < n { dx[i] = scale * (gamma * dy[i] - meanDy - xhat[i] * meanDyY); i += 1 }
+    hm_norm_backward(dy, xhat, dx, n, gamma, meanDy, meanDyY, scale)
 }
 
 /// y[i] = y[i] * scale + shift, in place, and max(0, that) with `relu`.

@@ -16,6 +16,7 @@
 // with beta 1, col2im without zeroing first, which saves the block a buffer and two passes.
 
 import CBLAS
+import CKernels
 
 public final class MaskedConv2d: Layer {
     public let kind = "conv2d"
@@ -295,20 +296,6 @@ public final class MaskedConv2d: Layer {
     }
 }
 
-/// dst[i] += src[i], 16 lanes at a time (the compiler cannot rule out aliasing by itself).
+/// dst[i] += src[i] (CKernels: AVX2 where the CPU has it).
 @inline(__always)
-func addInPlace(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, count n: Int) {
-    let d = UnsafeMutableRawPointer(dst), s = UnsafeRawPointer(src)
-    var i = 0
-    while i + 16 <= n {
-        let v = d.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self) + s.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self)
-        d.storeBytes(of: v, toByteOffset: 4 * i, as: SIMD16<Float>.self)
-        i += 16
-    }
-    while i + 4 <= n {
-        let v = d.loadUnaligned(fromByteOffset: 4 * i, as: SIMD4<Float>.self) + s.loadUnaligned(fromByteOffset: 4 * i, as: SIMD4<Float>.self)
-        d.storeBytes(of: v, toByteOffset: 4 * i, as: SIMD4<Float>.self)
-        i += 4
-    }
-    while i < n { dst[i] += src[i]; i += 1 }
-}
+func addInPlace(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, count n: Int) { hm_add_inplace(dst, src, n) }
