@@ -93,15 +93,15 @@ struct Bench: ParsableCommand {
         var timings: [StepTiming] = []
         timings.reserveCapacity(steps)
         // Counted from the end of the warm-up (from here when there is none) to the last timed step.
-        var allocationsBefore = allocationCount() ?? 0, allocationsAfter = 0
+        var allocationsBefore = allocationCount() ?? (0, 0), allocationsAfter = (all: 0, blas: 0)
         // Per-kind layer times of the timed steps (the profile's clock reads are off in the
         // warm-up, whose allocations are not counted either).
         LayerProfile.shared.prepare(for: trainer.model)
         LayerProfile.shared.enabled = warmupSteps == 0
         trainer.train(onStep: { s, _ in
-            if s.step == warmupSteps { allocationsBefore = allocationCount() ?? 0; LayerProfile.shared.enabled = true }
+            if s.step == warmupSteps { allocationsBefore = allocationCount() ?? (0, 0); LayerProfile.shared.enabled = true }
             if s.step > warmupSteps { timings.append(s.timing) }
-            if s.step == warmupSteps + steps { allocationsAfter = allocationCount() ?? 0 }
+            if s.step == warmupSteps + steps { allocationsAfter = allocationCount() ?? (0, 0) }
         }, onEpoch: { _, _ in })
 
         func median(_ f: (StepTiming) -> Double) -> Double {
@@ -125,13 +125,15 @@ struct Bench: ParsableCommand {
         // Mean seconds per timed step by kind of layer, largest first.
         let kinds = LayerProfile.shared.seconds.filter { $0.value > 0 }.map { ($0.key, $0.value / Double(steps)) }.sorted { $0.1 > $1.1 }
         let overhead = kinds.filter { ["batchnorm", "batchnorm-relu", "residual-add", "maxpool", "avgpool", "relu"].contains($0.0) }.reduce(0) { $0 + $1.1 }
+        let gemms = GEMMShare(model: model, steps: steps)
         // Bytes each rank sends per step for the scores by ring algorithms: an allreduce sends its
         // buffer twice less one share; a reduce-scatter of int64 and an allgather of W_eff once each.
         let P = Double(comm.size), N = Double(model.parameterCount)
         let gradientBytes = Int(((trainer.sharded != nil ? 8 + 4 : 2 * (reduction == .exact ? 8 : 4)) * N * (P - 1) / P).rounded())
         let nodes = Set(RankAgreement.gather(RankAgreement.hostName, comm)).count
         let hidden: Double? = comm.size > 1 && lifetime > 0 ? max(0, 1 - wait / lifetime) : nil
-        let allocations: Double? = allocationCount() == nil ? nil : Double(allocationsAfter - allocationsBefore) / Double(steps)
+        let allocations: Double? = allocationCount() == nil ? nil : Double(allocationsAfter.all - allocationsBefore.all) / Double(steps)
+        let blasAllocations: Double? = allocationCount() == nil ? nil : Double(allocationsAfter.blas - allocationsBefore.blas) / Double(steps)
         guard comm.rank == 0 else { Launch.finish(comm, code: 0) }
 
         let result: [String: Any] = [
@@ -156,8 +158,11 @@ struct Bench: ParsableCommand {
             "allreduce_stats_bytes_per_step": reduction == .exact ? 8 * (ExactSum.limbs + 3) : 24,
             "allreduce_batchnorm_bytes_per_step": model.batchNorms.reduce(0) { $0 + (reduction == .exact ? 8 * (4 * $1.channels * ExactSum.limbs + 1) : 8 * (4 * $1.channels + 1)) },
             "allocations_per_step": allocations.map { $0 as Any } ?? NSNull(),
+            "allocations_per_step_in_blas": blasAllocations.map { $0 as Any } ?? NSNull(),
             "layer_kinds_s": Dictionary(uniqueKeysWithValues: kinds.map { ($0.0.replacingOccurrences(of: "-", with: "_"), $0.1) }),
             "norm_pool_add_relu_fraction": overhead / step,
+            "gemm_s": gemms.seconds, "gemm_fraction": gemms.seconds / step, "gemm_gflops": gemms.gflops,
+            "gemm_by_shape": gemms.json,
         ]
         if json {
             print(String(data: try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys]), encoding: .utf8)!)
@@ -181,6 +186,7 @@ struct Bench: ParsableCommand {
             print("    " + label + String(format: "%9.2f ms  %5.1f%%", 1e3 * t, 100 * t / step))
         }
         print(String(format: "  batch norm, residual adds, pooling and ReLU together: %.1f%% of the step", 100 * overhead / step))
+        gemms.printTable(step: step, peak: peak)
         print(String(format: "achieved: %.1f GFLOP/s over the whole step (%.1f MFLOP per image) = %.1f%% of the sgemm peak",
                      gflops, flopsPerImage / 1e6, 100 * gflops / peak))
         if let hidden {
@@ -188,7 +194,9 @@ struct Bench: ParsableCommand {
                          trainer.sharded != nil ? "reduce-scatter" : "allreduce", (reduction == .exact ? 8 : 4) * model.parameterCount, gradientBytes,
                          trainer.sharded != nil ? " (with the allgather of W_eff)" : "", 1e3 * lifetime, 1e3 * wait, 100 * hidden))
         }
-        if let allocations { print(String(format: "heap allocations per step (counted by the preloaded counter): %.1f", allocations)) }
+        if let allocations, let blasAllocations {
+            print(String(format: "heap allocations per step (counted by the preloaded counter): %.1f, of which %.1f inside the BLAS", allocations, blasAllocations))
+        }
         Launch.finish(comm, code: 0)
     }
 }
@@ -210,9 +218,62 @@ func setBLASThreads(_ threads: Int?) {
     if let threads { BLASThreads.set(threads) } else if ProcessInfo.processInfo.environment["OPENBLAS_NUM_THREADS"] == nil { BLASThreads.set(1) }
 }
 
-/// Heap allocations so far, when the counting allocator of scripts/alloc-count.c is preloaded.
-func allocationCount() -> Int? {
+/// Heap allocations so far, all and those made inside the BLAS library, when the counting
+/// allocator of scripts/alloc-count.c is preloaded.
+func allocationCount() -> (all: Int, blas: Int)? {
     typealias Counter = @convention(c) () -> UInt64
     guard let symbol = dlsym(nil, "hidden_mpi_alloc_count") else { return nil }
-    return Int(unsafeBitCast(symbol, to: Counter.self)())
+    let blas = dlsym(nil, "hidden_mpi_alloc_count_blas").map { Int(unsafeBitCast($0, to: Counter.self)()) } ?? 0
+    return (Int(unsafeBitCast(symbol, to: Counter.self)()), blas)
+}
+
+/// The sgemm calls of the timed steps, by layer shape (layers of one shape together), mean per step.
+struct GEMMShare {
+    var rows: [(shape: String, layers: Int, seconds: [Double], flops: [Double])] = []
+
+    init(model: Model, steps: Int) {
+        let tallies = model.allLayers.compactMap { ($0 as? MaskedConv2d)?.gemm ?? ($0 as? MaskedLinear)?.gemm }
+        for t in tallies {
+            let s = t.seconds.map { $0 / Double(steps) }, f = t.flops.map { $0 / Double(steps) }
+            if let i = rows.firstIndex(where: { $0.shape == t.shape }) {
+                rows[i].layers += 1
+                for d in s.indices { rows[i].seconds[d] += s[d]; rows[i].flops[d] += f[d] }
+            } else {
+                rows.append((t.shape, 1, s, f))
+            }
+        }
+        rows.sort { $0.seconds.reduce(0, +) > $1.seconds.reduce(0, +) }
+    }
+
+    var seconds: Double { rows.reduce(0) { $0 + $1.seconds.reduce(0, +) } }
+    var gflops: Double { seconds > 0 ? rows.reduce(0) { $0 + $1.flops.reduce(0, +) } / seconds / 1e9 : 0 }
+
+    static let directions = ["forward", "weight_gradient", "input_gradient"]
+
+    var json: [[String: Any]] {
+        rows.map { row in
+            var o: [String: Any] = ["shape": row.shape, "layers": row.layers]
+            for (d, name) in Self.directions.enumerated() {
+                o[name + "_s"] = row.seconds[d]
+                o[name + "_gflops"] = row.seconds[d] > 0 ? row.flops[d] / row.seconds[d] / 1e9 : 0
+            }
+            return o
+        }
+    }
+
+    func printTable(step: Double, peak: Double) {
+        guard seconds > 0 else { return }
+        print("  sgemm calls by layer shape (ms per step and GFLOP/s: forward | weight gradient | input gradient):")
+        for row in rows {
+            let label = "\(row.shape) x\(row.layers)"
+            var line = "    " + label + String(repeating: " ", count: max(0, 34 - label.count))
+            for d in row.seconds.indices {
+                let gf = row.seconds[d] > 0 ? row.flops[d] / row.seconds[d] / 1e9 : 0
+                line += String(format: "%8.1f ms %6.1f", 1e3 * row.seconds[d], gf) + (d < 2 ? " |" : "")
+            }
+            print(line)
+        }
+        print(String(format: "  sgemm in all: %.1f ms, %.1f%% of the step, at %.1f GFLOP/s (%.0f%% of the peak); the rest of the step: %.1f%%",
+                     1e3 * seconds, 100 * seconds / step, gflops, 100 * gflops / peak, 100 * (1 - seconds / step)))
+    }
 }

@@ -26,6 +26,8 @@ public final class MaskedConv2d: Layer {
     public let height, width, outHeight, outWidth: Int
     public let weights: MaskedWeights
     public var masked: MaskedWeights? { weights }
+    /// Its sgemms' seconds and FLOPs while LayerProfile is on.
+    public let gemm: GEMMTally
     /// Columns of a group of images [K, G*P], and its output or output gradient [Co, G*P].
     private var col = FloatBuffer(count: 0)
     private var channelMajor = FloatBuffer(count: 0)
@@ -61,6 +63,7 @@ public final class MaskedConv2d: Layer {
         weights = MaskedWeights(count: outChannels * rows, fanIn: rows, fanOut: outChannels * kernel * kernel, k: k,
                                 shape: [outChannels, inChannels, kernel, kernel])
         pointwise = kernel == 1 && stride == 1 && padding == 0
+        gemm = GEMMTally(shape: "conv \(kernel)x\(kernel)/\(stride) \(inChannels)->\(outChannels) @\(outHeight)x\(outWidth)")
     }
 
     /// Sizes the group and its buffers for batches of up to `batch` images.
@@ -112,8 +115,10 @@ public final class MaskedConv2d: Layer {
                 let n = min(group, start + count - first), ld = n * positions
                 let cols = columns(x, first: first, count: n)
                 let out = n == 1 ? y + first * outputShape.count : channelMajor.pointer
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(outChannels), Int32(ld), Int32(colRows),
-                            1, weights.effective.pointer, Int32(colRows), cols, Int32(ld), 0, out, Int32(ld))
+                gemm.time(.forward, m: outChannels, n: ld, k: colRows) {
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(outChannels), Int32(ld), Int32(colRows),
+                                1, weights.effective.pointer, Int32(colRows), cols, Int32(ld), 0, out, Int32(ld))
+                }
                 if n > 1 { copyChannelMajor(y, first: first, count: n, toImages: true) }
                 first += n
             }
@@ -149,18 +154,24 @@ public final class MaskedConv2d: Layer {
         }
         let cols = columns(x, first: first, count: n)
         // dW_eff [Co, K] (+)= dy_g [Co, n*P] col_g^T [n*P, K]
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(outChannels), Int32(colRows), Int32(ld),
-                    1, grad, Int32(ld), cols, Int32(ld), accumulate ? 1 : 0, g, Int32(colRows))
+        gemm.time(.weightGradient, m: outChannels, n: colRows, k: ld) {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(outChannels), Int32(colRows), Int32(ld),
+                        1, grad, Int32(ld), cols, Int32(ld), accumulate ? 1 : 0, g, Int32(colRows))
+        }
         guard let dx else { return }
         let add = accumulatesInputGradient
         if pointwise && n == 1 {
             // dx_b [C, P] (+)= W_eff^T [C, Co] dy_b [Co, P]
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(colRows), Int32(ld), Int32(outChannels),
-                        1, weights.effective.pointer, Int32(colRows), grad, Int32(ld), add ? 1 : 0, dx + first * inputShape.count, Int32(ld))
+            gemm.time(.inputGradient, m: colRows, n: ld, k: outChannels) {
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(colRows), Int32(ld), Int32(outChannels), 1,
+                            weights.effective.pointer, Int32(colRows), grad, Int32(ld), add ? 1 : 0, dx + first * inputShape.count, Int32(ld))
+            }
         } else {
             // dcol [K, n*P] = W_eff^T [K, Co] dy_g [Co, n*P], reusing col's storage.
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(colRows), Int32(ld), Int32(outChannels),
-                        1, weights.effective.pointer, Int32(colRows), grad, Int32(ld), 0, col.pointer, Int32(ld))
+            gemm.time(.inputGradient, m: colRows, n: ld, k: outChannels) {
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(colRows), Int32(ld), Int32(outChannels),
+                            1, weights.effective.pointer, Int32(colRows), grad, Int32(ld), 0, col.pointer, Int32(ld))
+            }
             for j in 0..<n {
                 let image = dx + (first + j) * inputShape.count
                 if pointwise {

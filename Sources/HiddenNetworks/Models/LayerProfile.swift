@@ -40,3 +40,34 @@ extension Layer {
         }
     }
 }
+
+/// The three products of a convolution or linear layer.
+public enum GEMMDirection: Int, CaseIterable, Sendable {
+    case forward, weightGradient, inputGradient
+}
+
+/// The sgemm calls of one convolution or linear layer while the profile is on: seconds and FLOPs
+/// of each direction, so that `bench` can tell the BLAS's share of the step, and how fast it runs
+/// on each layer shape, from the rest (im2col, copies, the exact sums, batch norm).
+public final class GEMMTally {
+    /// What the layer is, e.g. "conv 3x3/1 64->64 @32x32": layers with the same shape add up.
+    public let shape: String
+    public private(set) var seconds = [Double](repeating: 0, count: GEMMDirection.allCases.count)
+    public private(set) var flops = [Double](repeating: 0, count: GEMMDirection.allCases.count)
+
+    init(shape: String) { self.shape = shape }
+
+    /// body (one sgemm of m x n x k), timed when the profile is on.
+    @inline(__always)
+    func time(_ direction: GEMMDirection, m: Int, n: Int, k: Int, _ body: () -> Void) {
+        guard LayerProfile.shared.enabled else { return body() }
+        let t = monotonicSeconds()
+        body()
+        seconds[direction.rawValue] += monotonicSeconds() - t
+        flops[direction.rawValue] += 2 * Double(m) * Double(n) * Double(k)
+    }
+
+    public func reset() {
+        for i in seconds.indices { seconds[i] = 0; flops[i] = 0 }
+    }
+}
