@@ -25,52 +25,41 @@ int hm_plane_loops_use_avx2(void) {
 
 // ---- The portable loops: the definition of every result. ----
 
-// The lanes' sums added one after another to -0, then the values past the last whole eight.
-static void finish_sums(const double s[8], const double q[8], const float *a, const float *b, long i, long n,
-                        double *sums) {
-    double s1 = -0.0, s2 = -0.0;
-    for (int j = 0; j < 8; j++) { s1 += s[j]; s2 += q[j]; }
-    for (; i < n; i++) { s1 += (double)a[i]; s2 += (double)a[i] * (double)b[i]; }
-    sums[0] = s1; sums[1] = s2;
-}
-
-// u[i] and v[i] are what is summed: sum u and sum u * v.
-#define LANE_SUMS_GENERIC(U, V)                                                   \
-    double s[8] = {0}, q[8] = {0};                                                \
-    long i = 0;                                                                   \
+// The sums of u and u * v in eight double lanes s and q, from value i on: the whole eights into
+// the lanes, the lanes added one after another to -0, then the values past the last whole eight.
+// The portable loops start at 0 with zero lanes; the AVX2 loops hand over their lanes and where
+// they stopped, so the lanes' total and the tail are computed here alone. U(k), V(k): the values.
+#define LANE_SUMS_FROM(U, V)                                                      \
     for (; i + 8 <= n; i += 8)                                                    \
         for (int j = 0; j < 8; j++) {                                             \
             double u = (double)(U(i + j)), v = (double)(V(i + j));                \
             s[j] += u; q[j] += u * v;                                             \
-        }
-
-static void plane_sums_generic(const float *a, const float *b, long n, double *sums) {
-#define UA(k) a[k]
-#define VB(k) b[k]
-    LANE_SUMS_GENERIC(UA, VB)
-    finish_sums(s, q, a, b, i, n, sums);
-}
+        }                                                                         \
+    double s1 = -0.0, s2 = -0.0;                                                  \
+    for (int j = 0; j < 8; j++) { s1 += s[j]; s2 += q[j]; }                       \
+    for (; i < n; i++) { double u = (double)(U(i)); s1 += u; s2 += u * (double)(V(i)); } \
+    sums[0] = s1; sums[1] = s2;
 
 static inline float gated(const float *dy, const float *r, long k) { return r[k] > 0 ? dy[k] : 0.0f; }
 
-static void plane_sums_relu_generic(const float *dy, const float *r, long n, double *sums) {
+#define UA(k) a[k]
+#define VB(k) b[k]
 #define UG(k) gated(dy, r, k)
 #define VR(k) r[k]
-    LANE_SUMS_GENERIC(UG, VR)
-    double s1 = -0.0, s2 = -0.0;
-    for (int j = 0; j < 8; j++) { s1 += s[j]; s2 += q[j]; }
-    for (; i < n; i++) { double u = (double)gated(dy, r, i); s1 += u; s2 += u * (double)r[i]; }
-    sums[0] = s1; sums[1] = s2;
+#define VX(k) ((x[k] - mean) * scale)
+
+static void plane_sums_from(const float *a, const float *b, long n, long i, double s[8], double q[8], double *sums) {
+    LANE_SUMS_FROM(UA, VB)
 }
 
-static void plane_sums_relu_x_generic(const float *dy, const float *r, const float *x, long n, float mean, float scale,
-                                      double *sums) {
-#define VX(k) ((x[k] - mean) * scale)
-    LANE_SUMS_GENERIC(UG, VX)
-    double s1 = -0.0, s2 = -0.0;
-    for (int j = 0; j < 8; j++) { s1 += s[j]; s2 += q[j]; }
-    for (; i < n; i++) { double u = (double)gated(dy, r, i); s1 += u; s2 += u * (double)VX(i); }
-    sums[0] = s1; sums[1] = s2;
+static void plane_sums_relu_from(const float *dy, const float *r, long n, long i, double s[8], double q[8],
+                                 double *sums) {
+    LANE_SUMS_FROM(UG, VR)
+}
+
+static void plane_sums_relu_x_from(const float *dy, const float *r, const float *x, long n, float mean, float scale,
+                                   long i, double s[8], double q[8], double *sums) {
+    LANE_SUMS_FROM(UG, VX)
 }
 
 static void normalize_generic(const float *x, float *y, long n, float mean, float scale, int relu, long i) {
@@ -139,7 +128,7 @@ AVX2 static void plane_sums_avx2(const float *a, const float *b, long n, double 
     for (; i + 8 <= n; i += 8) lane_step(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s, q);
     double ls[8], lq[8];
     store_lanes(s, q, ls, lq);
-    finish_sums(ls, lq, a, b, i, n, sums);
+    plane_sums_from(a, b, n, i, ls, lq, sums);
 }
 
 AVX2 static void plane_sums_relu_avx2(const float *dy, const float *r, long n, double *sums) {
@@ -151,10 +140,7 @@ AVX2 static void plane_sums_relu_avx2(const float *dy, const float *r, long n, d
     }
     double ls[8], lq[8];
     store_lanes(s, q, ls, lq);
-    double s1 = -0.0, s2 = -0.0;
-    for (int j = 0; j < 8; j++) { s1 += ls[j]; s2 += lq[j]; }
-    for (; i < n; i++) { double u = (double)gated(dy, r, i); s1 += u; s2 += u * (double)r[i]; }
-    sums[0] = s1; sums[1] = s2;
+    plane_sums_relu_from(dy, r, n, i, ls, lq, sums);
 }
 
 AVX2 static void plane_sums_relu_x_avx2(const float *dy, const float *r, const float *x, long n, float mean, float scale,
@@ -168,10 +154,7 @@ AVX2 static void plane_sums_relu_x_avx2(const float *dy, const float *r, const f
     }
     double ls[8], lq[8];
     store_lanes(s, q, ls, lq);
-    double s1 = -0.0, s2 = -0.0;
-    for (int j = 0; j < 8; j++) { s1 += ls[j]; s2 += lq[j]; }
-    for (; i < n; i++) { double u = (double)gated(dy, r, i); s1 += u; s2 += u * (double)((x[i] - mean) * scale); }
-    sums[0] = s1; sums[1] = s2;
+    plane_sums_relu_x_from(dy, r, x, n, mean, scale, i, ls, lq, sums);
 }
 
 AVX2 static void normalize_avx2(const float *x, float *y, long n, float mean, float scale, int relu) {
@@ -247,18 +230,21 @@ AVX2 static void relu_backward_avx2(const float *x, const float *dy, float *dx, 
 
 void hm_plane_sums(const float *a, const float *b, long n, double *sums) {
     DISPATCH(plane_sums_avx2(a, b, n, sums));
-    plane_sums_generic(a, b, n, sums);
+    double s[8] = {0}, q[8] = {0};
+    plane_sums_from(a, b, n, 0, s, q, sums);
 }
 
 void hm_plane_sums_relu(const float *dy, const float *r, long n, double *sums) {
     DISPATCH(plane_sums_relu_avx2(dy, r, n, sums));
-    plane_sums_relu_generic(dy, r, n, sums);
+    double s[8] = {0}, q[8] = {0};
+    plane_sums_relu_from(dy, r, n, 0, s, q, sums);
 }
 
 void hm_plane_sums_relu_x(const float *dy, const float *r, const float *x, long n, float mean, float scale,
                           double *sums) {
     DISPATCH(plane_sums_relu_x_avx2(dy, r, x, n, mean, scale, sums));
-    plane_sums_relu_x_generic(dy, r, x, n, mean, scale, sums);
+    double s[8] = {0}, q[8] = {0};
+    plane_sums_relu_x_from(dy, r, x, n, mean, scale, 0, s, q, sums);
 }
 
 void hm_normalize(const float *x, float *y, long n, float mean, float scale, int relu) {

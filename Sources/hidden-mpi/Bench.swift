@@ -132,8 +132,9 @@ struct Bench: ParsableCommand {
         let gradientBytes = Int(((trainer.sharded != nil ? 8 + 4 : 2 * (reduction == .exact ? 8 : 4)) * N * (P - 1) / P).rounded())
         let nodes = Set(RankAgreement.gather(RankAgreement.hostName, comm)).count
         let hidden: Double? = comm.size > 1 && lifetime > 0 ? max(0, 1 - wait / lifetime) : nil
-        let allocations: Double? = allocationCount() == nil ? nil : Double(allocationsAfter.all - allocationsBefore.all) / Double(steps)
-        let blasAllocations: Double? = allocationCount() == nil ? nil : Double(allocationsAfter.blas - allocationsBefore.blas) / Double(steps)
+        let counting = allocationCount() != nil
+        let allocations: Double? = counting ? Double(allocationsAfter.all - allocationsBefore.all) / Double(steps) : nil
+        let blasAllocations: Double? = counting ? Double(allocationsAfter.blas - allocationsBefore.blas) / Double(steps) : nil
         guard comm.rank == 0 else { Launch.finish(comm, code: 0) }
 
         let result: [String: Any] = [
@@ -250,12 +251,17 @@ struct GEMMShare {
 
     static let directions = ["forward", "weight_gradient", "input_gradient"]
 
+    /// GFLOP/s of one row's sgemms in direction d (0 where it made none).
+    static func gflops(_ row: (shape: String, layers: Int, seconds: [Double], flops: [Double]), _ d: Int) -> Double {
+        row.seconds[d] > 0 ? row.flops[d] / row.seconds[d] / 1e9 : 0
+    }
+
     var json: [[String: Any]] {
         rows.map { row in
             var o: [String: Any] = ["shape": row.shape, "layers": row.layers]
             for (d, name) in Self.directions.enumerated() {
                 o[name + "_s"] = row.seconds[d]
-                o[name + "_gflops"] = row.seconds[d] > 0 ? row.flops[d] / row.seconds[d] / 1e9 : 0
+                o[name + "_gflops"] = Self.gflops(row, d)
             }
             return o
         }
@@ -268,8 +274,7 @@ struct GEMMShare {
             let label = "\(row.shape) x\(row.layers)"
             var line = "    " + label + String(repeating: " ", count: max(0, 34 - label.count))
             for d in row.seconds.indices {
-                let gf = row.seconds[d] > 0 ? row.flops[d] / row.seconds[d] / 1e9 : 0
-                line += String(format: "%8.1f ms %6.1f", 1e3 * row.seconds[d], gf) + (d < 2 ? " |" : "")
+                line += String(format: "%8.1f ms %6.1f", 1e3 * row.seconds[d], Self.gflops(row, d)) + (d < 2 ? " |" : "")
             }
             print(line)
         }

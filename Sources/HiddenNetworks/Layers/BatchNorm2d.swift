@@ -267,21 +267,25 @@ public final class BatchNorm2d: Layer {
 // The per-plane loops are in C (CKernels/plane_loops.c), with an AVX2 path chosen at run time:
 // the same operations in the same order on every CPU, so the same bits (see plane_loops.h).
 
+/// The two sums a C loop writes to sums[0] and sums[1].
+@inline(__always)
+private func twoSums(_ loop: (UnsafeMutablePointer<Double>) -> Void) -> (Double, Double) {
+    var s = (0.0, 0.0)
+    withUnsafeMutableBytes(of: &s) { loop($0.baseAddress!.assumingMemoryBound(to: Double.self)) }
+    return s
+}
+
 /// (sum a[i], sum a[i] * b[i]) in double, eight lanes; with b = a, the sum and the sum of squares.
 @inline(__always)
 func planeSums(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count n: Int) -> (Double, Double) {
-    var s = (0.0, 0.0)
-    withUnsafeMutableBytes(of: &s) { hm_plane_sums(a, b, n, $0.baseAddress!.assumingMemoryBound(to: Double.self)) }
-    return s
+    twoSums { hm_plane_sums(a, b, n, $0) }
 }
 
 /// Behind a fused ReLU, g[i] = dy[i] where r[i] > 0, else 0: (sum g[i], sum g[i] * r[i]) in
 /// double, the same sums as planeSums(g, y) (r = y where g is not 0).
 @inline(__always)
 func planeSumsBehindReLU(_ dy: UnsafePointer<Float>, _ r: UnsafePointer<Float>, count n: Int) -> (Double, Double) {
-    var s = (0.0, 0.0)
-    withUnsafeMutableBytes(of: &s) { hm_plane_sums_relu(dy, r, n, $0.baseAddress!.assumingMemoryBound(to: Double.self)) }
-    return s
+    twoSums { hm_plane_sums_relu(dy, r, n, $0) }
 }
 
 /// The same with x-hat recomputed from x, (x - mean) * scale (the affine layer, whose r is not
@@ -289,11 +293,7 @@ func planeSumsBehindReLU(_ dy: UnsafePointer<Float>, _ r: UnsafePointer<Float>, 
 @inline(__always)
 func planeSumsBehindReLU(_ dy: UnsafePointer<Float>, _ r: UnsafePointer<Float>, x: UnsafePointer<Float>, count n: Int,
                          mean: Float, scale: Float) -> (Double, Double) {
-    var s = (0.0, 0.0)
-    withUnsafeMutableBytes(of: &s) {
-        hm_plane_sums_relu_x(dy, r, x, n, mean, scale, $0.baseAddress!.assumingMemoryBound(to: Double.self))
-    }
-    return s
+    twoSums { hm_plane_sums_relu_x(dy, r, x, n, mean, scale, $0) }
 }
 
 /// y[i] = (x[i] - mean) * scale, and max(0, that) with `relu` (-0 stays -0).

@@ -66,8 +66,4 @@ public final class GEMMTally {
         seconds[direction.rawValue] += monotonicSeconds() - t
         flops[direction.rawValue] += 2 * Double(m) * Double(n) * Double(k)
     }
-
-    public func reset() {
-        for i in seconds.indices { seconds[i] = 0; flops[i] = 0 }
-    }
 }
