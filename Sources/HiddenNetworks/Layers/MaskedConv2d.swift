@@ -14,6 +14,8 @@
 // With `accumulatesInputGradient` (set by a residual block for the convolution whose input is
 // also the shortcut's), backward adds dL/dx to what dx holds instead of overwriting it: the sgemm
 // with beta 1, col2im without zeroing first, which saves the block a buffer and two passes.
+// A 3x3 convolution with stride 1, padding 1 and channels in multiples of 16 runs the direct
+// convolution instead where the CPU has AVX-512 (DirectConvolution.swift), in the same groups.
 
 import CBLAS
 import CKernels
@@ -35,6 +37,8 @@ public final class MaskedConv2d: Layer {
     public private(set) var group = 0
     /// 1x1, stride 1, no padding: the image [C, H*W] is its own im2col matrix.
     private let pointwise: Bool
+    /// The direct 3x3 convolution, where this layer qualifies for it (else im2col + sgemm).
+    let direct: DirectConvolution?
     /// Backward adds dL/dx to dx's contents (a residual block's other path put there) instead of
     /// overwriting them.
     public var accumulatesInputGradient = false
@@ -63,6 +67,9 @@ public final class MaskedConv2d: Layer {
         weights = MaskedWeights(count: outChannels * rows, fanIn: rows, fanOut: outChannels * kernel * kernel, k: k,
                                 shape: [outChannels, inChannels, kernel, kernel])
         pointwise = kernel == 1 && stride == 1 && padding == 0
+        direct = DirectConvolution.qualifies(inChannels: inChannels, outChannels: outChannels, kernel: kernel,
+                                             stride: stride, padding: padding)
+            ? DirectConvolution(inChannels: inChannels, outChannels: outChannels, height: height, width: width) : nil
         gemm = GEMMTally(shape: "conv \(kernel)x\(kernel)/\(stride) \(inChannels)->\(outChannels) @\(outHeight)x\(outWidth)")
     }
 
@@ -74,6 +81,7 @@ public final class MaskedConv2d: Layer {
         let g = min(max(1, cap), max(1, (Self.columnsPerGEMM + positions - 1) / positions))
         guard g > group else { return }
         group = g
+        if let direct { direct.reserve(group: g); return }
         let grouped = g > 1
         col = FloatBuffer(count: pointwise && !grouped ? 0 : colRows * g * positions)
         channelMajor = FloatBuffer(count: grouped ? outChannels * g * positions : 0)
@@ -109,6 +117,7 @@ public final class MaskedConv2d: Layer {
 
     public func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int) {
         reserve(batch: 1)  // a no-op once the model reserved its batch
+        if let direct { return directForward(direct, x, y, batch: batch) }
         weights.plan.forEachChunk(batch: batch) { start, count in
             var first = start
             while first < start + count {
@@ -129,6 +138,7 @@ public final class MaskedConv2d: Layer {
                          _ dx: UnsafeMutablePointer<Float>?, batch: Int) {
         reserve(batch: 1)
         if batch == 0 { weights.effectiveGrad.zero() }
+        if let direct { return directBackward(direct, x, dy, dx, batch: batch) }
         weights.plan.forEachChunk(batch: batch) { start, count in
             var first = start
             while first < start + count {
@@ -136,6 +146,46 @@ public final class MaskedConv2d: Layer {
                 first += group
             }
             if count > 0 { weights.chunkDone() }
+        }
+        weights.gradientDone()
+    }
+
+    private func directForward(_ direct: DirectConvolution, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int) {
+        direct.packForward(weights.effective.pointer)
+        var first = 0
+        while first < batch {
+            let n = min(group, batch - first)
+            gemm.time(.forward, m: outChannels, n: n * positions, k: colRows) {
+                direct.forward(x + first * inputShape.count, y + first * outputShape.count, count: n)
+            }
+            first += n
+        }
+    }
+
+    /// As backward's sgemm path, by the direct convolution: groups inside chunks, each chunk's
+    /// weight gradient summed image after image and handed on.
+    private func directBackward(_ direct: DirectConvolution, _ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>,
+                                _ dx: UnsafeMutablePointer<Float>?, batch: Int) {
+        if dx != nil { direct.packBackward(weights.effective.pointer) }
+        weights.plan.forEachChunk(batch: batch) { start, count in
+            var first = start
+            while first < start + count {
+                let n = min(group, start + count - first)
+                gemm.time(.weightGradient, m: outChannels, n: colRows, k: n * positions) {
+                    direct.weightGradient(x + first * inputShape.count, dy + first * outputShape.count, count: n, first: first == start)
+                }
+                if let dx {
+                    gemm.time(.inputGradient, m: colRows, n: n * positions, k: outChannels) {
+                        direct.inputGradient(dy + first * outputShape.count, dx + first * inputShape.count, count: n,
+                                             accumulate: accumulatesInputGradient)
+                    }
+                }
+                first += n
+            }
+            if count > 0 {
+                direct.finishWeightGradient(weights.effectiveGrad.pointer)
+                weights.chunkDone()
+            }
         }
         weights.gradientDone()
     }

@@ -1,0 +1,288 @@
+// See include/direct_conv.h. The AVX-512 micro-kernels and a portable version of each, which does
+// the same fused multiply-adds (fmaf) in the same order: the same bits, at a fraction of the speed
+// (tests compare the two; other CPUs keep im2col + sgemm).
+#include "direct_conv.h"
+#include <math.h>
+#include <string.h>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define HM_X86 1
+#define AVX512 __attribute__((target("avx512f")))
+#endif
+
+static int forced_off = 0;
+void hm_conv3x3_force_off(int off) { forced_off = off; }
+
+static int avx512(void) {
+#ifdef HM_X86
+    static int cached = -1;
+    if (cached < 0) cached = __builtin_cpu_supports("avx512f") ? 1 : 0;
+    return cached;
+#else
+    return 0;
+#endif
+}
+
+int hm_conv3x3_available(void) { return avx512() && !forced_off; }
+
+// ---- Layouts ----
+
+void hm_conv3x3_pack_forward(const float *w, float *wf, int C, int Co) {
+    const int CB = C / 16;
+    for (int ob = 0; ob < Co / 16; ob++)
+        for (int cb = 0; cb < CB; cb++)
+            for (int t = 0; t < 9; t++)
+                for (int i = 0; i < 16; i++) {
+                    float *out = wf + (((long)(ob * CB + cb) * 9 + t) * 16 + i) * 16;
+                    const float *in = w + ((long)(ob * 16) * C + cb * 16 + i) * 9 + t;
+                    for (int o = 0; o < 16; o++) out[o] = in[(long)o * C * 9];
+                }
+}
+
+void hm_conv3x3_pack_backward(const float *w, float *wx, int C, int Co) {
+    const int OB = Co / 16;
+    for (int ib = 0; ib < C / 16; ib++)
+        for (int ob = 0; ob < OB; ob++)
+            for (int t = 0; t < 9; t++)
+                for (int o = 0; o < 16; o++) {
+                    float *out = wx + (((long)(ib * OB + ob) * 9 + t) * 16 + o) * 16;
+                    const float *in = w + ((long)(ob * 16 + o) * C + ib * 16) * 9 + (8 - t);
+                    for (int i = 0; i < 16; i++) out[i] = in[i * 9];
+                }
+}
+
+void hm_conv3x3_pad(const float *x, float *xp, int C, int H, int W, int n) {
+    const int Hp = H + 2, Wp = W + 2;
+    for (long c = 0; c < (long)n * C; c++) {
+        float *o = xp + c * Hp * Wp;
+        const float *in = x + c * H * W;
+        memset(o, 0, sizeof(float) * Wp);
+        for (int y = 0; y < H; y++) {
+            float *row = o + (long)(y + 1) * Wp;
+            row[0] = 0;
+            memcpy(row + 1, in + (long)y * W, sizeof(float) * W);
+            row[W + 1] = 0;
+        }
+        memset(o + (long)(Hp - 1) * Wp, 0, sizeof(float) * Wp);
+    }
+}
+
+void hm_conv3x3_block(const float *x, float *xb, int C, int H, int W, int n) {
+    const long P = (long)H * W;
+    for (long b = 0; b < (long)n * (C / 16); b++) {
+        const float *in = x + b * 16 * P;
+        float *out = xb + b * 16 * P;
+        for (long p0 = 0; p0 < P; p0 += 16) {
+            const long pe = p0 + 16 < P ? p0 + 16 : P;
+            for (int l = 0; l < 16; l++)
+                for (long p = p0; p < pe; p++) out[p * 16 + l] = in[l * P + p];
+        }
+    }
+}
+
+void hm_conv3x3_unpack_weight_grad(const float *dwb, float *dw, int C, int Co) {
+    for (int ob = 0; ob < Co / 16; ob++)
+        for (int o = 0; o < 16; o++)
+            for (long k = 0; k < (long)C * 9; k++)
+                dw[((long)(ob * 16 + o) * C) * 9 + k] = dwb[((long)ob * C * 9 + k) * 16 + o];
+}
+
+// ---- Output tiles: nr rows x nc columns of one block of 16 output channels ----
+
+// The tile's sums to y [16][H][W] (plane P apart), transposed from [position][16].
+static inline void store_tile(const float *buf, float *y, int nr, int nc, int W, long P, int oy0, int ox0, int accumulate) {
+    for (int l = 0; l < 16; l++)
+        for (int r = 0; r < nr; r++) {
+            float *o = y + l * P + (long)(oy0 + r) * W + ox0;
+            const float *s = buf + (long)r * nc * 16 + l;
+            if (accumulate) { for (int j = 0; j < nc; j++) o[j] += s[j * 16]; }
+            else { for (int j = 0; j < nc; j++) o[j] = s[j * 16]; }
+        }
+}
+
+static void tile_portable(const float *xp, const float *w, float *y, int C, int Hp, int Wp, int H, int W,
+                          int oy0, int ox0, int nr, int nc, int accumulate) {
+    float buf[28 * 16];
+    for (int i = 0; i < nr * nc * 16; i++) buf[i] = 0;
+    const long plane = (long)Hp * Wp;
+    for (int c0 = 0; c0 < C; c0 += 16)
+        for (int ki = 0; ki < 3; ki++)
+            for (int kj = 0; kj < 3; kj++) {
+                const float *xr = xp + c0 * plane + (long)(oy0 + ki) * Wp + ox0 + kj;
+                for (int c = 0; c < 16; c++, xr += plane, w += 16)
+                    for (int r = 0; r < nr; r++)
+                        for (int j = 0; j < nc; j++) {
+                            const float v = xr[(long)r * Wp + j];
+                            float *a = buf + (r * nc + j) * 16;
+                            for (int o = 0; o < 16; o++) a[o] = fmaf(v, w[o], a[o]);
+                        }
+            }
+    store_tile(buf, y, nr, nc, W, (long)H * W, oy0, ox0, accumulate);
+}
+
+#ifdef HM_X86
+static inline __attribute__((always_inline)) AVX512 void
+tile_avx512(const float *xp, const float *w, float *y, int C, int Hp, int Wp, int H, int W, int oy0, int ox0,
+            int accumulate, const int NR, const int NC) {
+    __m512 acc[NR][NC];
+    for (int r = 0; r < NR; r++)
+        for (int j = 0; j < NC; j++) acc[r][j] = _mm512_setzero_ps();
+    const long plane = (long)Hp * Wp;
+    for (int c0 = 0; c0 < C; c0 += 16)
+        for (int ki = 0; ki < 3; ki++)
+            for (int kj = 0; kj < 3; kj++) {
+                const float *xr = xp + c0 * plane + (long)(oy0 + ki) * Wp + ox0 + kj;
+                for (int c = 0; c < 16; c++, xr += plane, w += 16) {
+                    const __m512 wv = _mm512_loadu_ps(w);
+                    for (int r = 0; r < NR; r++)
+                        for (int j = 0; j < NC; j++)
+                            acc[r][j] = _mm512_fmadd_ps(_mm512_set1_ps(xr[(long)r * Wp + j]), wv, acc[r][j]);
+                }
+            }
+    float buf[NR * NC * 16] __attribute__((aligned(64)));
+    for (int r = 0; r < NR; r++)
+        for (int j = 0; j < NC; j++) _mm512_store_ps(buf + (r * NC + j) * 16, acc[r][j]);
+    store_tile(buf, y, NR, NC, W, (long)H * W, oy0, ox0, accumulate);
+}
+
+typedef void (*tile_fn)(const float *, const float *, float *, int, int, int, int, int, int, int, int);
+#define TILE(R, N)                                                                                            \
+    static AVX512 void tile_##R##_##N(const float *xp, const float *w, float *y, int C, int Hp, int Wp, int H, \
+                                      int W, int oy, int ox, int acc) {                                       \
+        tile_avx512(xp, w, y, C, Hp, Wp, H, W, oy, ox, acc, R, N);                                             \
+    }
+#define TILES4(N) TILE(1, N) TILE(2, N) TILE(3, N) TILE(4, N)
+TILES4(1) TILES4(2) TILES4(3) TILES4(4) TILES4(5) TILES4(6) TILES4(7)
+TILE(1, 8) TILE(2, 8) TILE(3, 8) TILE(1, 9) TILE(2, 9) TILE(3, 9)
+TILE(1, 10) TILE(2, 10) TILE(1, 11) TILE(2, 11) TILE(1, 12) TILE(2, 12) TILE(1, 13) TILE(2, 13) TILE(1, 14) TILE(2, 14)
+TILE(1, 15) TILE(1, 16)
+#define AT(R, N) [R - 1][N - 1] = tile_##R##_##N
+#define AT4(N) AT(1, N), AT(2, N), AT(3, N), AT(4, N)
+// Every (rows, columns) with rows x columns <= 28 accumulators, rows <= 4, columns <= 16.
+static const tile_fn tiles[4][16] = {
+    AT4(1), AT4(2), AT4(3), AT4(4), AT4(5), AT4(6), AT4(7),
+    AT(1, 8), AT(2, 8), AT(3, 8), AT(1, 9), AT(2, 9), AT(3, 9),
+    AT(1, 10), AT(2, 10), AT(1, 11), AT(2, 11), AT(1, 12), AT(2, 12), AT(1, 13), AT(2, 13), AT(1, 14), AT(2, 14),
+    AT(1, 15), AT(1, 16),
+};
+#endif
+
+// Columns per tile: the row in equal parts of at most 16; rows per tile: as many as keep the tile
+// within 28 accumulators, at most 4.
+static void tile_shape(int W, int *rows, int *cols) {
+    const int parts = (W + 15) / 16;
+    *cols = (W + parts - 1) / parts;
+    int r = 28 / *cols;
+    *rows = r > 4 ? 4 : r;
+}
+
+static void conv(const float *xp, const float *wf, float *y, int C, int Co, int H, int W, int n, int accumulate,
+                 int portable) {
+    const int Hp = H + 2, Wp = W + 2;
+    int NR, NC;
+    tile_shape(W, &NR, &NC);
+    // Output-channel blocks outside the images: a block's weights (C x 9 x 16 floats) stay in
+    // cache while the images' tiles pass by.
+    for (int ob = 0; ob < Co / 16; ob++) {
+        const float *w = wf + (long)ob * C * 9 * 16;
+        for (int b = 0; b < n; b++) {
+            const float *x = xp + (long)b * C * Hp * Wp;
+            float *out = y + ((long)b * Co + ob * 16) * H * W;
+            for (int oy = 0; oy < H; oy += NR) {
+                const int nr = H - oy < NR ? H - oy : NR;
+                for (int ox = 0; ox < W; ox += NC) {
+                    const int nc = W - ox < NC ? W - ox : NC;
+#ifdef HM_X86
+                    if (!portable) { tiles[nr - 1][nc - 1](x, w, out, C, Hp, Wp, H, W, oy, ox, accumulate); continue; }
+#endif
+                    tile_portable(x, w, out, C, Hp, Wp, H, W, oy, ox, nr, nc, accumulate);
+                }
+            }
+        }
+    }
+}
+
+void hm_conv3x3(const float *xp, const float *wf, float *y, int C, int Co, int H, int W, int n, int accumulate) {
+    conv(xp, wf, y, C, Co, H, W, n, accumulate, !avx512());
+}
+
+void hm_conv3x3_portable(const float *xp, const float *wf, float *y, int C, int Co, int H, int W, int n, int accumulate) {
+    conv(xp, wf, y, C, Co, H, W, n, accumulate, 1);
+}
+
+// ---- Weight gradient: for 16 output channels (a vector), 8 input channels x 3 taps kj of one
+// row ki in 24 accumulators, over every position of every image ----
+
+static void weight_grad_portable(const float *xp, const float *dyb, float *dwb, int C, int Co, int H, int W, int n,
+                                 int first) {
+    const int Hp = H + 2, Wp = W + 2, OB = Co / 16;
+    const long plane = (long)Hp * Wp, P = (long)H * W;
+    for (int ob = 0; ob < OB; ob++)
+        for (int c0 = 0; c0 < C; c0 += 8)
+            for (int ki = 0; ki < 3; ki++) {
+                float acc[8][3][16];
+                for (int c = 0; c < 8; c++)
+                    for (int kj = 0; kj < 3; kj++)
+                        for (int o = 0; o < 16; o++)
+                            acc[c][kj][o] = first ? 0 : dwb[(((long)ob * C + c0 + c) * 9 + ki * 3 + kj) * 16 + o];
+                for (int b = 0; b < n; b++)
+                    for (int oy = 0; oy < H; oy++)
+                        for (int ox = 0; ox < W; ox++) {
+                            const float *d = dyb + (((long)b * OB + ob) * P + (long)oy * W + ox) * 16;
+                            const float *x = xp + ((long)b * C + c0) * plane + (long)(oy + ki) * Wp + ox;
+                            for (int c = 0; c < 8; c++)
+                                for (int kj = 0; kj < 3; kj++) {
+                                    const float v = x[c * plane + kj];
+                                    for (int o = 0; o < 16; o++) acc[c][kj][o] = fmaf(v, d[o], acc[c][kj][o]);
+                                }
+                        }
+                for (int c = 0; c < 8; c++)
+                    for (int kj = 0; kj < 3; kj++)
+                        for (int o = 0; o < 16; o++) dwb[(((long)ob * C + c0 + c) * 9 + ki * 3 + kj) * 16 + o] = acc[c][kj][o];
+            }
+}
+
+#ifdef HM_X86
+static AVX512 void weight_grad_avx512(const float *xp, const float *dyb, float *dwb, int C, int Co, int H, int W, int n,
+                                      int first) {
+    const int Hp = H + 2, Wp = W + 2, OB = Co / 16;
+    const long plane = (long)Hp * Wp, P = (long)H * W;
+    for (int ob = 0; ob < OB; ob++)
+        for (int c0 = 0; c0 < C; c0 += 8)
+            for (int ki = 0; ki < 3; ki++) {
+                __m512 acc[8][3];
+                float *out = dwb + ((long)ob * C + c0) * 9 * 16 + ki * 3 * 16;
+                for (int c = 0; c < 8; c++)
+                    for (int kj = 0; kj < 3; kj++)
+                        acc[c][kj] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(out + (c * 9 + kj) * 16);
+                for (int b = 0; b < n; b++) {
+                    const float *d = dyb + ((long)b * OB + ob) * P * 16;
+                    const float *xb = xp + ((long)b * C + c0) * plane + (long)ki * Wp;
+                    for (int oy = 0; oy < H; oy++) {
+                        const float *x = xb + (long)oy * Wp;
+                        for (int ox = 0; ox < W; ox++, d += 16, x++) {
+                            const __m512 dv = _mm512_loadu_ps(d);
+                            for (int c = 0; c < 8; c++)
+                                for (int kj = 0; kj < 3; kj++)
+                                    acc[c][kj] = _mm512_fmadd_ps(_mm512_set1_ps(x[c * plane + kj]), dv, acc[c][kj]);
+                        }
+                    }
+                }
+                for (int c = 0; c < 8; c++)
+                    for (int kj = 0; kj < 3; kj++) _mm512_storeu_ps(out + (c * 9 + kj) * 16, acc[c][kj]);
+            }
+}
+#endif
+
+void hm_conv3x3_weight_grad(const float *xp, const float *dyb, float *dwb, int C, int Co, int H, int W, int n, int first) {
+#ifdef HM_X86
+    if (avx512()) { weight_grad_avx512(xp, dyb, dwb, C, Co, H, W, n, first); return; }
+#endif
+    weight_grad_portable(xp, dyb, dwb, C, Co, H, W, n, first);
+}
+
+void hm_conv3x3_weight_grad_portable(const float *xp, const float *dyb, float *dwb, int C, int Co, int H, int W, int n,
+                                     int first) {
+    weight_grad_portable(xp, dyb, dwb, C, Co, H, W, n, first);
+}

@@ -1,0 +1,49 @@
+// A direct 3x3 convolution, stride 1, padding 1, for channel counts that are multiples of 16,
+// with an AVX-512 micro-kernel of its own: no im2col and no sgemm. The activations stay NCHW;
+// only the input gets a one-pixel zero border ([C][H+2][W+2], a row copy), and the weights are
+// laid out in blocks of 16 output channels once per step. An output tile of up to 28 positions
+// of 16 output channels each lives in registers for the whole reduction over C x 3 x 3.
+//
+// Summation order, which fixes the bits: each output (and each input gradient) sums its C x 3 x 3
+// products in the order (channel block, ki, kj, channel within the block), one fused multiply-add
+// each, from 0; each weight gradient sums its products over the images of a call and their
+// positions in order (image, row, column), continuing from what the previous call left when not
+// `first`. A sample's output therefore does not depend on the other samples of a call.
+#ifndef HIDDEN_MPI_DIRECT_CONV_H
+#define HIDDEN_MPI_DIRECT_CONV_H
+
+/// 1 when this CPU runs the direct convolution (x86-64 with AVX-512F) and it is not switched off.
+int hm_conv3x3_available(void);
+/// Tests switch the direct convolution off (1) and on again (0).
+void hm_conv3x3_force_off(int off);
+
+/// The forward weights: w [Co][C][3][3] -> wf [Co/16][C/16][3][3][16 in][16 out].
+void hm_conv3x3_pack_forward(const float *w, float *wf, int C, int Co);
+/// The input-gradient weights, flipped and with the channels' roles swapped:
+/// w [Co][C][3][3] -> wx [C/16][Co/16][3][3][16 out][16 in], tap (ki, kj) from (2-ki, 2-kj).
+void hm_conv3x3_pack_backward(const float *w, float *wx, int C, int Co);
+
+/// n images [C][H][W] -> [C][H+2][W+2] with a zero border.
+void hm_conv3x3_pad(const float *x, float *xp, int C, int H, int W, int n);
+/// n images [C][H][W] -> [C/16][H][W][16] (channel-blocked, for the weight gradient).
+void hm_conv3x3_block(const float *x, float *xb, int C, int H, int W, int n);
+
+/// y [n][Co][H][W] = (or += with `accumulate`) the convolution of n padded images xp
+/// [n][C][H+2][W+2] with wf (hm_conv3x3_pack_forward). The input gradient is the same call on the
+/// padded output gradient with wx (hm_conv3x3_pack_backward) and the channel counts swapped.
+void hm_conv3x3(const float *xp, const float *wf, float *y, int C, int Co, int H, int W, int n, int accumulate);
+
+/// The weight gradient of n images in blocks: dwb [Co/16][C][3][3][16] (+)= sum over the images and
+/// positions of dy x, from the padded inputs xp [n][C][H+2][W+2] and the blocked output gradients
+/// dyb [n][Co/16][H][W][16]; starts from 0 when `first`.
+void hm_conv3x3_weight_grad(const float *xp, const float *dyb, float *dwb, int C, int Co, int H, int W, int n, int first);
+/// dwb (blocked) -> dw [Co][C][3][3].
+void hm_conv3x3_unpack_weight_grad(const float *dwb, float *dw, int C, int Co);
+
+/// The same two computations by the portable loops (fmaf, the same order: the same bits); tests
+/// compare them with the AVX-512 kernels.
+void hm_conv3x3_portable(const float *xp, const float *wf, float *y, int C, int Co, int H, int W, int n, int accumulate);
+void hm_conv3x3_weight_grad_portable(const float *xp, const float *dyb, float *dwb, int C, int Co, int H, int W, int n,
+                                     int first);
+
+#endif

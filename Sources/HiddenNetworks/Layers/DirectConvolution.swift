@@ -1,0 +1,84 @@
+// The direct 3x3 convolution (stride 1, padding 1, channels in multiples of 16) that MaskedConv2d
+// runs instead of im2col + sgemm where the CPU has AVX-512 (CKernels/direct_conv.c): the input
+// gets a zero border, the weights are laid out in blocks of 16 output channels once per forward
+// (and, flipped, once per backward), and an AVX-512 micro-kernel keeps a tile of outputs in
+// registers for the whole reduction. No im2col matrix, so no 9x copy of the input for OpenBLAS to
+// pack again: the layers with 64 channels, where that copy cost as much as the arithmetic, gain
+// most (Docs/performance.md).
+//
+// The results differ from the sgemm path's in their rounding (another summation order) and are
+// the same on every run, rank count and batch split: a sample's output and input gradient are
+// its own, and a chunk's weight gradient sums its images in order.
+
+import CKernels
+import Foundation
+
+final class DirectConvolution {
+    let inChannels, outChannels, height, width: Int
+    private var paddedInput = FloatBuffer(count: 0)       // [n][C][H+2][W+2]
+    private var paddedGrad = FloatBuffer(count: 0)        // [n][Co][H+2][W+2]
+    private var blockedGrad = FloatBuffer(count: 0)       // [n][Co/16][H][W][16]
+    private let forwardWeights, backwardWeights, gradBlocks: FloatBuffer
+    private var paddedCount: Int { (height + 2) * (width + 2) }
+
+    /// Whether the process may use it: the CPU runs it, HIDDEN_MPI_CONV is not "im2col", and BLAS
+    /// runs one thread per rank (the kernel has one thread; with more, sgemm's threads win).
+    nonisolated(unsafe) static var enabled: Bool = {
+        ProcessInfo.processInfo.environment["HIDDEN_MPI_CONV"]?.lowercased() != "im2col"
+    }()
+
+    static func qualifies(inChannels: Int, outChannels: Int, kernel: Int, stride: Int, padding: Int) -> Bool {
+        enabled && kernel == 3 && stride == 1 && padding == 1 && inChannels % 16 == 0 && outChannels % 16 == 0
+            && hm_conv3x3_available() != 0 && BLASThreads.current == 1
+    }
+
+    init(inChannels: Int, outChannels: Int, height: Int, width: Int) {
+        (self.inChannels, self.outChannels, self.height, self.width) = (inChannels, outChannels, height, width)
+        let count = inChannels * outChannels * 9
+        forwardWeights = FloatBuffer(count: count)
+        backwardWeights = FloatBuffer(count: count)
+        gradBlocks = FloatBuffer(count: count)
+    }
+
+    /// Buffers for groups of up to `group` images.
+    func reserve(group: Int) {
+        paddedInput = FloatBuffer(count: group * inChannels * paddedCount)
+        paddedGrad = FloatBuffer(count: group * outChannels * paddedCount)
+        blockedGrad = FloatBuffer(count: group * outChannels * height * width)
+    }
+
+    func packForward(_ w: UnsafePointer<Float>) {
+        hm_conv3x3_pack_forward(w, forwardWeights.pointer, Int32(inChannels), Int32(outChannels))
+    }
+
+    func packBackward(_ w: UnsafePointer<Float>) {
+        hm_conv3x3_pack_backward(w, backwardWeights.pointer, Int32(inChannels), Int32(outChannels))
+    }
+
+    /// y [n][Co][H][W] of images x [n][C][H][W].
+    func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count n: Int) {
+        let (c, co, h, w) = (Int32(inChannels), Int32(outChannels), Int32(height), Int32(width))
+        hm_conv3x3_pad(x, paddedInput.pointer, c, h, w, Int32(n))
+        hm_conv3x3(paddedInput.pointer, forwardWeights.pointer, y, c, co, h, w, Int32(n), 0)
+    }
+
+    /// The weight gradient of n images, added to the blocked sums (started when `first`).
+    func weightGradient(_ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, count n: Int, first: Bool) {
+        let (c, co, h, w) = (Int32(inChannels), Int32(outChannels), Int32(height), Int32(width))
+        hm_conv3x3_pad(x, paddedInput.pointer, c, h, w, Int32(n))
+        hm_conv3x3_block(dy, blockedGrad.pointer, co, h, w, Int32(n))
+        hm_conv3x3_weight_grad(paddedInput.pointer, blockedGrad.pointer, gradBlocks.pointer, c, co, h, w, Int32(n), first ? 1 : 0)
+    }
+
+    /// dx [n][C][H][W] (+)= the input gradient of n images' dy.
+    func inputGradient(_ dy: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, count n: Int, accumulate: Bool) {
+        let (c, co, h, w) = (Int32(inChannels), Int32(outChannels), Int32(height), Int32(width))
+        hm_conv3x3_pad(dy, paddedGrad.pointer, co, h, w, Int32(n))
+        hm_conv3x3(paddedGrad.pointer, backwardWeights.pointer, dx, co, c, h, w, Int32(n), accumulate ? 1 : 0)
+    }
+
+    /// The blocked weight-gradient sums to dW [Co][C][3][3].
+    func finishWeightGradient(_ dw: UnsafeMutablePointer<Float>) {
+        hm_conv3x3_unpack_weight_grad(gradBlocks.pointer, dw, Int32(inChannels), Int32(outChannels))
+    }
+}

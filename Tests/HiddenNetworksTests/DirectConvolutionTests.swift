@@ -1,0 +1,146 @@
+// The direct 3x3 convolution (DirectConvolution.swift, CKernels/direct_conv.c): against the
+// seven-loop convolution in double, forward and both adjoints, over geometries that exercise its
+// tiles (rows and columns left over, images narrower than a tile, several channel blocks); its
+// AVX-512 kernels against its portable loops bit for bit; and the choice of path.
+
+import CKernels
+import XCTest
+@testable import HiddenNetworks
+
+final class DirectConvolutionTests: XCTestCase {
+    typealias Geometry = ConvolutionReferenceTests.Geometry
+
+    let table: [Geometry] = [
+        Geometry(c: 16, h: 5, w: 5, co: 16, kernel: 3, stride: 1, padding: 1, batch: 3),
+        Geometry(c: 32, h: 4, w: 4, co: 16, kernel: 3, stride: 1, padding: 1, batch: 2),
+        Geometry(c: 16, h: 1, w: 1, co: 32, kernel: 3, stride: 1, padding: 1, batch: 3),
+        Geometry(c: 16, h: 7, w: 33, co: 16, kernel: 3, stride: 1, padding: 1, batch: 2),  // columns in 11s
+        Geometry(c: 16, h: 9, w: 14, co: 32, kernel: 3, stride: 1, padding: 1, batch: 2),  // rows in 2s, one left
+        Geometry(c: 48, h: 3, w: 17, co: 16, kernel: 3, stride: 1, padding: 1, batch: 2),
+        Geometry(c: 16, h: 8, w: 8, co: 48, kernel: 3, stride: 1, padding: 1, batch: 5),   // rows in 3s
+        Geometry(c: 16, h: 2, w: 7, co: 16, kernel: 3, stride: 1, padding: 1, batch: 4),
+    ]
+
+    override func tearDown() { DirectConvolution.enabled = true }
+
+    /// Each geometry by the direct convolution where the CPU has it and by im2col + sgemm, in
+    /// groups of one image and of the whole batch, and with a residual block's accumulating dx.
+    func testForwardAndAdjointsMatchDirectLoops() throws {
+        let saved = MaskedConv2d.columnsPerGEMM
+        defer { MaskedConv2d.columnsPerGEMM = saved }
+        var rng = TestRNG(31)
+        var directRuns = 0
+        for g in table {
+            for enabled in [true, false] {
+                for columns in [1, g.batch * g.oh * g.ow] {
+                    DirectConvolution.enabled = enabled
+                    MaskedConv2d.columnsPerGEMM = columns
+                    let layer = try MaskedConv2d(input: Shape([g.c, g.h, g.w]), outChannels: g.co, k: 0.5)
+                    XCTAssertEqual(layer.direct != nil, enabled && hm_conv3x3_available() != 0, "path of \(g)")
+                    if layer.direct != nil { directRuns += 1 }
+                    layer.reserve(batch: g.batch)
+                    let arena = prepare(layer.weights, rng: &rng)
+                    let weff = layer.weights.effective.array
+                    let xs = rng.floats(g.batch * g.c * g.h * g.w), dys = rng.floats(g.batch * g.co * g.oh * g.ow)
+                    let preset = rng.floats(xs.count)
+                    var y = [Double](repeating: 0, count: dys.count), dx = preset.map(Double.init)
+                    var dw = [Double](repeating: 0, count: weff.count)
+                    g.forEachTap { xi, yi, wi in
+                        y[yi] += Double(xs[xi]) * Double(weff[wi])
+                        dx[xi] += Double(weff[wi]) * Double(dys[yi])
+                        dw[wi] += Double(xs[xi]) * Double(dys[yi])
+                    }
+                    let what = "\(g), \(layer.direct != nil ? "direct" : "im2col"), groups of \(layer.group)"
+                    let x = buffer(xs), out = FloatBuffer(count: dys.count)
+                    for i in 0..<out.count { out[i] = .nan }
+                    layer.forward(x.pointer, out.pointer, batch: g.batch)
+                    assertAllClose(out.array, y.map(Float.init), rtol: 1e-5, atol: 1e-5, "forward \(what)")
+
+                    // A residual block's convolution adds dL/dx to what dx holds.
+                    layer.accumulatesInputGradient = true
+                    let dy = buffer(dys), gx = buffer(preset)
+                    layer.backward(x.pointer, out.pointer, dy.pointer, gx.pointer, batch: g.batch)
+                    assertAllClose(gx.array, dx.map(Float.init), rtol: 1e-5, atol: 1e-5, "dL/dx added \(what)")
+                    assertAllClose(layer.weights.effectiveGrad.array, dw.map(Float.init), rtol: 1e-5, atol: 1e-5, "dL/dW_eff \(what)")
+
+                    // Overwriting dx, and without dx (the first layer).
+                    layer.accumulatesInputGradient = false
+                    for i in 0..<gx.count { gx[i] = .nan }
+                    layer.backward(x.pointer, out.pointer, dy.pointer, gx.pointer, batch: g.batch)
+                    let fresh = zip(dx, preset).map { Float($0 - Double($1)) }
+                    assertAllClose(gx.array, fresh, rtol: 1e-4, atol: 1e-5, "dL/dx \(what)")
+                    layer.backward(x.pointer, out.pointer, dy.pointer, nil, batch: g.batch)
+                    assertAllClose(layer.weights.effectiveGrad.array, dw.map(Float.init), rtol: 1e-5, atol: 1e-5, "dL/dW_eff without dx \(what)")
+
+                    // A sample's output is its own, to the bit, whatever else is in the call.
+                    let single = FloatBuffer(count: g.co * g.oh * g.ow)
+                    layer.forward(x.pointer + (g.batch - 1) * g.c * g.h * g.w, single.pointer, batch: 1)
+                    if layer.direct != nil {
+                        XCTAssertEqual(single.array, Array(out.array.suffix(single.count)), "last sample alone, \(what)")
+                    }
+                    withExtendedLifetime((arena, dy)) {}
+                }
+            }
+        }
+        if hm_conv3x3_available() != 0 { XCTAssertEqual(directRuns, 2 * table.count) }
+    }
+
+    /// The AVX-512 kernels give the portable loops' bits (the same fused multiply-adds in the same
+    /// order), forward, input gradient and weight gradient over two calls.
+    func testKernelsMatchPortableLoopsBitForBit() throws {
+        try XCTSkipIf(hm_conv3x3_available() == 0, "this CPU has no AVX-512: the portable loops are all there is")
+        var rng = TestRNG(32)
+        for (c, co, h, w, n) in [(16, 32, 5, 33, 2), (32, 16, 4, 4, 3), (16, 16, 9, 14, 1), (16, 16, 1, 3, 2)] {
+            let what = "C\(c) Co\(co) \(h)x\(w) n\(n)"
+            let x = buffer(rng.floats(n * c * h * w)), dy = buffer(rng.floats(n * co * h * w))
+            let weights = buffer(rng.floats(co * c * 9))
+            let wf = FloatBuffer(count: weights.count), wx = FloatBuffer(count: weights.count)
+            hm_conv3x3_pack_forward(weights.pointer, wf.pointer, Int32(c), Int32(co))
+            hm_conv3x3_pack_backward(weights.pointer, wx.pointer, Int32(c), Int32(co))
+            let xp = FloatBuffer(count: n * c * (h + 2) * (w + 2)), dyp = FloatBuffer(count: n * co * (h + 2) * (w + 2))
+            hm_conv3x3_pad(x.pointer, xp.pointer, Int32(c), Int32(h), Int32(w), Int32(n))
+            hm_conv3x3_pad(dy.pointer, dyp.pointer, Int32(co), Int32(h), Int32(w), Int32(n))
+            let dyb = FloatBuffer(count: dy.count)
+            hm_conv3x3_block(dy.pointer, dyb.pointer, Int32(co), Int32(h), Int32(w), Int32(n))
+
+            let y1 = FloatBuffer(count: dy.count), y2 = FloatBuffer(count: dy.count)
+            hm_conv3x3(xp.pointer, wf.pointer, y1.pointer, Int32(c), Int32(co), Int32(h), Int32(w), Int32(n), 0)
+            hm_conv3x3_portable(xp.pointer, wf.pointer, y2.pointer, Int32(c), Int32(co), Int32(h), Int32(w), Int32(n), 0)
+            XCTAssertEqual(y1.array.map(\.bitPattern), y2.array.map(\.bitPattern), "forward \(what)")
+
+            let d1 = buffer(Array(repeating: 0.25, count: x.count)), d2 = buffer(Array(repeating: 0.25, count: x.count))
+            hm_conv3x3(dyp.pointer, wx.pointer, d1.pointer, Int32(co), Int32(c), Int32(h), Int32(w), Int32(n), 1)
+            hm_conv3x3_portable(dyp.pointer, wx.pointer, d2.pointer, Int32(co), Int32(c), Int32(h), Int32(w), Int32(n), 1)
+            XCTAssertEqual(d1.array.map(\.bitPattern), d2.array.map(\.bitPattern), "input gradient \(what)")
+
+            let g1 = FloatBuffer(count: weights.count), g2 = FloatBuffer(count: weights.count)
+            for first in [1, 0] as [Int32] {
+                hm_conv3x3_weight_grad(xp.pointer, dyb.pointer, g1.pointer, Int32(c), Int32(co), Int32(h), Int32(w), Int32(n), first)
+                hm_conv3x3_weight_grad_portable(xp.pointer, dyb.pointer, g2.pointer, Int32(c), Int32(co), Int32(h), Int32(w), Int32(n), first)
+            }
+            XCTAssertEqual(g1.array.map(\.bitPattern), g2.array.map(\.bitPattern), "weight gradient \(what)")
+            XCTAssert(g1.array.contains { $0 != 0 }, "a weight gradient at all, \(what)")
+        }
+    }
+
+    /// Only 3x3 convolutions with stride 1, padding 1 and channels in 16s take the direct path.
+    func testWhichLayersQualify() throws {
+        try XCTSkipIf(hm_conv3x3_available() == 0, "this CPU has no AVX-512")
+        let cases: [(Shape, Int, Int, Int, Int, Bool)] = [  // input, out channels, kernel, stride, padding, direct
+            (Shape([16, 8, 8]), 16, 3, 1, 1, true),
+            (Shape([64, 32, 32]), 128, 3, 1, 1, true),
+            (Shape([3, 32, 32]), 64, 3, 1, 1, false),   // the RGB stem
+            (Shape([16, 8, 8]), 24, 3, 1, 1, false),
+            (Shape([16, 8, 8]), 16, 3, 2, 1, false),    // strided
+            (Shape([16, 8, 8]), 16, 1, 1, 0, false),    // 1x1
+            (Shape([16, 8, 8]), 16, 5, 1, 2, false),
+            (Shape([16, 8, 8]), 16, 3, 1, 0, false),
+        ]
+        for (input, co, kernel, stride, padding, expected) in cases {
+            let layer = try MaskedConv2d(input: input, outChannels: co, kernel: kernel, stride: stride, padding: padding, k: 0.5)
+            XCTAssertEqual(layer.direct != nil, expected, "\(input) -> \(co) k\(kernel) s\(stride) p\(padding)")
+        }
+        DirectConvolution.enabled = false
+        XCTAssertNil(try MaskedConv2d(input: Shape([16, 8, 8]), outChannels: 16, k: 0.5).direct, "HIDDEN_MPI_CONV=im2col")
+    }
+}
