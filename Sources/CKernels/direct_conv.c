@@ -68,16 +68,56 @@ void hm_conv3x3_pad(const float *x, float *xp, int C, int H, int W, int n) {
     }
 }
 
+#ifdef HM_X86
+// r[l] = row l of a 16x16 block -> r[p] = column p (the known unpack / shuffle / 128-bit-lane
+// sequence: three stages of exchanges, 64 shuffles for 256 floats).
+static inline __attribute__((always_inline)) AVX512 void transpose16(__m512 r[16]) {
+    __m512 t[16];
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) {
+        r[i] = _mm512_shuffle_ps(t[i], t[i + 2], 0x44);
+        r[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], 0xEE);
+        r[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+        r[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+    }
+    for (int i = 0; i < 4; i++) {
+        t[i] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0x88);
+        t[i + 4] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0xdd);
+        t[i + 8] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0x88);
+        t[i + 12] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0xdd);
+    }
+    for (int i = 0; i < 8; i++) {
+        r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
+        r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xdd);
+    }
+}
+
+static AVX512 void block_avx512(const float *in, float *out, long P) {
+    long p0 = 0;
+    for (; p0 + 16 <= P; p0 += 16) {
+        __m512 r[16];
+        for (int l = 0; l < 16; l++) r[l] = _mm512_loadu_ps(in + l * P + p0);
+        transpose16(r);
+        for (int p = 0; p < 16; p++) _mm512_storeu_ps(out + (p0 + p) * 16, r[p]);
+    }
+    for (long p = p0; p < P; p++)
+        for (int l = 0; l < 16; l++) out[p * 16 + l] = in[l * P + p];
+}
+#endif
+
 void hm_conv3x3_block(const float *x, float *xb, int C, int H, int W, int n) {
     const long P = (long)H * W;
     for (long b = 0; b < (long)n * (C / 16); b++) {
         const float *in = x + b * 16 * P;
         float *out = xb + b * 16 * P;
-        for (long p0 = 0; p0 < P; p0 += 16) {
-            const long pe = p0 + 16 < P ? p0 + 16 : P;
-            for (int l = 0; l < 16; l++)
-                for (long p = p0; p < pe; p++) out[p * 16 + l] = in[l * P + p];
-        }
+#ifdef HM_X86
+        if (avx512()) { block_avx512(in, out, P); continue; }
+#endif
+        for (long p = 0; p < P; p++)
+            for (int l = 0; l < 16; l++) out[p * 16 + l] = in[l * P + p];
     }
 }
 
@@ -140,6 +180,16 @@ tile_avx512(const float *xp, const float *w, float *y, int C, int Hp, int Wp, in
                             acc[r][j] = _mm512_fmadd_ps(_mm512_set1_ps(xr[(long)r * Wp + j]), wv, acc[r][j]);
                 }
             }
+    if (NR == 1 && NC == 16) {  // one row of 16 positions: transposed in registers, 16 vector stores
+        __m512 r[16];  // a copy: acc's address taken would keep it in memory through the loop
+        for (int j = 0; j < 16; j++) r[j] = acc[0][j % NC];
+        transpose16(r);
+        float *o = y + (long)oy0 * W + ox0;
+        const long P = (long)H * W;
+        for (int l = 0; l < 16; l++, o += P)
+            _mm512_storeu_ps(o, accumulate ? _mm512_add_ps(_mm512_loadu_ps(o), r[l]) : r[l]);
+        return;
+    }
     float buf[NR * NC * 16] __attribute__((aligned(64)));
     for (int r = 0; r < NR; r++)
         for (int j = 0; j < NC; j++) _mm512_store_ps(buf + (r * NC + j) * 16, acc[r][j]);

@@ -228,19 +228,21 @@ func allocationCount() -> (all: Int, blas: Int)? {
     return (Int(unsafeBitCast(symbol, to: Counter.self)()), blas)
 }
 
-/// The sgemm calls of the timed steps, by layer shape (layers of one shape together), mean per step.
+/// The sgemm calls (and direct convolutions) of the timed steps, by layer shape (layers of one
+/// shape together), mean per step.
 struct GEMMShare {
-    var rows: [(shape: String, layers: Int, seconds: [Double], flops: [Double])] = []
+    typealias Row = (shape: String, kernel: String, layers: Int, seconds: [Double], flops: [Double])
+    var rows: [Row] = []
 
     init(model: Model, steps: Int) {
         let tallies = model.allLayers.compactMap { ($0 as? MaskedConv2d)?.gemm ?? ($0 as? MaskedLinear)?.gemm }
         for t in tallies {
             let s = t.seconds.map { $0 / Double(steps) }, f = t.flops.map { $0 / Double(steps) }
-            if let i = rows.firstIndex(where: { $0.shape == t.shape }) {
+            if let i = rows.firstIndex(where: { $0.shape == t.shape && $0.kernel == t.kernel }) {
                 rows[i].layers += 1
                 for d in s.indices { rows[i].seconds[d] += s[d]; rows[i].flops[d] += f[d] }
             } else {
-                rows.append((t.shape, 1, s, f))
+                rows.append((t.shape, t.kernel, 1, s, f))
             }
         }
         rows.sort { $0.seconds.reduce(0, +) > $1.seconds.reduce(0, +) }
@@ -252,13 +254,13 @@ struct GEMMShare {
     static let directions = ["forward", "weight_gradient", "input_gradient"]
 
     /// GFLOP/s of one row's sgemms in direction d (0 where it made none).
-    static func gflops(_ row: (shape: String, layers: Int, seconds: [Double], flops: [Double]), _ d: Int) -> Double {
+    static func gflops(_ row: Row, _ d: Int) -> Double {
         row.seconds[d] > 0 ? row.flops[d] / row.seconds[d] / 1e9 : 0
     }
 
     var json: [[String: Any]] {
         rows.map { row in
-            var o: [String: Any] = ["shape": row.shape, "layers": row.layers]
+            var o: [String: Any] = ["shape": row.shape, "kernel": row.kernel, "layers": row.layers]
             for (d, name) in Self.directions.enumerated() {
                 o[name + "_s"] = row.seconds[d]
                 o[name + "_gflops"] = Self.gflops(row, d)
@@ -269,16 +271,17 @@ struct GEMMShare {
 
     func printTable(step: Double, peak: Double) {
         guard seconds > 0 else { return }
-        print("  sgemm calls by layer shape (ms per step and GFLOP/s: forward | weight gradient | input gradient):")
+        print("  sgemm calls by layer shape (ms per step and GFLOP/s: forward | weight gradient | input gradient;")
+        print("  * the direct 3x3 convolution instead, its padding and re-layout included):")
         for row in rows {
-            let label = "\(row.shape) x\(row.layers)"
+            let label = "\(row.shape) x\(row.layers)" + (row.kernel == "direct" ? " *" : "")
             var line = "    " + label + String(repeating: " ", count: max(0, 34 - label.count))
             for d in row.seconds.indices {
                 line += String(format: "%8.1f ms %6.1f", 1e3 * row.seconds[d], Self.gflops(row, d)) + (d < 2 ? " |" : "")
             }
             print(line)
         }
-        print(String(format: "  sgemm in all: %.1f ms, %.1f%% of the step, at %.1f GFLOP/s (%.0f%% of the peak); the rest of the step: %.1f%%",
+        print(String(format: "  sgemm and direct convolutions in all: %.1f ms, %.1f%% of the step, at %.1f GFLOP/s (%.0f%% of the peak); the rest of the step: %.1f%%",
                      1e3 * seconds, 100 * seconds / step, gflops, 100 * gflops / peak, 100 * (1 - seconds / step)))
     }
 }

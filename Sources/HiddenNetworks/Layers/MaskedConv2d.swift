@@ -70,7 +70,8 @@ public final class MaskedConv2d: Layer {
         direct = DirectConvolution.qualifies(inChannels: inChannels, outChannels: outChannels, kernel: kernel,
                                              stride: stride, padding: padding)
             ? DirectConvolution(inChannels: inChannels, outChannels: outChannels, height: height, width: width) : nil
-        gemm = GEMMTally(shape: "conv \(kernel)x\(kernel)/\(stride) \(inChannels)->\(outChannels) @\(outHeight)x\(outWidth)")
+        gemm = GEMMTally(shape: "conv \(kernel)x\(kernel)/\(stride) \(inChannels)->\(outChannels) @\(outHeight)x\(outWidth)",
+                         kernel: direct == nil ? "sgemm" : "direct")
     }
 
     /// Sizes the group and its buffers for batches of up to `batch` images.

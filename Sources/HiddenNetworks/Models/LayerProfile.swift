@@ -52,10 +52,13 @@ public enum GEMMDirection: Int, CaseIterable, Sendable {
 public final class GEMMTally {
     /// What the layer is, e.g. "conv 3x3/1 64->64 @32x32": layers with the same shape add up.
     public let shape: String
+    /// "sgemm", or "direct" for the direct 3x3 convolution (whose times include its padding and
+    /// re-layout of the data, as sgemm's include OpenBLAS's packing).
+    public let kernel: String
     public private(set) var seconds = [Double](repeating: 0, count: GEMMDirection.allCases.count)
     public private(set) var flops = [Double](repeating: 0, count: GEMMDirection.allCases.count)
 
-    init(shape: String) { self.shape = shape }
+    init(shape: String, kernel: String = "sgemm") { (self.shape, self.kernel) = (shape, kernel) }
 
     /// body (one sgemm of m x n x k), timed when the profile is on.
     @inline(__always)
