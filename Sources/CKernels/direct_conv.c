@@ -106,6 +106,16 @@ static AVX512 void block_avx512(const float *in, float *out, long P) {
     for (long p = p0; p < P; p++)
         for (int l = 0; l < 16; l++) out[p * 16 + l] = in[l * P + p];
 }
+
+// in [K][16] -> out [16][K], K a multiple of 16: the inverse of block_avx512.
+static AVX512 void unblock_avx512(const float *in, float *out, long K) {
+    for (long k0 = 0; k0 < K; k0 += 16) {
+        __m512 r[16];
+        for (int k = 0; k < 16; k++) r[k] = _mm512_loadu_ps(in + (k0 + k) * 16);
+        transpose16(r);
+        for (int o = 0; o < 16; o++) _mm512_storeu_ps(out + o * K + k0, r[o]);
+    }
+}
 #endif
 
 void hm_conv3x3_block(const float *x, float *xb, int C, int H, int W, int n) {
@@ -122,10 +132,16 @@ void hm_conv3x3_block(const float *x, float *xb, int C, int H, int W, int n) {
 }
 
 void hm_conv3x3_unpack_weight_grad(const float *dwb, float *dw, int C, int Co) {
-    for (int ob = 0; ob < Co / 16; ob++)
+    const long K = (long)C * 9;  // a multiple of 16
+    for (int ob = 0; ob < Co / 16; ob++) {
+        const float *in = dwb + ob * K * 16;
+        float *out = dw + ob * 16 * K;
+#ifdef HM_X86
+        if (avx512()) { unblock_avx512(in, out, K); continue; }
+#endif
         for (int o = 0; o < 16; o++)
-            for (long k = 0; k < (long)C * 9; k++)
-                dw[((long)(ob * 16 + o) * C) * 9 + k] = dwb[((long)ob * C * 9 + k) * 16 + o];
+            for (long k = 0; k < K; k++) out[o * K + k] = in[k * 16 + o];
+    }
 }
 
 // ---- Output tiles: nr rows x nc columns of one block of 16 output channels ----
@@ -323,10 +339,50 @@ static AVX512 void weight_grad_avx512(const float *xp, const float *dyb, float *
                     for (int kj = 0; kj < 3; kj++) _mm512_storeu_ps(out + (c * 9 + kj) * 16, acc[c][kj]);
             }
 }
+// Two blocks of output channels at once (4 input channels x 3 taps x 2 blocks): each broadcast
+// input value feeds two fused multiply-adds, which halves the loads per multiply-add. Every sum
+// still takes its positions in the same order, so the bits are those of the loop above.
+static AVX512 void weight_grad_avx512_pairs(const float *xp, const float *dyb, float *dwb, int C, int Co, int H, int W,
+                                            int n, int first) {
+    const int Hp = H + 2, Wp = W + 2, OB = Co / 16;
+    const long plane = (long)Hp * Wp, P = (long)H * W;
+    for (int ob = 0; ob < OB; ob += 2)
+        for (int c0 = 0; c0 < C; c0 += 4)
+            for (int ki = 0; ki < 3; ki++) {
+                __m512 acc[2][4][3];
+                float *out[2];
+                for (int h = 0; h < 2; h++) {
+                    out[h] = dwb + ((long)(ob + h) * C + c0) * 9 * 16 + ki * 3 * 16;
+                    for (int c = 0; c < 4; c++)
+                        for (int kj = 0; kj < 3; kj++)
+                            acc[h][c][kj] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(out[h] + (c * 9 + kj) * 16);
+                }
+                for (int b = 0; b < n; b++) {
+                    const float *d = dyb + ((long)b * OB + ob) * P * 16;
+                    const float *xb = xp + ((long)b * C + c0) * plane + (long)ki * Wp;
+                    for (int oy = 0; oy < H; oy++) {
+                        const float *x = xb + (long)oy * Wp;
+                        for (int ox = 0; ox < W; ox++, d += 16, x++) {
+                            const __m512 d0 = _mm512_loadu_ps(d), d1 = _mm512_loadu_ps(d + P * 16);
+                            for (int c = 0; c < 4; c++)
+                                for (int kj = 0; kj < 3; kj++) {
+                                    const __m512 v = _mm512_set1_ps(x[c * plane + kj]);
+                                    acc[0][c][kj] = _mm512_fmadd_ps(v, d0, acc[0][c][kj]);
+                                    acc[1][c][kj] = _mm512_fmadd_ps(v, d1, acc[1][c][kj]);
+                                }
+                        }
+                    }
+                }
+                for (int h = 0; h < 2; h++)
+                    for (int c = 0; c < 4; c++)
+                        for (int kj = 0; kj < 3; kj++) _mm512_storeu_ps(out[h] + (c * 9 + kj) * 16, acc[h][c][kj]);
+            }
+}
 #endif
 
 void hm_conv3x3_weight_grad(const float *xp, const float *dyb, float *dwb, int C, int Co, int H, int W, int n, int first) {
 #ifdef HM_X86
+    if (avx512() && (Co / 16) % 2 == 0) { weight_grad_avx512_pairs(xp, dyb, dwb, C, Co, H, W, n, first); return; }
     if (avx512()) { weight_grad_avx512(xp, dyb, dwb, C, Co, H, W, n, first); return; }
 #endif
     weight_grad_portable(xp, dyb, dwb, C, Co, H, W, n, first);
