@@ -4,8 +4,11 @@
 # and resnet50 (3x224x224, batch 32), one rank x one thread, A/B interleaved for ROUNDS rounds:
 #   hidden-mpi with its own kernel choice, hidden-mpi with each correct kernel forced,
 #   the PyTorch reference (sort top-k) and its --topk kthvalue variant;
-# then two ranks against the reference's DDP on two processes at the same global batch.
-#   scripts/bench-speed.sh [rounds] [models]   > results.jsonl   (about 40 minutes on 2 cores)
+# then two ranks against the reference's DDP on two processes at the same global batch, also
+# ROUNDS rounds with the order alternating.
+#   scripts/bench-speed.sh [rounds] [models]   > results.jsonl   (about 60 minutes on 2 cores)
+# CORES="SkylakeX Cooperlake" forces only those kernels (default: every correct one the probe
+# found; the generic ones are 3-4x slower here and take most of the time).
 #   python3 scripts/speed_table.py results.jsonl
 # Prints JSON lines (bench objects with "impl", "round" and "kernel_forced" added). The kernel
 # probe's own cost is measured first (a fresh cache, then a warm one).
@@ -28,6 +31,7 @@ for state in cold warm; do
 done
 "$BIN" kernels --json | python3 -c 'import json,sys; d=json.load(sys.stdin); d["impl"]="probe-result"; print(json.dumps(d, sort_keys=True))'
 cores=$("$BIN" kernels --json | python3 -c 'import json,sys; print(" ".join(sorted({c["core"] for c in json.load(sys.stdin)["candidates"] if c["status"] == "ok"})))')
+[ -n "${CORES:-}" ] && cores=$CORES
 shape() { case $1 in resnet50) echo "3x224x224 32 1000 2 2";; *) echo "3x32x32 128 10 5 5";; esac; }
 for r in $(seq 1 "$ROUNDS"); do
     for model in $MODELS; do
@@ -41,10 +45,18 @@ for r in $(seq 1 "$ROUNDS"); do
         done
     done
 done
-for model in $MODELS; do
-    read -r input batch classes steps rsteps <<<"$(shape "$model")"
-    mpirun -np 2 "$BIN" bench --model "$model" --input "$input" --classes "$classes" --batch-size "$batch" --steps "$steps" \
-        --warmup-steps 1 --json | tag hidden-mpi-np2 0 none
-    "$PY" "$REF" ddp --model "$model" --input "$input" --classes "$classes" --world-size 2 --batch-size "$batch" \
-        --steps "$rsteps" --warmup-steps 1 --k 0.5 | tag pytorch-ddp2 0 none
+for r in $(seq 1 "$ROUNDS"); do
+    for model in $MODELS; do
+        read -r input batch classes steps rsteps <<<"$(shape "$model")"
+        order=(ours ddp); [ $((r % 2)) -eq 0 ] && order=(ddp ours)
+        for impl in "${order[@]}"; do
+            if [ "$impl" = ours ]; then
+                mpirun -np 2 "$BIN" bench --model "$model" --input "$input" --classes "$classes" --batch-size "$batch" --steps "$steps" \
+                    --warmup-steps 1 --json | tag hidden-mpi-np2 "$r" none
+            else
+                "$PY" "$REF" ddp --model "$model" --input "$input" --classes "$classes" --world-size 2 --batch-size "$batch" \
+                    --steps "$rsteps" --warmup-steps 1 --k 0.5 | tag pytorch-ddp2 "$r" none
+            fi
+        done
+    done
 done

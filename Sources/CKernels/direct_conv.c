@@ -180,12 +180,15 @@ static void tile_portable(const float *xp, const float *w, float *y, int C, int 
 #ifdef HM_X86
 static inline __attribute__((always_inline)) AVX512 void
 tile_avx512(const float *xp, const float *w, float *y, int C, int Hp, int Wp, int H, int W, int oy0, int ox0,
-            int accumulate, const int NR, const int NC) {
+            int accumulate, int c_begin, int c_end, float *part, const int NR, const int NC) {
+    const int last = c_end >= C;
     __m512 acc[NR][NC];
     for (int r = 0; r < NR; r++)
-        for (int j = 0; j < NC; j++) acc[r][j] = _mm512_setzero_ps();
+        for (int j = 0; j < NC; j++)
+            acc[r][j] = c_begin == 0 ? _mm512_setzero_ps() : _mm512_loadu_ps(part + ((long)(oy0 + r) * W + ox0 + j) * 16);
     const long plane = (long)Hp * Wp;
-    for (int c0 = 0; c0 < C; c0 += 16)
+    if (c_end < C) C = c_end;  // the sums go on from where the last channels' call left them
+    for (int c0 = c_begin; c0 < C; c0 += 16)
         for (int ki = 0; ki < 3; ki++)
             for (int kj = 0; kj < 3; kj++) {
                 const float *xr = xp + c0 * plane + (long)(oy0 + ki) * Wp + ox0 + kj;
@@ -196,6 +199,11 @@ tile_avx512(const float *xp, const float *w, float *y, int C, int Hp, int Wp, in
                             acc[r][j] = _mm512_fmadd_ps(_mm512_set1_ps(xr[(long)r * Wp + j]), wv, acc[r][j]);
                 }
             }
+    if (!last) {  // partial sums, continued by the call for the next channels
+        for (int r = 0; r < NR; r++)
+            for (int j = 0; j < NC; j++) _mm512_storeu_ps(part + ((long)(oy0 + r) * W + ox0 + j) * 16, acc[r][j]);
+        return;
+    }
     if (NR == 1 && NC == 16) {  // one row of 16 positions: transposed in registers, 16 vector stores
         __m512 r[16];  // a copy: acc's address taken would keep it in memory through the loop
         for (int j = 0; j < 16; j++) r[j] = acc[0][j % NC];
@@ -212,11 +220,12 @@ tile_avx512(const float *xp, const float *w, float *y, int C, int Hp, int Wp, in
     store_tile(buf, y, NR, NC, W, (long)H * W, oy0, ox0, accumulate);
 }
 
-typedef void (*tile_fn)(const float *, const float *, float *, int, int, int, int, int, int, int, int);
+typedef void (*tile_fn)(const float *, const float *, float *, int, int, int, int, int, int, int, int, int, int,
+                        float *);
 #define TILE(R, N)                                                                                            \
     static AVX512 void tile_##R##_##N(const float *xp, const float *w, float *y, int C, int Hp, int Wp, int H, \
-                                      int W, int oy, int ox, int acc) {                                       \
-        tile_avx512(xp, w, y, C, Hp, Wp, H, W, oy, ox, acc, R, N);                                             \
+                                      int W, int oy, int ox, int acc, int cb, int ce, float *part) {          \
+        tile_avx512(xp, w, y, C, Hp, Wp, H, W, oy, ox, acc, cb, ce, part, R, N);                               \
     }
 #define TILES4(N) TILE(1, N) TILE(2, N) TILE(3, N) TILE(4, N)
 TILES4(1) TILES4(2) TILES4(3) TILES4(4) TILES4(5) TILES4(6) TILES4(7)
@@ -244,37 +253,49 @@ static void tile_shape(int W, int *rows, int *cols) {
 }
 
 static void conv(const float *xp, const float *wf, float *y, int C, int Co, int H, int W, int n, int accumulate,
-                 int portable) {
+                 float *scratch, int portable) {
     const int Hp = H + 2, Wp = W + 2;
+    const long P = (long)H * W;
     int NR, NC;
     tile_shape(W, &NR, &NC);
     // Output-channel blocks outside the images: a block's weights (C x 9 x 16 floats) stay in
-    // cache while the images' tiles pass by.
+    // cache while the images' tiles pass by. Where they are more than L1 holds (C > 64), the
+    // input channels go in slices of 32 (18 KB of weights) over all the images, and each tile's
+    // sums wait in `scratch` between the slices: the same sums in the same order.
+    const int slice = (!portable && scratch != NULL && C > 64) ? 32 : C;
     for (int ob = 0; ob < Co / 16; ob++) {
-        const float *w = wf + (long)ob * C * 9 * 16;
-        for (int b = 0; b < n; b++) {
-            const float *x = xp + (long)b * C * Hp * Wp;
-            float *out = y + ((long)b * Co + ob * 16) * H * W;
-            for (int oy = 0; oy < H; oy += NR) {
-                const int nr = H - oy < NR ? H - oy : NR;
-                for (int ox = 0; ox < W; ox += NC) {
-                    const int nc = W - ox < NC ? W - ox : NC;
+        for (int c_begin = 0; c_begin < C; c_begin += slice) {
+            const int c_end = c_begin + slice < C ? c_begin + slice : C;
+            const float *w = wf + ((long)ob * C + c_begin) * 9 * 16;
+            for (int b = 0; b < n; b++) {
+                const float *x = xp + (long)b * C * Hp * Wp;
+                float *out = y + ((long)b * Co + ob * 16) * P;
+                float *part = scratch ? scratch + b * P * 16 : NULL;
+                for (int oy = 0; oy < H; oy += NR) {
+                    const int nr = H - oy < NR ? H - oy : NR;
+                    for (int ox = 0; ox < W; ox += NC) {
+                        const int nc = W - ox < NC ? W - ox : NC;
 #ifdef HM_X86
-                    if (!portable) { tiles[nr - 1][nc - 1](x, w, out, C, Hp, Wp, H, W, oy, ox, accumulate); continue; }
+                        if (!portable) {
+                            tiles[nr - 1][nc - 1](x, w, out, C, Hp, Wp, H, W, oy, ox, accumulate, c_begin, c_end, part);
+                            continue;
+                        }
 #endif
-                    tile_portable(x, w, out, C, Hp, Wp, H, W, oy, ox, nr, nc, accumulate);
+                        tile_portable(x, w, out, C, Hp, Wp, H, W, oy, ox, nr, nc, accumulate);
+                    }
                 }
             }
         }
     }
 }
 
-void hm_conv3x3(const float *xp, const float *wf, float *y, int C, int Co, int H, int W, int n, int accumulate) {
-    conv(xp, wf, y, C, Co, H, W, n, accumulate, !avx512());
+void hm_conv3x3(const float *xp, const float *wf, float *y, int C, int Co, int H, int W, int n, int accumulate,
+                float *scratch) {
+    conv(xp, wf, y, C, Co, H, W, n, accumulate, scratch, !avx512());
 }
 
 void hm_conv3x3_portable(const float *xp, const float *wf, float *y, int C, int Co, int H, int W, int n, int accumulate) {
-    conv(xp, wf, y, C, Co, H, W, n, accumulate, 1);
+    conv(xp, wf, y, C, Co, H, W, n, accumulate, NULL, 1);
 }
 
 // ---- Weight gradient: for 16 output channels (a vector), 8 input channels x 3 taps kj of one

@@ -19,6 +19,9 @@ final class DirectConvolutionTests: XCTestCase {
         Geometry(c: 48, h: 3, w: 17, co: 16, kernel: 3, stride: 1, padding: 1, batch: 2),
         Geometry(c: 16, h: 8, w: 8, co: 48, kernel: 3, stride: 1, padding: 1, batch: 5),   // rows in 3s
         Geometry(c: 16, h: 2, w: 7, co: 16, kernel: 3, stride: 1, padding: 1, batch: 4),
+        // More than 64 channels in: the weights in slices of 32 channels, partial sums kept between.
+        Geometry(c: 96, h: 4, w: 6, co: 16, kernel: 3, stride: 1, padding: 1, batch: 3),
+        Geometry(c: 16, h: 3, w: 5, co: 80, kernel: 3, stride: 1, padding: 1, batch: 2),  // dL/dx: 32 + 32 + 16
     ]
 
     override func tearDown() { DirectConvolution.enabled = true }
@@ -90,7 +93,8 @@ final class DirectConvolutionTests: XCTestCase {
     func testKernelsMatchPortableLoopsBitForBit() throws {
         try XCTSkipIf(hm_conv3x3_available() == 0, "this CPU has no AVX-512: the portable loops are all there is")
         var rng = TestRNG(32)
-        for (c, co, h, w, n) in [(16, 32, 5, 33, 2), (32, 16, 4, 4, 3), (16, 16, 9, 14, 1), (16, 16, 1, 3, 2)] {
+        for (c, co, h, w, n) in [(16, 32, 5, 33, 2), (32, 16, 4, 4, 3), (16, 16, 9, 14, 1), (16, 16, 1, 3, 2),
+                                 (112, 32, 4, 4, 2), (32, 96, 3, 5, 2)] {
             let what = "C\(c) Co\(co) \(h)x\(w) n\(n)"
             let x = buffer(rng.floats(n * c * h * w)), dy = buffer(rng.floats(n * co * h * w))
             let weights = buffer(rng.floats(co * c * 9))
@@ -103,13 +107,14 @@ final class DirectConvolutionTests: XCTestCase {
             let dyb = FloatBuffer(count: dy.count)
             hm_conv3x3_block(dy.pointer, dyb.pointer, Int32(co), Int32(h), Int32(w), Int32(n))
 
+            let scratch = FloatBuffer(count: n * h * w * 16)
             let y1 = FloatBuffer(count: dy.count), y2 = FloatBuffer(count: dy.count)
-            hm_conv3x3(xp.pointer, wf.pointer, y1.pointer, Int32(c), Int32(co), Int32(h), Int32(w), Int32(n), 0)
+            hm_conv3x3(xp.pointer, wf.pointer, y1.pointer, Int32(c), Int32(co), Int32(h), Int32(w), Int32(n), 0, scratch.pointer)
             hm_conv3x3_portable(xp.pointer, wf.pointer, y2.pointer, Int32(c), Int32(co), Int32(h), Int32(w), Int32(n), 0)
             XCTAssertEqual(y1.array.map(\.bitPattern), y2.array.map(\.bitPattern), "forward \(what)")
 
             let d1 = buffer(Array(repeating: 0.25, count: x.count)), d2 = buffer(Array(repeating: 0.25, count: x.count))
-            hm_conv3x3(dyp.pointer, wx.pointer, d1.pointer, Int32(co), Int32(c), Int32(h), Int32(w), Int32(n), 1)
+            hm_conv3x3(dyp.pointer, wx.pointer, d1.pointer, Int32(co), Int32(c), Int32(h), Int32(w), Int32(n), 1, scratch.pointer)
             hm_conv3x3_portable(dyp.pointer, wx.pointer, d2.pointer, Int32(co), Int32(c), Int32(h), Int32(w), Int32(n), 1)
             XCTAssertEqual(d1.array.map(\.bitPattern), d2.array.map(\.bitPattern), "input gradient \(what)")
 

@@ -31,7 +31,10 @@ void hm_conv3x3_block(const float *x, float *xb, int C, int H, int W, int n);
 /// y [n][Co][H][W] = (or += with `accumulate`) the convolution of n padded images xp
 /// [n][C][H+2][W+2] with wf (hm_conv3x3_pack_forward). The input gradient is the same call on the
 /// padded output gradient with wx (hm_conv3x3_pack_backward) and the channel counts swapped.
-void hm_conv3x3(const float *xp, const float *wf, float *y, int C, int Co, int H, int W, int n, int accumulate);
+/// `scratch` (n x H x W x 16 floats, or NULL) holds partial sums when C > 64, so that the
+/// weights can be taken in slices that stay in L1; the results are the same bits either way.
+void hm_conv3x3(const float *xp, const float *wf, float *y, int C, int Co, int H, int W, int n, int accumulate,
+                float *scratch);
 
 /// The weight gradient of n images in blocks: dwb [Co/16][C][3][3][16] (+)= sum over the images and
 /// positions of dy x, from the padded inputs xp [n][C][H+2][W+2] and the blocked output gradients

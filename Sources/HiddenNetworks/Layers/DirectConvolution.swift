@@ -18,6 +18,7 @@ final class DirectConvolution {
     private var paddedInput = FloatBuffer(count: 0)       // [n][C][H+2][W+2]
     private var paddedGrad = FloatBuffer(count: 0)        // [n][Co][H+2][W+2]
     private var blockedGrad = FloatBuffer(count: 0)       // [n][Co/16][H][W][16]
+    private var partialSums = FloatBuffer(count: 0)       // [n][H][W][16]
     private let forwardWeights, backwardWeights, gradBlocks: FloatBuffer
     private var paddedCount: Int { (height + 2) * (width + 2) }
 
@@ -45,6 +46,7 @@ final class DirectConvolution {
         paddedInput = FloatBuffer(count: group * inChannels * paddedCount)
         paddedGrad = FloatBuffer(count: group * outChannels * paddedCount)
         blockedGrad = FloatBuffer(count: group * outChannels * height * width)
+        partialSums = FloatBuffer(count: group * height * width * 16)
     }
 
     func packForward(_ w: UnsafePointer<Float>) {
@@ -59,7 +61,7 @@ final class DirectConvolution {
     func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count n: Int) {
         let (c, co, h, w) = (Int32(inChannels), Int32(outChannels), Int32(height), Int32(width))
         hm_conv3x3_pad(x, paddedInput.pointer, c, h, w, Int32(n))
-        hm_conv3x3(paddedInput.pointer, forwardWeights.pointer, y, c, co, h, w, Int32(n), 0)
+        hm_conv3x3(paddedInput.pointer, forwardWeights.pointer, y, c, co, h, w, Int32(n), 0, partialSums.pointer)
     }
 
     /// The weight gradient of n images, added to the blocked sums (started when `first`).
@@ -74,7 +76,7 @@ final class DirectConvolution {
     func inputGradient(_ dy: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, count n: Int, accumulate: Bool) {
         let (c, co, h, w) = (Int32(inChannels), Int32(outChannels), Int32(height), Int32(width))
         hm_conv3x3_pad(dy, paddedGrad.pointer, co, h, w, Int32(n))
-        hm_conv3x3(paddedGrad.pointer, backwardWeights.pointer, dx, co, c, h, w, Int32(n), accumulate ? 1 : 0)
+        hm_conv3x3(paddedGrad.pointer, backwardWeights.pointer, dx, co, c, h, w, Int32(n), accumulate ? 1 : 0, partialSums.pointer)
     }
 
     /// The blocked weight-gradient sums to dW [Co][C][3][3].
