@@ -48,3 +48,17 @@ for m in models:
           f"{f(kth)} | {r(own, kth)} | {'-' if peak is None else f'{100 * peak:.0f}%'} | {f(np2)} | {f(ddp)} | {r(np2, ddp)} |")
 print()
 print("forced kernels, images/s (median):", {f"{k[0]}/{k[2]}": round(v, 1) for k, v in sorted(med.items()) if k[1] == "hidden-mpi" and k[2] != "none"})
+
+# Per round (the same round's runs were interleaved): the ratios, and their medians. On a noisy
+# machine the ratio of the medians (the table) and the median of the rounds' ratios differ.
+by_round = defaultdict(dict)  # (model, round) -> {impl: images/s}
+for d in rows:
+    if d.get("impl") in ("probe", "probe-result") or d.get("kernel_forced", "none") != "none":
+        continue
+    by_round[(d["model"], d.get("round", 0))][d["impl"]] = d["images_per_s"]
+for m in models:
+    for name, a, b in [("own / sort", "hidden-mpi", "pytorch-sort"), ("own / kthvalue", "hidden-mpi", "pytorch-kthvalue"),
+                       ("2 ranks / DDP 2", "hidden-mpi-np2", "pytorch-ddp2")]:
+        ratios = [v[a] / v[b] for (mm, _), v in sorted(by_round.items()) if mm == m and a in v and b in v]
+        if ratios:
+            print(f"{m} {name}: rounds " + " / ".join(f"{x:.2f}" for x in ratios) + f", median {statistics.median(ratios):.2f}x")

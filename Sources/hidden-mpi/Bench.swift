@@ -142,6 +142,7 @@ struct Bench: ParsableCommand {
             "method": modelOptions.method.rawValue,
             "input": input.description, "global_batch": global, "rank_batch": localBatch,
             "world_size": comm.size, "nodes": nodes, "threads": BLASThreads.current, "blas_core": BLASThreads.coreName,
+            "direct_convolutions": ConvolutionPaths(model).direct,
             "steps": steps, "step_s": step, "step_s_min_rank": -spread[1], "step_s_max_rank": spread[0],
             "images_per_s": Double(global) / step, "images_per_s_per_rank": Double(localBatch) / step,
             "mflop_per_image": flopsPerImage / 1e6, "step_gflops": gflops,
@@ -171,6 +172,7 @@ struct Bench: ParsableCommand {
         }
         print("hidden-mpi bench: \(modelOptions.model.rawValue) x\(modelOptions.width), \(modelOptions.method == .edgePopup ? "k \(modelOptions.k)" : modelOptions.method.rawValue), input \(input), batch \(global) (\(localBatch) per rank), \(comm.size) rank(s) x \(BLASThreads.current) BLAS thread(s), OpenBLAS \(BLASThreads.coreName)")
         print("OpenBLAS kernel \(BLASThreads.coreName): \(KernelChoice.reason)")
+        if let line = ConvolutionPaths(model).summary { print(line) }
         print((reduction == .exact ? "reduction: exact, chunks of \(trainer.config.chunkSize) samples" : "reduction: float")
               + (trainer.sharded != nil ? "; update sharded (each rank steps 1/\(comm.size) of the scores)" : comm.size > 1 ? "; update replicated (every rank steps every score)" : ""))
         print(String(format: "sgemm peak (1024^3, same threads): %.1f GFLOP/s with the best correct kernel (%@), %.1f with this one (slowest rank %.1f)",

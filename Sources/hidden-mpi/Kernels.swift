@@ -79,3 +79,24 @@ struct Kernels: ParsableCommand {
 
     private func pad(_ s: String, _ width: Int) -> String { s.count >= width ? s + " " : s + String(repeating: " ", count: width - s.count) }
 }
+
+/// How a model's convolutions run: by the direct 3x3 kernel (3x3, stride 1, channels in 16s, on
+/// CPUs with AVX-512, one BLAS thread per rank, HIDDEN_MPI_CONV not "im2col") or by im2col + sgemm.
+struct ConvolutionPaths {
+    let direct: Int, total: Int
+
+    init(_ model: Model) {
+        let convolutions = model.allLayers.compactMap { $0 as? MaskedConv2d }
+        total = convolutions.count
+        direct = convolutions.filter(\.usesDirectConvolution).count
+    }
+
+    /// A line for the run's header; nil for a model without convolutions.
+    var summary: String? {
+        guard total > 0 else { return nil }
+        guard direct > 0 else {
+            return "convolutions: im2col + sgemm (the direct 3x3 kernel needs AVX-512, one BLAS thread per rank and HIDDEN_MPI_CONV unset)"
+        }
+        return "convolutions: \(direct) of \(total) by the direct 3x3 kernel (AVX-512), the rest by im2col + sgemm"
+    }
+}

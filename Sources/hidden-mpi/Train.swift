@@ -384,10 +384,13 @@ struct Train: ParsableCommand {
         // Different kernels (nodes of different CPUs) compute a chunk's sums with other roundings:
         // the run is still one run (every rank applies the same reduced gradient), but its bits
         // then depend on which rank computed which chunk, so on the rank count.
-        let cores = RankAgreement.gather(BLASThreads.coreName, comm)
+        // The same holds for the direct convolution, which runs where the CPU has AVX-512.
+        let convolutions = ConvolutionPaths(model)
+        let path = convolutions.total == 0 ? "" : convolutions.direct > 0 ? " (direct convolutions)" : " (im2col convolutions)"
+        let cores = RankAgreement.gather(BLASThreads.coreName + path, comm)
         if Set(cores).count != 1, comm.rank == 0 {
             let others = cores.indices.filter { cores[$0] != cores[0] }.prefix(8).map { "rank \($0) \(cores[$0])" }
-            Launch.writeError("warning: \(others.joined(separator: ", ")) run another OpenBLAS kernel than rank 0's \(cores[0]): the run's bits then depend on which ranks computed which chunks, so another number of ranks (or a resume elsewhere) gives another run, equal only up to rounding\nhint: set the same OPENBLAS_CORETYPE for every rank (see `hidden-mpi kernels` on each kind of node)")
+            Launch.writeError("warning: \(others.joined(separator: ", ")) run another OpenBLAS kernel or convolution than rank 0's \(cores[0]): the run's bits then depend on which ranks computed which chunks, so another number of ranks (or a resume elsewhere) gives another run, equal only up to rounding\nhint: set the same OPENBLAS_CORETYPE for every rank (see `hidden-mpi kernels` on each kind of node), and HIDDEN_MPI_CONV=im2col where some nodes lack AVX-512")
         }
         return all
     }
@@ -407,6 +410,7 @@ struct Train: ParsableCommand {
         out.line("  \(t.comm.size) rank(s)\(nodes > 1 ? " on \(nodes) nodes" : "") x \(BLASThreads.current) BLAS thread(s) (OpenBLAS \(BLASThreads.coreName)); global batch \(c.globalBatch) (<= \(t.maxLocalBatch) per rank), \(t.stepsPerEpoch) steps/epoch; \(c.optimizer.summary), \(c.schedule.rawValue)\(c.schedule == .multistep ? (c.milestones.isEmpty ? " (no milestone: constant)" : " x\(c.lrGamma) at epochs \(c.milestones.map(String.init).joined(separator: ","))") : "")\(c.warmup > 0 ? " after \(c.warmup) warm-up epochs" : "")")
         if let hint = BLASThreads.fallbackHint { out.progress("hidden-mpi: note: \(hint)") }
         out.line("  OpenBLAS kernel \(BLASThreads.coreName): \(KernelChoice.reason)")
+        if let line = ConvolutionPaths(m).summary { out.line("  " + line) }
         if c.chunkSize > 0 {
             out.line("  exact reduction: \(c.chunksPerBatch) chunks of \(c.chunkSize) samples per batch; the same bits on 1 to \(c.chunksPerBatch) ranks"
                      + (t.sharded != nil ? "; each rank updates 1/\(t.comm.size) of the scores" : ""))
@@ -423,7 +427,8 @@ struct Train: ParsableCommand {
         var object: [String: Any] = ["kind": "run", "world_size": t.comm.size, "parameters": t.model.parameterCount,
                                      "nodes": Set(hosts).count, "hosts": hosts, "update": t.sharded != nil ? "sharded" : "replicated",
                                      "weight_checksums": checksums.map(hex),
-                                     "blas_core": BLASThreads.coreName, "blas_core_reason": KernelChoice.reason]
+                                     "blas_core": BLASThreads.coreName, "blas_core_reason": KernelChoice.reason,
+                                     "direct_convolutions": ConvolutionPaths(t.model).direct]
         for (key, value) in RunFields.fields(t.config, DataIdentity(t.data)) { object[key] = jsonValue(value) }
         // A list whatever its length (one milestone would read as a number).
         if t.config.schedule == .multistep { object["lr_milestones"] = t.config.milestones }

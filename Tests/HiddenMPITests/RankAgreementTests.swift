@@ -26,12 +26,35 @@ final class RankAgreementTests: XCTestCase {
 
     /// Rank 0 with `first` arguments, rank 1 with `second` (MPMD: the way two nodes with
     /// node-local folders see different files under the same path).
-    func twoRanks(_ first: [String], _ second: [String]) throws -> RunResult {
+    /// With `plain`, `second` is rank 1's whole command line (its own executable first).
+    func twoRanks(_ first: [String], _ second: [String], plain: Bool = false) throws -> RunResult {
         let bin = try Harness.binary()
-        let command = [try Harness.mpirun(), "-np", "1", bin] + first + [":", "-np", "1", bin] + second
+        let command = [try Harness.mpirun(), "-np", "1", bin] + first + [":", "-np", "1"] + (plain ? [] : [bin]) + second
         let r = try Harness.run(command, environment: Harness.childEnvironment(), timeout: 60)
         XCTAssertFalse(r.timedOut, "hung\n\(r.transcript)")
         return r
+    }
+
+    /// Where rank 0 runs the direct 3x3 convolution and rank 1 im2col + sgemm (a node without
+    /// AVX-512, here HIDDEN_MPI_CONV=im2col), the run goes on, with a warning that names rank 1:
+    /// its bits would depend on which rank computed which chunk. The header says how the
+    /// convolutions run (conv2 at width 0.25: a 3->16 stem by im2col, then 16->16).
+    func testRanksThatConvolveDifferentlyAreWarnedAbout() throws {
+        let conv = ["train", "--dataset", "synthetic", "--input", "3x8x8", "--classes", "4", "--train-size", "64",
+                    "--test-size", "16", "--model", "conv2", "--width", "0.25", "--batch-size", "16", "--max-steps", "1",
+                    "--progress", "0"]
+        let alone = try Harness.hiddenMPI(conv, timeout: 60)
+        XCTAssertEqual(alone.status, 0, alone.transcript)
+        try XCTSkipIf(alone.stdout.contains("convolutions: im2col + sgemm"), "this CPU has no AVX-512: no direct convolution")
+        XCTAssertTrue(alone.stdout.contains("convolutions: 1 of 2 by the direct 3x3 kernel"), alone.transcript)
+        let off = try Harness.hiddenMPI(conv, timeout: 60, env: ["HIDDEN_MPI_CONV": "im2col"])
+        XCTAssertTrue(off.stdout.contains("convolutions: im2col + sgemm"), off.transcript)
+
+        let mixed = try twoRanks(conv, ["/usr/bin/env", "HIDDEN_MPI_CONV=im2col", try Harness.binary()] + conv, plain: true)
+        XCTAssertEqual(mixed.status, 0, mixed.transcript)
+        XCTAssertEqual(Harness.count("another OpenBLAS kernel or convolution", in: mixed.stderr), 1, mixed.transcript)
+        XCTAssertTrue(mixed.stderr.contains("rank 1 ") && mixed.stderr.contains("HIDDEN_MPI_CONV=im2col"), mixed.transcript)
+        XCTAssertEqual(Harness.count("another OpenBLAS kernel", in: alone.stderr), 0, alone.transcript)
     }
 
     func checkpointed(_ folder: String, np: Int, extra: [String] = []) throws {

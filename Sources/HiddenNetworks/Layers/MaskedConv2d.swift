@@ -39,6 +39,8 @@ public final class MaskedConv2d: Layer {
     private let pointwise: Bool
     /// The direct 3x3 convolution, where this layer qualifies for it (else im2col + sgemm).
     let direct: DirectConvolution?
+    /// Whether this layer runs the direct 3x3 convolution (AVX-512) rather than im2col + sgemm.
+    public var usesDirectConvolution: Bool { direct != nil }
     /// Backward adds dL/dx to dx's contents (a residual block's other path put there) instead of
     /// overwriting them.
     public var accumulatesInputGradient = false
