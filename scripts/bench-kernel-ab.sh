@@ -19,6 +19,7 @@ export HIDDEN_MPI_CACHE_DIR=${HIDDEN_MPI_CACHE_DIR:-$(mktemp -d)}
 rm -f "$HIDDEN_MPI_CACHE_DIR"/blas-kernels-*.json
 "$BIN" kernels --json | python3 -c 'import json,sys; d=json.load(sys.stdin); d["impl"]="probe-result"; print(json.dumps(d, sort_keys=True))'
 cores=$("$BIN" kernels --json | python3 -c 'import json,sys; print(" ".join(sorted({c["core"] for c in json.load(sys.stdin)["candidates"] if c["status"] == "ok"})))')
+[ -n "${CORES:-}" ] && cores=$CORES  # e.g. CORES="SkylakeX Cooperlake": force only these
 tag() { python3 -c 'import json,sys; d=json.loads(sys.stdin.read().strip().splitlines()[-1]); d.update(impl="hidden-mpi", round=int(sys.argv[1]), position=int(sys.argv[2]), kernel_forced=sys.argv[3]); print(json.dumps(d, sort_keys=True), flush=True)' "$@"; }
 shape() { case $1 in resnet50) echo "3x224x224 32 1000 2";; cifar-resnet18) echo "3x32x32 128 10 3";; *) echo "3x32x32 128 10 5";; esac; }
 configs=(none $cores)

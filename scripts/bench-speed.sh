@@ -37,11 +37,18 @@ for r in $(seq 1 "$ROUNDS"); do
     for model in $MODELS; do
         read -r input batch classes steps rsteps <<<"$(shape "$model")"
         args=(bench --model "$model" --input "$input" --classes "$classes" --batch-size "$batch" --steps "$steps" --warmup-steps 1 --threads 1 --json)
-        "$BIN" "${args[@]}" | tag hidden-mpi "$r" none
-        for core in $cores; do OPENBLAS_CORETYPE=$core "$BIN" "${args[@]}" | tag hidden-mpi "$r" "$core"; done
-        for topk in sort kthvalue; do
-            "$PY" "$REF" bench --model "$model" --input "$input" --classes "$classes" --batch-size "$batch" --steps "$rsteps" \
-                --warmup-steps 1 --threads 1 --k 0.5 --topk "$topk" | tag "pytorch-$topk" "$r" none
+        # Every run of a round, its order rotated from round to round, so that no configuration
+        # always runs first (or right after the other implementation).
+        runs=(own $cores pytorch-sort pytorch-kthvalue)
+        shift_by=$(( (r - 1) % ${#runs[@]} ))
+        runs=("${runs[@]:$shift_by}" "${runs[@]:0:$shift_by}")
+        for run in "${runs[@]}"; do
+            case $run in
+                own) "$BIN" "${args[@]}" | tag hidden-mpi "$r" none ;;
+                pytorch-*) "$PY" "$REF" bench --model "$model" --input "$input" --classes "$classes" --batch-size "$batch" \
+                               --steps "$rsteps" --warmup-steps 1 --threads 1 --k 0.5 --topk "${run#pytorch-}" | tag "$run" "$r" none ;;
+                *) OPENBLAS_CORETYPE=$run "$BIN" "${args[@]}" | tag hidden-mpi "$r" "$run" ;;
+            esac
         done
     done
 done
