@@ -24,7 +24,12 @@ final class DirectConvolutionTests: XCTestCase {
         Geometry(c: 16, h: 3, w: 5, co: 80, kernel: 3, stride: 1, padding: 1, batch: 2),  // dL/dx: 32 + 32 + 16
     ]
 
-    override func tearDown() { DirectConvolution.enabled = true }
+    var threads = 1
+
+    /// The direct convolution runs with one BLAS thread per rank (scripts/env.sh's default).
+    override func setUp() { threads = BLASThreads.current; BLASThreads.set(1) }
+
+    override func tearDown() { DirectConvolution.enabled = true; BLASThreads.set(threads) }
 
     /// Each geometry by the direct convolution where the CPU has it and by im2col + sgemm, in
     /// groups of one image and of the whole batch, and with a residual block's accumulating dx.
@@ -145,6 +150,9 @@ final class DirectConvolutionTests: XCTestCase {
             let layer = try MaskedConv2d(input: input, outChannels: co, kernel: kernel, stride: stride, padding: padding, k: 0.5)
             XCTAssertEqual(layer.direct != nil, expected, "\(input) -> \(co) k\(kernel) s\(stride) p\(padding)")
         }
+        BLASThreads.set(2)
+        XCTAssertNil(try MaskedConv2d(input: Shape([16, 8, 8]), outChannels: 16, k: 0.5).direct, "two BLAS threads: sgemm's")
+        BLASThreads.set(1)
         DirectConvolution.enabled = false
         XCTAssertNil(try MaskedConv2d(input: Shape([16, 8, 8]), outChannels: 16, k: 0.5).direct, "HIDDEN_MPI_CONV=im2col")
     }
