@@ -11,9 +11,6 @@
 #define AVX512 __attribute__((target("avx512f")))
 #endif
 
-static int forced_off = 0;
-void hm_conv3x3_force_off(int off) { forced_off = off; }
-
 static int avx512(void) {
 #ifdef HM_X86
     static int cached = -1;
@@ -24,7 +21,7 @@ static int avx512(void) {
 #endif
 }
 
-int hm_conv3x3_available(void) { return avx512() && !forced_off; }
+int hm_conv3x3_available(void) { return avx512(); }
 
 // ---- Layouts ----
 

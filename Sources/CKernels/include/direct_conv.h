@@ -12,10 +12,9 @@
 #ifndef HIDDEN_MPI_DIRECT_CONV_H
 #define HIDDEN_MPI_DIRECT_CONV_H
 
-/// 1 when this CPU runs the direct convolution (x86-64 with AVX-512F) and it is not switched off.
+/// 1 when this CPU runs the direct convolution's kernels (x86-64 with AVX-512F); elsewhere the
+/// calls below run the portable loops, and MaskedConv2d keeps im2col + sgemm.
 int hm_conv3x3_available(void);
-/// Tests switch the direct convolution off (1) and on again (0).
-void hm_conv3x3_force_off(int off);
 
 /// The forward weights: w [Co][C][3][3] -> wf [Co/16][C/16][3][3][16 in][16 out].
 void hm_conv3x3_pack_forward(const float *w, float *wf, int C, int Co);
