@@ -22,6 +22,11 @@ struct Train: ParsableCommand {
         writes JSON Lines (a "run" object, then one "epoch" object per epoch; "step" objects too with \
         --log-steps).
 
+        On CPUs with AVX-512 the 3x3 convolutions with stride 1 and channels in 16s run hidden-mpi's \
+        own direct kernel instead of im2col + OpenBLAS (the header's "convolutions:" line); it rounds \
+        otherwise, so on a cluster where some nodes lack AVX-512 set HIDDEN_MPI_CONV=im2col for every \
+        rank (train warns when ranks differ).
+
         Examples:
           mpirun -np 2 hidden-mpi train --model fc --epochs 10
           mpirun -np 4 hidden-mpi train --model conv4 --dataset cifar10 \\
