@@ -25,29 +25,26 @@ int hm_conv3x3_available(void) { return avx512(); }
 
 // ---- Layouts ----
 
-void hm_conv3x3_pack_forward(const float *w, float *wf, int C, int Co) {
-    const int CB = C / 16;
-    for (int ob = 0; ob < Co / 16; ob++)
-        for (int cb = 0; cb < CB; cb++)
+// out [A][B][3][3][16 u][16 v] from w [Co][C][3][3]: forward, A = Co/16 output blocks, B = C/16
+// input blocks, u the input and v the output channel; backward, the roles swapped (A = C/16,
+// u the output and v the input channel) and the taps flipped.
+static void pack_weights(const float *w, float *out, int C, int Co, int backward) {
+    const int A = (backward ? C : Co) / 16, B = (backward ? Co : C) / 16;
+    for (int a = 0; a < A; a++)
+        for (int b = 0; b < B; b++)
             for (int t = 0; t < 9; t++)
-                for (int i = 0; i < 16; i++) {
-                    float *out = wf + (((long)(ob * CB + cb) * 9 + t) * 16 + i) * 16;
-                    const float *in = w + ((long)(ob * 16) * C + cb * 16 + i) * 9 + t;
-                    for (int o = 0; o < 16; o++) out[o] = in[(long)o * C * 9];
+                for (int u = 0; u < 16; u++) {
+                    float *dst = out + (((long)(a * B + b) * 9 + t) * 16 + u) * 16;
+                    for (int v = 0; v < 16; v++) {
+                        const long co = backward ? b * 16 + u : a * 16 + v, ci = backward ? a * 16 + v : b * 16 + u;
+                        dst[v] = w[(co * C + ci) * 9 + (backward ? 8 - t : t)];
+                    }
                 }
 }
 
-void hm_conv3x3_pack_backward(const float *w, float *wx, int C, int Co) {
-    const int OB = Co / 16;
-    for (int ib = 0; ib < C / 16; ib++)
-        for (int ob = 0; ob < OB; ob++)
-            for (int t = 0; t < 9; t++)
-                for (int o = 0; o < 16; o++) {
-                    float *out = wx + (((long)(ib * OB + ob) * 9 + t) * 16 + o) * 16;
-                    const float *in = w + ((long)(ob * 16 + o) * C + ib * 16) * 9 + (8 - t);
-                    for (int i = 0; i < 16; i++) out[i] = in[i * 9];
-                }
-}
+void hm_conv3x3_pack_forward(const float *w, float *wf, int C, int Co) { pack_weights(w, wf, C, Co, 0); }
+
+void hm_conv3x3_pack_backward(const float *w, float *wx, int C, int Co) { pack_weights(w, wx, C, Co, 1); }
 
 void hm_conv3x3_pad(const float *x, float *xp, int C, int H, int W, int n) {
     const int Hp = H + 2, Wp = W + 2;
@@ -328,79 +325,56 @@ static void weight_grad_portable(const float *xp, const float *dyb, float *dwb, 
 }
 
 #ifdef HM_X86
+// NB (1 or 2) blocks of 16 output channels from block ob, 4 input channels x 3 taps kj of row ki
+// each: each broadcast input value feeds NB fused multiply-adds (two blocks: half the loads per
+// multiply-add). Every sum takes its positions in the order of the loop above: the same bits.
+static inline __attribute__((always_inline)) AVX512 void
+weight_grad_blocks(const float *xp, const float *dyb, float *dwb, int C, int Co, int H, int W, int n, int first, int ob,
+                   const int NB) {
+    const int Hp = H + 2, Wp = W + 2, OB = Co / 16;
+    const long plane = (long)Hp * Wp, P = (long)H * W;
+    for (int c0 = 0; c0 < C; c0 += 4)
+        for (int ki = 0; ki < 3; ki++) {
+            __m512 acc[NB][4][3];
+            float *out[NB];
+            for (int h = 0; h < NB; h++) {
+                out[h] = dwb + ((long)(ob + h) * C + c0) * 9 * 16 + ki * 3 * 16;
+                for (int c = 0; c < 4; c++)
+                    for (int kj = 0; kj < 3; kj++)
+                        acc[h][c][kj] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(out[h] + (c * 9 + kj) * 16);
+            }
+            for (int b = 0; b < n; b++) {
+                const float *d = dyb + ((long)b * OB + ob) * P * 16;
+                const float *xb = xp + ((long)b * C + c0) * plane + (long)ki * Wp;
+                for (int oy = 0; oy < H; oy++) {
+                    const float *x = xb + (long)oy * Wp;
+                    for (int ox = 0; ox < W; ox++, d += 16, x++) {
+                        __m512 dv[NB];
+                        for (int h = 0; h < NB; h++) dv[h] = _mm512_loadu_ps(d + h * P * 16);
+                        for (int c = 0; c < 4; c++)
+                            for (int kj = 0; kj < 3; kj++) {
+                                const __m512 v = _mm512_set1_ps(x[c * plane + kj]);
+                                for (int h = 0; h < NB; h++) acc[h][c][kj] = _mm512_fmadd_ps(v, dv[h], acc[h][c][kj]);
+                            }
+                    }
+                }
+            }
+            for (int h = 0; h < NB; h++)
+                for (int c = 0; c < 4; c++)
+                    for (int kj = 0; kj < 3; kj++) _mm512_storeu_ps(out[h] + (c * 9 + kj) * 16, acc[h][c][kj]);
+        }
+}
+
 static AVX512 void weight_grad_avx512(const float *xp, const float *dyb, float *dwb, int C, int Co, int H, int W, int n,
                                       int first) {
-    const int Hp = H + 2, Wp = W + 2, OB = Co / 16;
-    const long plane = (long)Hp * Wp, P = (long)H * W;
-    for (int ob = 0; ob < OB; ob++)
-        for (int c0 = 0; c0 < C; c0 += 8)
-            for (int ki = 0; ki < 3; ki++) {
-                __m512 acc[8][3];
-                float *out = dwb + ((long)ob * C + c0) * 9 * 16 + ki * 3 * 16;
-                for (int c = 0; c < 8; c++)
-                    for (int kj = 0; kj < 3; kj++)
-                        acc[c][kj] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(out + (c * 9 + kj) * 16);
-                for (int b = 0; b < n; b++) {
-                    const float *d = dyb + ((long)b * OB + ob) * P * 16;
-                    const float *xb = xp + ((long)b * C + c0) * plane + (long)ki * Wp;
-                    for (int oy = 0; oy < H; oy++) {
-                        const float *x = xb + (long)oy * Wp;
-                        for (int ox = 0; ox < W; ox++, d += 16, x++) {
-                            const __m512 dv = _mm512_loadu_ps(d);
-                            for (int c = 0; c < 8; c++)
-                                for (int kj = 0; kj < 3; kj++)
-                                    acc[c][kj] = _mm512_fmadd_ps(_mm512_set1_ps(x[c * plane + kj]), dv, acc[c][kj]);
-                        }
-                    }
-                }
-                for (int c = 0; c < 8; c++)
-                    for (int kj = 0; kj < 3; kj++) _mm512_storeu_ps(out + (c * 9 + kj) * 16, acc[c][kj]);
-            }
-}
-// Two blocks of output channels at once (4 input channels x 3 taps x 2 blocks): each broadcast
-// input value feeds two fused multiply-adds, which halves the loads per multiply-add. Every sum
-// still takes its positions in the same order, so the bits are those of the loop above.
-static AVX512 void weight_grad_avx512_pairs(const float *xp, const float *dyb, float *dwb, int C, int Co, int H, int W,
-                                            int n, int first) {
-    const int Hp = H + 2, Wp = W + 2, OB = Co / 16;
-    const long plane = (long)Hp * Wp, P = (long)H * W;
-    for (int ob = 0; ob < OB; ob += 2)
-        for (int c0 = 0; c0 < C; c0 += 4)
-            for (int ki = 0; ki < 3; ki++) {
-                __m512 acc[2][4][3];
-                float *out[2];
-                for (int h = 0; h < 2; h++) {
-                    out[h] = dwb + ((long)(ob + h) * C + c0) * 9 * 16 + ki * 3 * 16;
-                    for (int c = 0; c < 4; c++)
-                        for (int kj = 0; kj < 3; kj++)
-                            acc[h][c][kj] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(out[h] + (c * 9 + kj) * 16);
-                }
-                for (int b = 0; b < n; b++) {
-                    const float *d = dyb + ((long)b * OB + ob) * P * 16;
-                    const float *xb = xp + ((long)b * C + c0) * plane + (long)ki * Wp;
-                    for (int oy = 0; oy < H; oy++) {
-                        const float *x = xb + (long)oy * Wp;
-                        for (int ox = 0; ox < W; ox++, d += 16, x++) {
-                            const __m512 d0 = _mm512_loadu_ps(d), d1 = _mm512_loadu_ps(d + P * 16);
-                            for (int c = 0; c < 4; c++)
-                                for (int kj = 0; kj < 3; kj++) {
-                                    const __m512 v = _mm512_set1_ps(x[c * plane + kj]);
-                                    acc[0][c][kj] = _mm512_fmadd_ps(v, d0, acc[0][c][kj]);
-                                    acc[1][c][kj] = _mm512_fmadd_ps(v, d1, acc[1][c][kj]);
-                                }
-                        }
-                    }
-                }
-                for (int h = 0; h < 2; h++)
-                    for (int c = 0; c < 4; c++)
-                        for (int kj = 0; kj < 3; kj++) _mm512_storeu_ps(out[h] + (c * 9 + kj) * 16, acc[h][c][kj]);
-            }
+    int ob = 0;
+    for (; ob + 2 <= Co / 16; ob += 2) weight_grad_blocks(xp, dyb, dwb, C, Co, H, W, n, first, ob, 2);
+    if (ob < Co / 16) weight_grad_blocks(xp, dyb, dwb, C, Co, H, W, n, first, ob, 1);
 }
 #endif
 
 void hm_conv3x3_weight_grad(const float *xp, const float *dyb, float *dwb, int C, int Co, int H, int W, int n, int first) {
 #ifdef HM_X86
-    if (avx512() && (Co / 16) % 2 == 0) { weight_grad_avx512_pairs(xp, dyb, dwb, C, Co, H, W, n, first); return; }
     if (avx512()) { weight_grad_avx512(xp, dyb, dwb, C, Co, H, W, n, first); return; }
 #endif
     weight_grad_portable(xp, dyb, dwb, C, Co, H, W, n, first);

@@ -99,7 +99,7 @@ final class DirectConvolutionTests: XCTestCase {
         try XCTSkipIf(hm_conv3x3_available() == 0, "this CPU has no AVX-512: the portable loops are all there is")
         var rng = TestRNG(32)
         for (c, co, h, w, n) in [(16, 32, 5, 33, 2), (32, 16, 4, 4, 3), (16, 16, 9, 14, 1), (16, 16, 1, 3, 2),
-                                 (112, 32, 4, 4, 2), (32, 96, 3, 5, 2)] {
+                                 (112, 32, 4, 4, 2), (32, 96, 3, 5, 2), (16, 48, 3, 4, 2)] {
             let what = "C\(c) Co\(co) \(h)x\(w) n\(n)"
             let x = buffer(rng.floats(n * c * h * w)), dy = buffer(rng.floats(n * co * h * w))
             let weights = buffer(rng.floats(co * c * 9))
