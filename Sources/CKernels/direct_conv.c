@@ -181,8 +181,7 @@ tile_avx512(const float *xp, const float *w, float *y, int C, int Hp, int Wp, in
         for (int j = 0; j < NC; j++)
             acc[r][j] = c_begin == 0 ? _mm512_setzero_ps() : _mm512_loadu_ps(part + ((long)(oy0 + r) * W + ox0 + j) * 16);
     const long plane = (long)Hp * Wp;
-    if (c_end < C) C = c_end;  // this call takes channels c_begin..<c_end
-    for (int c0 = c_begin; c0 < C; c0 += 16)
+    for (int c0 = c_begin; c0 < c_end; c0 += 16)  // this call's channels (c_end <= C)
         for (int ki = 0; ki < 3; ki++)
             for (int kj = 0; kj < 3; kj++) {
                 const float *xr = xp + c0 * plane + (long)(oy0 + ki) * Wp + ox0 + kj;

@@ -1,7 +1,8 @@
 // Hot loops of the exact reduction (and, through plane_loops.h, of batch norm, ReLU and the
 // residual adds), in C so that they can use AVX2 where the CPU has it (chosen at run time) while
 // the Swift code stays portable x86-64. Both paths do the same IEEE operations in the same order,
-// so they give the same bits.
+// so they give the same bits. direct_conv.h: the direct 3x3 convolution (AVX-512, with portable
+// loops of the same bits).
 #ifndef HIDDEN_MPI_CKERNELS_H
 #define HIDDEN_MPI_CKERNELS_H
 
