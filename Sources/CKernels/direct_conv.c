@@ -334,8 +334,9 @@ weight_grad_blocks(const float *xp, const float *dyb, float *dwb, int C, int Co,
     const long plane = (long)Hp * Wp, P = (long)H * W;
     for (int c0 = 0; c0 < C; c0 += 4)
         for (int ki = 0; ki < 3; ki++) {
-            __m512 acc[NB][4][3];
-            float *out[NB];
+            // Sized for two blocks whatever NB is: arrays of a variable size would live in memory.
+            __m512 acc[2][4][3];
+            float *out[2];
             for (int h = 0; h < NB; h++) {
                 out[h] = dwb + ((long)(ob + h) * C + c0) * 9 * 16 + ki * 3 * 16;
                 for (int c = 0; c < 4; c++)
@@ -348,7 +349,7 @@ weight_grad_blocks(const float *xp, const float *dyb, float *dwb, int C, int Co,
                 for (int oy = 0; oy < H; oy++) {
                     const float *x = xb + (long)oy * Wp;
                     for (int ox = 0; ox < W; ox++, d += 16, x++) {
-                        __m512 dv[NB];
+                        __m512 dv[2];
                         for (int h = 0; h < NB; h++) dv[h] = _mm512_loadu_ps(d + h * P * 16);
                         for (int c = 0; c < 4; c++)
                             for (int kj = 0; kj < 3; kj++) {
