@@ -1,7 +1,9 @@
-// See include/direct_conv.h. The AVX-512 micro-kernels and a portable version of each, which does
-// the same fused multiply-adds (fmaf) in the same order: the same bits, at a fraction of the speed
-// (tests compare the two; other CPUs keep im2col + sgemm).
+// See include/direct_conv.h. The AVX-512 micro-kernels (here) and the AVX2 ones
+// (direct_conv_avx2.c), and a portable version of each, which does the same fused multiply-adds
+// (fmaf) in the same order: the same bits, at a fraction of the speed (tests compare them; CPUs
+// with neither keep im2col + sgemm).
 #include "direct_conv.h"
+#include "direct_conv_internal.h"
 #include <math.h>
 #include <string.h>
 
@@ -11,17 +13,31 @@
 #define AVX512 __attribute__((target("avx512f")))
 #endif
 
-static int avx512(void) {
+static int supported(void) {
 #ifdef HM_X86
-    static int cached = -1;
-    if (cached < 0) cached = __builtin_cpu_supports("avx512f") ? 1 : 0;
-    return cached;
-#else
-    return 0;
+    if (__builtin_cpu_supports("avx512f")) return 2;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return 1;
 #endif
+    return 0;
 }
 
-int hm_conv3x3_available(void) { return avx512(); }
+static int forced = -1;
+
+// 2: AVX-512, 1: AVX2 + FMA, 0: neither (the portable loops).
+static int level(void) {
+    static int cached = -1;
+    if (cached < 0) cached = supported();
+    return forced >= 0 && forced < cached ? forced : cached;
+}
+
+static int avx512(void) { return level() == 2; }
+
+int hm_conv3x3_available(void) { return level(); }
+
+int hm_conv3x3_limit(int max_level) {
+    forced = max_level;
+    return level();
+}
 
 // ---- Layouts ----
 
@@ -141,7 +157,7 @@ void hm_conv3x3_unpack_weight_grad(const float *dwb, float *dw, int C, int Co) {
 // ---- Output tiles: nr rows x nc columns of one block of 16 output channels ----
 
 // The tile's sums to y [16][H][W] (plane P apart), transposed from [position][16].
-static inline void store_tile(const float *buf, float *y, int nr, int nc, int W, long P, int oy0, int ox0, int accumulate) {
+void hm_dc_store_tile(const float *buf, float *y, int nr, int nc, int W, long P, int oy0, int ox0, int accumulate) {
     for (int l = 0; l < 16; l++)
         for (int r = 0; r < nr; r++) {
             float *o = y + l * P + (long)(oy0 + r) * W + ox0;
@@ -168,7 +184,7 @@ static void tile_portable(const float *xp, const float *w, float *y, int C, int 
                             for (int o = 0; o < 16; o++) a[o] = fmaf(v, w[o], a[o]);
                         }
             }
-    store_tile(buf, y, nr, nc, W, (long)H * W, oy0, ox0, accumulate);
+    hm_dc_store_tile(buf, y, nr, nc, W, (long)H * W, oy0, ox0, accumulate);
 }
 
 #ifdef HM_X86
@@ -210,11 +226,9 @@ tile_avx512(const float *xp, const float *w, float *y, int C, int Hp, int Wp, in
     float buf[NR * NC * 16] __attribute__((aligned(64)));
     for (int r = 0; r < NR; r++)
         for (int j = 0; j < NC; j++) _mm512_store_ps(buf + (r * NC + j) * 16, acc[r][j]);
-    store_tile(buf, y, NR, NC, W, (long)H * W, oy0, ox0, accumulate);
+    hm_dc_store_tile(buf, y, NR, NC, W, (long)H * W, oy0, ox0, accumulate);
 }
 
-typedef void (*tile_fn)(const float *, const float *, float *, int, int, int, int, int, int, int, int, int, int,
-                        float *);
 #define TILE(R, N)                                                                                            \
     static AVX512 void tile_##R##_##N(const float *xp, const float *w, float *y, int C, int Hp, int Wp, int H, \
                                       int W, int oy, int ox, int acc, int cb, int ce, float *part) {          \
@@ -228,7 +242,7 @@ TILE(1, 15) TILE(1, 16)
 #define AT(R, N) [R - 1][N - 1] = tile_##R##_##N
 #define AT4(N) AT(1, N), AT(2, N), AT(3, N), AT(4, N)
 // Every (rows, columns) with rows x columns <= 28 accumulators, rows <= 4, columns <= 16.
-static const tile_fn tiles[4][16] = {
+static const hm_dc_tile_fn tiles[4][16] = {
     AT4(1), AT4(2), AT4(3), AT4(4), AT4(5), AT4(6), AT4(7),
     AT(1, 8), AT(2, 8), AT(3, 8), AT(1, 9), AT(2, 9), AT(3, 9),
     AT(1, 10), AT(2, 10), AT(1, 11), AT(2, 11), AT(1, 12), AT(2, 12), AT(1, 13), AT(2, 13), AT(1, 14), AT(2, 14),
@@ -236,26 +250,28 @@ static const tile_fn tiles[4][16] = {
 };
 #endif
 
-// Columns per tile: the row in equal parts of at most 16; rows per tile: as many as keep the tile
-// within 28 accumulators, at most 4.
-static void tile_shape(int W, int *rows, int *cols) {
-    const int parts = (W + 15) / 16;
+// Columns per tile: the row in equal parts of at most 16 (AVX2: 6); rows per tile: as many as
+// keep the tile within 28 accumulators (AVX2: 6 positions), at most 4.
+static void tile_shape(int W, int lvl, int *rows, int *cols) {
+    const int most = lvl == 1 ? 6 : 16, positions = lvl == 1 ? 6 : 28;
+    const int parts = (W + most - 1) / most;
     *cols = (W + parts - 1) / parts;
-    int r = 28 / *cols;
+    int r = positions / *cols;
     *rows = r > 4 ? 4 : r;
 }
 
+// lvl: 2 the AVX-512 tiles, 1 the AVX2 ones, 0 the portable loops.
 static void conv(const float *xp, const float *wf, float *y, int C, int Co, int H, int W, int n, int accumulate,
-                 float *scratch, int portable) {
+                 float *scratch, int lvl) {
     const int Hp = H + 2, Wp = W + 2;
     const long P = (long)H * W;
     int NR, NC;
-    tile_shape(W, &NR, &NC);
+    tile_shape(W, lvl, &NR, &NC);
     // Output-channel blocks outside the images: a block's weights (C x 9 x 16 floats) stay in
     // cache while the images' tiles pass by. Where they are more than L1 holds (C > 64), the
     // input channels go in slices of 32 (18 KB of weights) over all the images, and each tile's
     // sums wait in `scratch` between the slices: the same sums in the same order.
-    const int slice = (!portable && scratch != NULL && C > 64) ? 32 : C;
+    const int slice = (lvl > 0 && scratch != NULL && C > 64) ? 32 : C;
     for (int ob = 0; ob < Co / 16; ob++) {
         for (int c_begin = 0; c_begin < C; c_begin += slice) {
             const int c_end = c_begin + slice < C ? c_begin + slice : C;
@@ -269,8 +285,9 @@ static void conv(const float *xp, const float *wf, float *y, int C, int Co, int 
                     for (int ox = 0; ox < W; ox += NC) {
                         const int nc = W - ox < NC ? W - ox : NC;
 #ifdef HM_X86
-                        if (!portable) {
-                            tiles[nr - 1][nc - 1](x, w, out, C, Hp, Wp, H, W, oy, ox, accumulate, c_begin, c_end, part);
+                        if (lvl > 0) {
+                            const hm_dc_tile_fn tile = lvl == 2 ? tiles[nr - 1][nc - 1] : hm_dc_avx2_tile(nr, nc);
+                            tile(x, w, out, C, Hp, Wp, H, W, oy, ox, accumulate, c_begin, c_end, part);
                             continue;
                         }
 #endif
@@ -284,11 +301,11 @@ static void conv(const float *xp, const float *wf, float *y, int C, int Co, int 
 
 void hm_conv3x3(const float *xp, const float *wf, float *y, int C, int Co, int H, int W, int n, int accumulate,
                 float *scratch) {
-    conv(xp, wf, y, C, Co, H, W, n, accumulate, scratch, !avx512());
+    conv(xp, wf, y, C, Co, H, W, n, accumulate, scratch, level());
 }
 
 void hm_conv3x3_portable(const float *xp, const float *wf, float *y, int C, int Co, int H, int W, int n, int accumulate) {
-    conv(xp, wf, y, C, Co, H, W, n, accumulate, NULL, 1);
+    conv(xp, wf, y, C, Co, H, W, n, accumulate, NULL, 0);
 }
 
 // ---- Weight gradient: for 16 output channels (a vector), 8 input channels x 3 taps kj of one
@@ -375,7 +392,8 @@ static AVX512 void weight_grad_avx512(const float *xp, const float *dyb, float *
 
 void hm_conv3x3_weight_grad(const float *xp, const float *dyb, float *dwb, int C, int Co, int H, int W, int n, int first) {
 #ifdef HM_X86
-    if (avx512()) { weight_grad_avx512(xp, dyb, dwb, C, Co, H, W, n, first); return; }
+    if (level() == 2) { weight_grad_avx512(xp, dyb, dwb, C, Co, H, W, n, first); return; }
+    if (level() == 1) { hm_dc_weight_grad_avx2(xp, dyb, dwb, C, Co, H, W, n, first); return; }
 #endif
     weight_grad_portable(xp, dyb, dwb, C, Co, H, W, n, first);
 }

@@ -142,7 +142,7 @@ struct Bench: ParsableCommand {
             "method": modelOptions.method.rawValue,
             "input": input.description, "global_batch": global, "rank_batch": localBatch,
             "world_size": comm.size, "nodes": nodes, "threads": BLASThreads.current, "blas_core": BLASThreads.coreName,
-            "direct_convolutions": ConvolutionPaths(model).direct,
+            "direct_convolutions": ConvolutionPaths(model).direct, "direct_convolution_isa": DirectConvolution.instructionSet,
             "steps": steps, "step_s": step, "step_s_min_rank": -spread[1], "step_s_max_rank": spread[0],
             "images_per_s": Double(global) / step, "images_per_s_per_rank": Double(localBatch) / step,
             "mflop_per_image": flopsPerImage / 1e6, "step_gflops": gflops,

@@ -81,7 +81,7 @@ struct Kernels: ParsableCommand {
 }
 
 /// How a model's convolutions run: by the direct 3x3 kernel (3x3, stride 1, channels in 16s, on
-/// CPUs with AVX-512, one BLAS thread per rank, HIDDEN_MPI_CONV not "im2col") or by im2col + sgemm.
+/// CPUs with AVX-512, or AVX2 with HIDDEN_MPI_CONV=avx2; one BLAS thread per rank) or by im2col + sgemm.
 struct ConvolutionPaths {
     let direct: Int, total: Int
 
@@ -95,8 +95,8 @@ struct ConvolutionPaths {
     var summary: String? {
         guard total > 0 else { return nil }
         guard direct > 0 else {
-            return "convolutions: im2col + sgemm (the direct 3x3 kernel needs AVX-512, one BLAS thread per rank and HIDDEN_MPI_CONV unset)"
+            return "convolutions: im2col + sgemm (the direct 3x3 kernel needs AVX-512, or AVX2 with HIDDEN_MPI_CONV=avx2, one BLAS thread per rank and HIDDEN_MPI_CONV not im2col)"
         }
-        return "convolutions: \(direct) of \(total) by the direct 3x3 kernel (AVX-512), the rest by im2col + sgemm"
+        return "convolutions: \(direct) of \(total) by the direct 3x3 kernel (\(DirectConvolution.instructionSet)), the rest by im2col + sgemm"
     }
 }

@@ -24,7 +24,8 @@ struct Train: ParsableCommand {
 
         On CPUs with AVX-512 the 3x3 convolutions with stride 1 and channels in 16s run hidden-mpi's \
         own direct kernel instead of im2col + OpenBLAS (the header's "convolutions:" line); it rounds \
-        otherwise, so on a cluster where some nodes lack AVX-512 set HIDDEN_MPI_CONV=im2col for every \
+        otherwise. On a cluster where some nodes lack AVX-512, set HIDDEN_MPI_CONV=avx2 on those \
+        (its AVX2 version, the same bits) or HIDDEN_MPI_CONV=im2col on every \
         rank (train warns when ranks differ).
 
         Examples:
@@ -389,13 +390,14 @@ struct Train: ParsableCommand {
         // Different kernels (nodes of different CPUs) compute a chunk's sums with other roundings:
         // the run is still one run (every rank applies the same reduced gradient), but its bits
         // then depend on which rank computed which chunk, so on the rank count.
-        // The same holds for the direct convolution, which runs where the CPU has AVX-512.
+        // The same holds for the direct convolution, which runs where the CPU has AVX-512 (or AVX2
+        // with HIDDEN_MPI_CONV=avx2: both kernels give the same bits).
         let convolutions = ConvolutionPaths(model)
         let path = convolutions.total == 0 ? "" : convolutions.direct > 0 ? " (direct convolutions)" : " (im2col convolutions)"
         let cores = RankAgreement.gather(BLASThreads.coreName + path, comm)
         if Set(cores).count != 1, comm.rank == 0 {
             let others = cores.indices.filter { cores[$0] != cores[0] }.prefix(8).map { "rank \($0) \(cores[$0])" }
-            Launch.writeError("warning: \(others.joined(separator: ", ")) run another OpenBLAS kernel or convolution than rank 0's \(cores[0]): the run's bits then depend on which ranks computed which chunks, so another number of ranks (or a resume elsewhere) gives another run, equal only up to rounding\nhint: set the same OPENBLAS_CORETYPE for every rank (see `hidden-mpi kernels` on each kind of node), and HIDDEN_MPI_CONV=im2col where some nodes lack AVX-512")
+            Launch.writeError("warning: \(others.joined(separator: ", ")) run another OpenBLAS kernel or convolution than rank 0's \(cores[0]): the run's bits then depend on which ranks computed which chunks, so another number of ranks (or a resume elsewhere) gives another run, equal only up to rounding\nhint: set the same OPENBLAS_CORETYPE for every rank (see `hidden-mpi kernels` on each kind of node), and, where some nodes lack AVX-512, HIDDEN_MPI_CONV=avx2 on those or HIDDEN_MPI_CONV=im2col on all")
         }
         return all
     }
@@ -433,7 +435,8 @@ struct Train: ParsableCommand {
                                      "nodes": Set(hosts).count, "hosts": hosts, "update": t.sharded != nil ? "sharded" : "replicated",
                                      "weight_checksums": checksums.map(hex),
                                      "blas_core": BLASThreads.coreName, "blas_core_reason": KernelChoice.reason,
-                                     "direct_convolutions": ConvolutionPaths(t.model).direct]
+                                     "direct_convolutions": ConvolutionPaths(t.model).direct,
+                                     "direct_convolution_isa": DirectConvolution.instructionSet]
         for (key, value) in RunFields.fields(t.config, DataIdentity(t.data)) { object[key] = jsonValue(value) }
         // A list whatever its length (one milestone would read as a number).
         if t.config.schedule == .multistep { object["lr_milestones"] = t.config.milestones }

@@ -35,8 +35,8 @@ final class RankAgreementTests: XCTestCase {
         return r
     }
 
-    /// Where rank 0 runs the direct 3x3 convolution and rank 1 im2col + sgemm (a node without
-    /// AVX-512, here HIDDEN_MPI_CONV=im2col), the run goes on, with a warning that names rank 1:
+    /// Where rank 0 runs the direct 3x3 convolution and rank 1 im2col + sgemm (here
+    /// HIDDEN_MPI_CONV=im2col), the run goes on, with a warning that names rank 1:
     /// its bits would depend on which rank computed which chunk. The header says how the
     /// convolutions run (conv2 at width 0.25: a 3->16 stem by im2col, then 16->16).
     func testRanksThatConvolveDifferentlyAreWarnedAbout() throws {
@@ -45,7 +45,7 @@ final class RankAgreementTests: XCTestCase {
                     "--progress", "0"]
         let alone = try Harness.hiddenMPI(conv, timeout: 60)
         XCTAssertEqual(alone.status, 0, alone.transcript)
-        try XCTSkipIf(alone.stdout.contains("convolutions: im2col + sgemm"), "this CPU has no AVX-512: no direct convolution")
+        try XCTSkipIf(alone.stdout.contains("convolutions: im2col + sgemm"), "this CPU has neither AVX-512 nor AVX2: no direct convolution")
         XCTAssertTrue(alone.stdout.contains("convolutions: 1 of 2 by the direct 3x3 kernel"), alone.transcript)
         let off = try Harness.hiddenMPI(conv, timeout: 60, env: ["HIDDEN_MPI_CONV": "im2col"])
         XCTAssertTrue(off.stdout.contains("convolutions: im2col + sgemm"), off.transcript)
@@ -55,6 +55,32 @@ final class RankAgreementTests: XCTestCase {
         XCTAssertEqual(Harness.count("another OpenBLAS kernel or convolution", in: mixed.stderr), 1, mixed.transcript)
         XCTAssertTrue(mixed.stderr.contains("rank 1 ") && mixed.stderr.contains("HIDDEN_MPI_CONV=im2col"), mixed.transcript)
         XCTAssertEqual(Harness.count("another OpenBLAS kernel", in: alone.stderr), 0, alone.transcript)
+
+        // A node with AVX2 but no AVX-512 (here HIDDEN_MPI_CONV=avx2 on rank 1) runs the AVX2
+        // kernels, which give the same bits: no warning, and the same losses to the last bit.
+        let avx2 = try Harness.hiddenMPI(conv, timeout: 60, env: ["HIDDEN_MPI_CONV": "avx2"])
+        XCTAssertTrue(avx2.stdout.contains("convolutions: 1 of 2 by the direct 3x3 kernel (AVX2)"), avx2.transcript)
+        let uniform = try twoRanks(conv + ["--metrics", path("uniform.jsonl")], conv + ["--metrics", path("uniform.jsonl")])
+        XCTAssertEqual(uniform.status, 0, uniform.transcript)
+        let withAVX2 = try twoRanks(conv + ["--metrics", path("avx2.jsonl")],
+                                    ["/usr/bin/env", "HIDDEN_MPI_CONV=avx2", try Harness.binary()] + conv + ["--metrics", path("avx2.jsonl")],
+                                    plain: true)
+        XCTAssertEqual(withAVX2.status, 0, withAVX2.transcript)
+        XCTAssertEqual(Harness.count("another OpenBLAS kernel or convolution", in: withAVX2.stderr), 0, withAVX2.transcript)
+        let expected = try losses("uniform.jsonl")
+        XCTAssertEqual(expected.count, 2, "an epoch line with both losses")
+        XCTAssertEqual(try losses("avx2.jsonl").map(\.bitPattern), expected.map(\.bitPattern))
+    }
+
+    /// The train and test losses of a metrics file's epoch lines, in order.
+    func losses(_ name: String) throws -> [Double] {
+        var values: [Double] = []
+        for line in try String(contentsOfFile: path(name), encoding: .utf8).split(separator: "\n") {
+            guard let o = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                  o["kind"] as? String == "epoch" else { continue }
+            values += [o["train_loss"], o["test_loss"]].compactMap { $0 as? Double }
+        }
+        return values
     }
 
     func checkpointed(_ folder: String, np: Int, extra: [String] = []) throws {

@@ -1,7 +1,7 @@
 // The direct 3x3 convolution (DirectConvolution.swift, CKernels/direct_conv.c): against the
 // seven-loop convolution in double, forward and both adjoints, over geometries that exercise its
 // tiles (rows and columns left over, images narrower than a tile, several channel blocks); its
-// AVX-512 kernels against its portable loops bit for bit; and the choice of path.
+// AVX-512 and AVX2 kernels against its portable loops bit for bit; and the choice of path.
 
 import CKernels
 import XCTest
@@ -24,12 +24,12 @@ final class DirectConvolutionTests: XCTestCase {
         Geometry(c: 16, h: 3, w: 5, co: 80, kernel: 3, stride: 1, padding: 1, batch: 2),  // dL/dx: 32 + 32 + 16
     ]
 
-    var threads = 1
+    var threads = 1, enabled = true
 
     /// The direct convolution runs with one BLAS thread per rank (scripts/env.sh's default).
-    override func setUp() { threads = BLASThreads.current; BLASThreads.set(1) }
+    override func setUp() { (threads, enabled) = (BLASThreads.current, DirectConvolution.enabled); BLASThreads.set(1) }
 
-    override func tearDown() { DirectConvolution.enabled = true; BLASThreads.set(threads) }
+    override func tearDown() { DirectConvolution.enabled = enabled; BLASThreads.set(threads) }
 
     /// Each geometry by the direct convolution where the CPU has it and by im2col + sgemm, in
     /// groups of one image and of the whole batch, and with a residual block's accumulating dx.
@@ -93,14 +93,27 @@ final class DirectConvolutionTests: XCTestCase {
         if hm_conv3x3_available() != 0 { XCTAssertEqual(directRuns, 2 * table.count) }
     }
 
-    /// The AVX-512 kernels give the portable loops' bits (the same fused multiply-adds in the same
+    /// The AVX-512 and AVX2 kernels give the portable loops' bits (the same fused multiply-adds in the same
     /// order), forward, input gradient and weight gradient over two calls.
     func testKernelsMatchPortableLoopsBitForBit() throws {
-        try XCTSkipIf(hm_conv3x3_available() == 0, "this CPU has no AVX-512: the portable loops are all there is")
+        let best = hm_conv3x3_available()
+        try XCTSkipIf(best == 0, "this CPU has neither AVX-512 nor AVX2: the portable loops are all there is")
+        defer { XCTAssertEqual(hm_conv3x3_limit(-1), best) }
+        // Each kernel the CPU runs: AVX-512 (where it has it), then AVX2 on the same CPU.
+        for level in stride(from: best, through: 1, by: -1) {
+            XCTAssertEqual(hm_conv3x3_limit(level), level)
+            try kernelsMatchPortableLoops(level: level)
+        }
+    }
+
+    private func kernelsMatchPortableLoops(level: Int32) throws {
         var rng = TestRNG(32)
+        // Widths that leave columns and rows over for both kernels' tiles (AVX-512: 28 positions,
+        // AVX2: 6), 1- to 4-row tiles, and over 64 input channels (slices of 32).
         for (c, co, h, w, n) in [(16, 32, 5, 33, 2), (32, 16, 4, 4, 3), (16, 16, 9, 14, 1), (16, 16, 1, 3, 2),
-                                 (112, 32, 4, 4, 2), (32, 96, 3, 5, 2), (16, 48, 3, 4, 2)] {
-            let what = "C\(c) Co\(co) \(h)x\(w) n\(n)"
+                                 (112, 32, 4, 4, 2), (32, 96, 3, 5, 2), (16, 48, 3, 4, 2), (16, 32, 5, 2, 2),
+                                 (16, 16, 6, 1, 1), (80, 16, 3, 13, 1)] {
+            let what = "C\(c) Co\(co) \(h)x\(w) n\(n), kernel level \(level)"
             let x = buffer(rng.floats(n * c * h * w)), dy = buffer(rng.floats(n * co * h * w))
             let weights = buffer(rng.floats(co * c * 9))
             let wf = FloatBuffer(count: weights.count), wx = FloatBuffer(count: weights.count)
@@ -135,7 +148,8 @@ final class DirectConvolutionTests: XCTestCase {
 
     /// Only 3x3 convolutions with stride 1, padding 1 and channels in 16s take the direct path.
     func testWhichLayersQualify() throws {
-        try XCTSkipIf(hm_conv3x3_available() == 0, "this CPU has no AVX-512")
+        try XCTSkipIf(hm_conv3x3_available() == 0, "this CPU has neither AVX-512 nor AVX2")
+        DirectConvolution.enabled = true  // the default on CPUs with AVX-512, HIDDEN_MPI_CONV=avx2 on those with AVX2
         let cases: [(Shape, Int, Int, Int, Int, Bool)] = [  // input, out channels, kernel, stride, padding, direct
             (Shape([16, 8, 8]), 16, 3, 1, 1, true),
             (Shape([64, 32, 32]), 128, 3, 1, 1, true),

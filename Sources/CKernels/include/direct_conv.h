@@ -1,5 +1,5 @@
 // A direct 3x3 convolution, stride 1, padding 1, for channel counts that are multiples of 16,
-// with an AVX-512 micro-kernel of its own: no im2col and no sgemm. The activations stay NCHW;
+// with AVX-512 and AVX2 micro-kernels of its own: no im2col and no sgemm. The activations stay NCHW;
 // only the input gets a one-pixel zero border ([C][H+2][W+2], a row copy), and the weights are
 // laid out in blocks of 16 output channels once per step. An output tile of up to 28 positions
 // of 16 output channels each lives in registers for the whole reduction over C x 3 x 3.
@@ -12,9 +12,13 @@
 #ifndef HIDDEN_MPI_DIRECT_CONV_H
 #define HIDDEN_MPI_DIRECT_CONV_H
 
-/// 1 when this CPU runs the direct convolution's kernels (x86-64 with AVX-512F); elsewhere the
-/// calls below run the portable loops, and MaskedConv2d keeps im2col + sgemm.
+/// Which kernels the calls below run: 2 the AVX-512 ones (x86-64 with AVX-512F), 1 the AVX2 ones
+/// (AVX2 and FMA), 0 the portable loops (elsewhere MaskedConv2d keeps im2col + sgemm). All three
+/// give the same bits.
 int hm_conv3x3_available(void);
+/// Caps that level at `max_level` (HIDDEN_MPI_CONV=avx2, tests; a negative value lifts the cap)
+/// and returns the level now in effect.
+int hm_conv3x3_limit(int max_level);
 
 /// The forward weights: w [Co][C][3][3] -> wf [Co/16][C/16][3][3][16 in][16 out].
 void hm_conv3x3_pack_forward(const float *w, float *wf, int C, int Co);

@@ -1,19 +1,20 @@
 // The direct 3x3 convolution (stride 1, padding 1, channels in multiples of 16) that MaskedConv2d
-// runs instead of im2col + sgemm where the CPU has AVX-512 (CKernels/direct_conv.c): the input
-// gets a zero border, the weights are laid out in blocks of 16 output channels once per forward
-// (and, flipped, once per backward), and an AVX-512 micro-kernel keeps a tile of outputs in
-// registers for the whole reduction. No im2col matrix, so no 9x copy of the input for OpenBLAS to
+// runs instead of im2col + sgemm where the CPU has AVX-512 (or, with HIDDEN_MPI_CONV=avx2, AVX2;
+// CKernels/direct_conv.c and direct_conv_avx2.c): the input gets a zero border, the weights are laid out in blocks of 16
+// output channels once per forward (and, flipped, once per backward), and a micro-kernel keeps a
+// tile of outputs in registers for the whole reduction. No im2col matrix, so no 9x copy of the input for OpenBLAS to
 // pack again: the layers with 64 channels, where that copy cost as much as the arithmetic, gain
 // most (Docs/performance.md).
 //
 // The results differ from the sgemm path's in their rounding (another summation order) and are
 // the same on every run, rank count and batch split: a sample's output and input gradient are
-// its own, and a chunk's weight gradient sums its images in order.
+// its own, and a chunk's weight gradient sums its images in order. The AVX-512 and AVX2 kernels do
+// the same fused multiply-adds in the same order: nodes with either give the same bits.
 
 import CKernels
 import Foundation
 
-final class DirectConvolution {
+public final class DirectConvolution {
     let inChannels, outChannels, height, width: Int
     private var paddedInput = FloatBuffer(count: 0)       // [n][C][H+2][W+2]
     private var paddedGrad = FloatBuffer(count: 0)        // [n][Co][H+2][W+2]
@@ -22,11 +23,29 @@ final class DirectConvolution {
     private let forwardWeights, backwardWeights, gradBlocks: FloatBuffer
     private var paddedCount: Int { (height + 2) * (width + 2) }
 
-    /// Whether the process may use it: the CPU runs it, HIDDEN_MPI_CONV is not "im2col", and BLAS
-    /// runs one thread per rank (the kernel has one thread; with more, sgemm's threads win).
+    /// Whether the process may use it. By default where the CPU has AVX-512; HIDDEN_MPI_CONV=avx2
+    /// takes the AVX2 kernels (on a CPU with AVX-512 too: the same bits, at half the vector width),
+    /// HIDDEN_MPI_CONV=im2col none. On CPUs with AVX2 alone the AVX2 kernels are not the default:
+    /// on the one machine measured (a Xeon, OpenBLAS's AVX2 kernel forced for im2col) they only
+    /// tied im2col + sgemm (Docs/performance.md). Layers also need one BLAS thread per rank (the
+    /// kernel has one thread; with more, sgemm's threads win).
     nonisolated(unsafe) static var enabled: Bool = {
-        ProcessInfo.processInfo.environment["HIDDEN_MPI_CONV"]?.lowercased() != "im2col"
+        switch ProcessInfo.processInfo.environment["HIDDEN_MPI_CONV"]?.lowercased() {
+        case "im2col": return false
+        case "avx2": return hm_conv3x3_limit(1) == 1
+        default: return hm_conv3x3_limit(-1) == 2
+        }
     }()
+
+    /// The instruction set of the kernels the direct convolution runs on this CPU ("" for none).
+    public static var instructionSet: String {
+        guard enabled else { return "" }
+        switch hm_conv3x3_available() {
+        case 2: return "AVX-512"
+        case 1: return "AVX2"
+        default: return ""
+        }
+    }
 
     static func qualifies(inChannels: Int, outChannels: Int, kernel: Int, stride: Int, padding: Int) -> Bool {
         enabled && kernel == 3 && stride == 1 && padding == 1 && inChannels % 16 == 0 && outChannels % 16 == 0

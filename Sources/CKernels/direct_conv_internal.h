@@ -1,0 +1,20 @@
+// What direct_conv.c and direct_conv_avx2.c share (not part of the module's interface).
+#ifndef HIDDEN_MPI_DIRECT_CONV_INTERNAL_H
+#define HIDDEN_MPI_DIRECT_CONV_INTERNAL_H
+
+/// A tile kernel: the sums of input channels [cb, ce) for a tile of output positions from (oy, ox)
+/// of one block of 16 output channels; to y (NCHW, or += with `acc`) when ce reaches C, else to
+/// `part` ([H][W][16]) for the next slice of channels to continue.
+typedef void (*hm_dc_tile_fn)(const float *xp, const float *w, float *y, int C, int Hp, int Wp, int H, int W, int oy,
+                              int ox, int acc, int cb, int ce, float *part);
+
+/// A tile's sums buf [nr][nc][16] to y [16][H][W] (plane P apart), transposed; += with `accumulate`.
+void hm_dc_store_tile(const float *buf, float *y, int nr, int nc, int W, long P, int oy0, int ox0, int accumulate);
+
+/// The AVX2 (+FMA) kernels, x86-64 only: tiles of rows x cols positions with rows x cols <= 6
+/// (two 8-float accumulators a position, 12 of the 16 registers), and the weight gradient.
+hm_dc_tile_fn hm_dc_avx2_tile(int rows, int cols);
+void hm_dc_weight_grad_avx2(const float *xp, const float *dyb, float *dwb, int C, int Co, int H, int W, int n,
+                            int first);
+
+#endif
