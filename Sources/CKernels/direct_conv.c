@@ -192,7 +192,7 @@ static inline __attribute__((always_inline)) AVX512 void
 tile_avx512(const float *xp, const float *w, float *y, int C, int Hp, int Wp, int H, int W, int oy0, int ox0,
             int accumulate, int c_begin, int c_end, float *part, const int NR, const int NC) {
     const int last = c_end >= C;
-    __m512 acc[NR][NC];
+    __m512 acc[4][16];  // a fixed size: arrays of a variable size would live in memory
     for (int r = 0; r < NR; r++)
         for (int j = 0; j < NC; j++)
             acc[r][j] = c_begin == 0 ? _mm512_setzero_ps() : _mm512_loadu_ps(part + ((long)(oy0 + r) * W + ox0 + j) * 16);
@@ -351,8 +351,7 @@ weight_grad_blocks(const float *xp, const float *dyb, float *dwb, int C, int Co,
     const long plane = (long)Hp * Wp, P = (long)H * W;
     for (int c0 = 0; c0 < C; c0 += 4)
         for (int ki = 0; ki < 3; ki++) {
-            // Sized for two blocks whatever NB is: arrays of a variable size would live in memory.
-            __m512 acc[2][4][3];
+            __m512 acc[2][4][3];  // sized for two blocks whatever NB is: see tile_avx512
             float *out[2];
             for (int h = 0; h < NB; h++) {
                 out[h] = dwb + ((long)(ob + h) * C + c0) * 9 * 16 + ki * 3 * 16;
