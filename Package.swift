@@ -22,7 +22,7 @@ let package = Package(
                        providers: [.apt(["libturbojpeg0-dev"])]),
         // Hot loops of the exact reduction and of batch norm, ReLU and the residual adds, with an
         // AVX2 path chosen at run time (the same bits either way); the direct 3x3 convolution's
-        // AVX-512 kernels (with portable loops of the same bits).
+        // AVX-512 and AVX2 kernels (with portable loops of the same bits).
         .target(name: "CKernels", path: "Sources/CKernels"),
         // The library: Swift over BLAS (and CKernels); never imports MPI. Built with the checks
         // (-O, not -Ounchecked): it parses files from elsewhere, and the checks cost nothing

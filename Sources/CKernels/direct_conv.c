@@ -1,8 +1,9 @@
-// See include/direct_conv.h. The AVX-512 micro-kernels (here) and the AVX2 ones
-// (direct_conv_avx2.c), and a portable version of each, which does the same fused multiply-adds
-// (fmaf) in the same order: the same bits, at a fraction of the speed (tests compare them; CPUs
-// with neither keep im2col + sgemm).
-#include "direct_conv.h"
+// See include/direct_conv.h. Layouts, the forward and input-gradient tiles with their AVX-512
+// micro-kernels (the AVX2 ones in direct_conv_avx2.c, the weight gradient in
+// direct_conv_weight_grad.c), and a portable version of each, which does the same fused
+// multiply-adds (fmaf) in the same order: the same bits, at a fraction of the speed (tests compare
+// them; CPUs with neither instruction set keep im2col + sgemm).
+#include "ckernels.h"
 #include "direct_conv_internal.h"
 #include <math.h>
 #include <string.h>
@@ -31,6 +32,8 @@ static int level(void) {
 }
 
 static int avx512(void) { return level() == 2; }
+
+int hm_dc_level(void) { return level(); }
 
 int hm_conv3x3_available(void) { return level(); }
 
@@ -141,17 +144,29 @@ void hm_conv3x3_block(const float *x, float *xb, int C, int H, int W, int n) {
     }
 }
 
+// One output block's sums in [K][16] -> [16][K].
+static void unpack_block(const float *in, float *out, long K) {
+#ifdef HM_X86
+    if (avx512()) { unblock_avx512(in, out, K); return; }
+#endif
+    for (int o = 0; o < 16; o++)
+        for (long k = 0; k < K; k++) out[o * K + k] = in[k * 16 + o];
+}
+
 void hm_conv3x3_unpack_weight_grad(const float *dwb, float *dw, int C, int Co) {
     const long K = (long)C * 9;  // a multiple of 16
+    for (int ob = 0; ob < Co / 16; ob++) unpack_block(dwb + ob * K * 16, dw + ob * 16 * K, K);
+}
+
+int hm_conv3x3_accumulate_weight_grad(const float *dwb, float *block, int64_t *acc, int C, int Co, double factor,
+                                      int first) {
+    const long K = (long)C * 9;
+    int ok = 1;
     for (int ob = 0; ob < Co / 16; ob++) {
-        const float *in = dwb + ob * K * 16;
-        float *out = dw + ob * 16 * K;
-#ifdef HM_X86
-        if (avx512()) { unblock_avx512(in, out, K); continue; }
-#endif
-        for (int o = 0; o < 16; o++)
-            for (long k = 0; k < K; k++) out[o * K + k] = in[k * 16 + o];
+        unpack_block(dwb + ob * K * 16, block, K);
+        if (!hm_fixed_accumulate(block, acc + ob * 16 * K, 16 * K, factor, first)) ok = 0;
     }
+    return ok;
 }
 
 // ---- Output tiles: nr rows x nc columns of one block of 16 output channels ----
@@ -306,98 +321,4 @@ void hm_conv3x3(const float *xp, const float *wf, float *y, int C, int Co, int H
 
 void hm_conv3x3_portable(const float *xp, const float *wf, float *y, int C, int Co, int H, int W, int n, int accumulate) {
     conv(xp, wf, y, C, Co, H, W, n, accumulate, NULL, 0);
-}
-
-// ---- Weight gradient: for 16 output channels (a vector), 8 input channels x 3 taps kj of one
-// row ki in 24 accumulators, over every position of every image ----
-
-static void weight_grad_portable(const float *xp, const float *dyb, float *dwb, int C, int Co, int H, int W, int n,
-                                 int first) {
-    const int Hp = H + 2, Wp = W + 2, OB = Co / 16;
-    const long plane = (long)Hp * Wp, P = (long)H * W;
-    for (int ob = 0; ob < OB; ob++)
-        for (int c0 = 0; c0 < C; c0 += 8)
-            for (int ki = 0; ki < 3; ki++) {
-                float acc[8][3][16];
-                for (int c = 0; c < 8; c++)
-                    for (int kj = 0; kj < 3; kj++)
-                        for (int o = 0; o < 16; o++)
-                            acc[c][kj][o] = first ? 0 : dwb[(((long)ob * C + c0 + c) * 9 + ki * 3 + kj) * 16 + o];
-                for (int b = 0; b < n; b++)
-                    for (int oy = 0; oy < H; oy++)
-                        for (int ox = 0; ox < W; ox++) {
-                            const float *d = dyb + (((long)b * OB + ob) * P + (long)oy * W + ox) * 16;
-                            const float *x = xp + ((long)b * C + c0) * plane + (long)(oy + ki) * Wp + ox;
-                            for (int c = 0; c < 8; c++)
-                                for (int kj = 0; kj < 3; kj++) {
-                                    const float v = x[c * plane + kj];
-                                    for (int o = 0; o < 16; o++) acc[c][kj][o] = fmaf(v, d[o], acc[c][kj][o]);
-                                }
-                        }
-                for (int c = 0; c < 8; c++)
-                    for (int kj = 0; kj < 3; kj++)
-                        for (int o = 0; o < 16; o++) dwb[(((long)ob * C + c0 + c) * 9 + ki * 3 + kj) * 16 + o] = acc[c][kj][o];
-            }
-}
-
-#ifdef HM_X86
-// NB (1 or 2) blocks of 16 output channels from block ob, 4 input channels x 3 taps kj of row ki
-// each: each broadcast input value feeds NB fused multiply-adds (two blocks: half the loads per
-// multiply-add). Every sum takes its positions in the order of the loop above: the same bits.
-static inline __attribute__((always_inline)) AVX512 void
-weight_grad_blocks(const float *xp, const float *dyb, float *dwb, int C, int Co, int H, int W, int n, int first, int ob,
-                   const int NB) {
-    const int Hp = H + 2, Wp = W + 2, OB = Co / 16;
-    const long plane = (long)Hp * Wp, P = (long)H * W;
-    for (int c0 = 0; c0 < C; c0 += 4)
-        for (int ki = 0; ki < 3; ki++) {
-            __m512 acc[2][4][3];  // sized for two blocks whatever NB is: see tile_avx512
-            float *out[2];
-            for (int h = 0; h < NB; h++) {
-                out[h] = dwb + ((long)(ob + h) * C + c0) * 9 * 16 + ki * 3 * 16;
-                for (int c = 0; c < 4; c++)
-                    for (int kj = 0; kj < 3; kj++)
-                        acc[h][c][kj] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(out[h] + (c * 9 + kj) * 16);
-            }
-            for (int b = 0; b < n; b++) {
-                const float *d = dyb + ((long)b * OB + ob) * P * 16;
-                const float *xb = xp + ((long)b * C + c0) * plane + (long)ki * Wp;
-                for (int oy = 0; oy < H; oy++) {
-                    const float *x = xb + (long)oy * Wp;
-                    for (int ox = 0; ox < W; ox++, d += 16, x++) {
-                        __m512 dv[2];
-                        for (int h = 0; h < NB; h++) dv[h] = _mm512_loadu_ps(d + h * P * 16);
-                        for (int c = 0; c < 4; c++)
-                            for (int kj = 0; kj < 3; kj++) {
-                                const __m512 v = _mm512_set1_ps(x[c * plane + kj]);
-                                for (int h = 0; h < NB; h++) acc[h][c][kj] = _mm512_fmadd_ps(v, dv[h], acc[h][c][kj]);
-                            }
-                    }
-                }
-            }
-            for (int h = 0; h < NB; h++)
-                for (int c = 0; c < 4; c++)
-                    for (int kj = 0; kj < 3; kj++) _mm512_storeu_ps(out[h] + (c * 9 + kj) * 16, acc[h][c][kj]);
-        }
-}
-
-static AVX512 void weight_grad_avx512(const float *xp, const float *dyb, float *dwb, int C, int Co, int H, int W, int n,
-                                      int first) {
-    int ob = 0;
-    for (; ob + 2 <= Co / 16; ob += 2) weight_grad_blocks(xp, dyb, dwb, C, Co, H, W, n, first, ob, 2);
-    if (ob < Co / 16) weight_grad_blocks(xp, dyb, dwb, C, Co, H, W, n, first, ob, 1);
-}
-#endif
-
-void hm_conv3x3_weight_grad(const float *xp, const float *dyb, float *dwb, int C, int Co, int H, int W, int n, int first) {
-#ifdef HM_X86
-    if (level() == 2) { weight_grad_avx512(xp, dyb, dwb, C, Co, H, W, n, first); return; }
-    if (level() == 1) { hm_dc_weight_grad_avx2(xp, dyb, dwb, C, Co, H, W, n, first); return; }
-#endif
-    weight_grad_portable(xp, dyb, dwb, C, Co, H, W, n, first);
-}
-
-void hm_conv3x3_weight_grad_portable(const float *xp, const float *dyb, float *dwb, int C, int Co, int H, int W, int n,
-                                     int first) {
-    weight_grad_portable(xp, dyb, dwb, C, Co, H, W, n, first);
 }

@@ -146,6 +146,37 @@ final class DirectConvolutionTests: XCTestCase {
         }
     }
 
+    /// Under the exact reduction the blocked weight gradient goes to the fixed-point sum one output
+    /// block at a time: the same integers and the same range verdict as unpacking the whole of it
+    /// and adding that, over two chunks, with the AVX-512 transposes and with the portable ones.
+    func testWeightGradientReachesTheFixedPointSumAsUnpacked() throws {
+        let best = hm_conv3x3_available()
+        defer { XCTAssertEqual(hm_conv3x3_limit(-1), best) }
+        var rng = TestRNG(33)
+        let (c, co) = (32, 48), count = 32 * 48 * 9
+        let factor = FixedPoint.factor(scale: 1.0 / 128)
+        for level in Set([best, 0]) {
+            XCTAssertEqual(hm_conv3x3_limit(level), level)
+            let chunks = [buffer(rng.floats(count)), buffer(rng.floats(count))]
+            var e = [Int64](repeating: 0, count: count), f = e
+            let unpacked = FloatBuffer(count: count), block = FloatBuffer(count: 16 * c * 9)
+            for (i, chunk) in chunks.enumerated() {
+                hm_conv3x3_unpack_weight_grad(chunk.pointer, unpacked.pointer, Int32(c), Int32(co))
+                let ok1 = hm_fixed_accumulate(unpacked.pointer, &e, count, factor, i == 0 ? 1 : 0)
+                let ok2 = hm_conv3x3_accumulate_weight_grad(chunk.pointer, block.pointer, &f, Int32(c), Int32(co), factor, i == 0 ? 1 : 0)
+                XCTAssertEqual(ok1, 1, "level \(level)")
+                XCTAssertEqual(ok2, 1, "level \(level)")
+            }
+            XCTAssertEqual(f, e, "level \(level)")
+            XCTAssert(e.contains { $0 != 0 })
+            // A value past the range in the last output block: both say so.
+            chunks[0].pointer[count - 5] = 1e30
+            hm_conv3x3_unpack_weight_grad(chunks[0].pointer, unpacked.pointer, Int32(c), Int32(co))
+            XCTAssertEqual(hm_fixed_accumulate(unpacked.pointer, &e, count, factor, 0), 0)
+            XCTAssertEqual(hm_conv3x3_accumulate_weight_grad(chunks[0].pointer, block.pointer, &f, Int32(c), Int32(co), factor, 0), 0)
+        }
+    }
+
     /// Only 3x3 convolutions with stride 1, padding 1 and channels in 16s take the direct path.
     func testWhichLayersQualify() throws {
         try XCTSkipIf(hm_conv3x3_available() == 0, "this CPU has neither AVX-512 nor AVX2")

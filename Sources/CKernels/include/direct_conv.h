@@ -12,6 +12,8 @@
 #ifndef HIDDEN_MPI_DIRECT_CONV_H
 #define HIDDEN_MPI_DIRECT_CONV_H
 
+#include <stdint.h>
+
 /// Which kernels the calls below run: 2 the AVX-512 ones (x86-64 with AVX-512F), 1 the AVX2 ones
 /// (AVX2 and FMA), 0 the portable loops (elsewhere MaskedConv2d keeps im2col + sgemm). All three
 /// give the same bits.
@@ -45,6 +47,12 @@ void hm_conv3x3(const float *xp, const float *wf, float *y, int C, int Co, int H
 void hm_conv3x3_weight_grad(const float *xp, const float *dyb, float *dwb, int C, int Co, int H, int W, int n, int first);
 /// dwb (blocked) -> dw [Co][C][3][3].
 void hm_conv3x3_unpack_weight_grad(const float *dwb, float *dw, int C, int Co);
+/// The exact reduction's fixed-point sum from dwb (blocked) directly: what
+/// hm_conv3x3_unpack_weight_grad, then hm_fixed_accumulate over the whole [Co][C][3][3] would add,
+/// the same integers, one output block at a time through `block` (16 x C x 9 floats, which stay in
+/// cache). Returns 0 when some value was out of range (as hm_fixed_accumulate).
+int hm_conv3x3_accumulate_weight_grad(const float *dwb, float *block, int64_t *acc, int C, int Co, double factor,
+                                      int first);
 
 /// The same two computations by the portable loops (fmaf, the same order: the same bits); tests
 /// compare them with the AVX-512 kernels.

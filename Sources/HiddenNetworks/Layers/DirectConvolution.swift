@@ -21,6 +21,7 @@ public final class DirectConvolution {
     private var blockedGrad = FloatBuffer(count: 0)       // [n][Co/16][H][W][16]
     private var partialSums = FloatBuffer(count: 0)       // [n][H][W][16]
     private let forwardWeights, backwardWeights, gradBlocks: FloatBuffer
+    private let unpackedBlock: FloatBuffer                // [16][C][3][3]: one output block's weight gradient
     private var paddedCount: Int { (height + 2) * (width + 2) }
 
     /// Whether the process may use it. By default where the CPU has AVX-512; HIDDEN_MPI_CONV=avx2
@@ -56,6 +57,7 @@ public final class DirectConvolution {
         (self.inChannels, self.outChannels, self.height, self.width) = (inChannels, outChannels, height, width)
         let count = inChannels * outChannels * 9
         forwardWeights = FloatBuffer(count: count)
+        unpackedBlock = FloatBuffer(count: 16 * inChannels * 9)
         backwardWeights = FloatBuffer(count: count)
         gradBlocks = FloatBuffer(count: count)
     }
@@ -101,5 +103,14 @@ public final class DirectConvolution {
     /// The blocked weight-gradient sums to dW [Co][C][3][3].
     func finishWeightGradient(_ dw: UnsafeMutablePointer<Float>) {
         hm_conv3x3_unpack_weight_grad(gradBlocks.pointer, dw, Int32(inChannels), Int32(outChannels))
+    }
+
+    /// Exact reduction: the blocked weight-gradient sums added to the fixed-point sum `acc`
+    /// ([Co][C][3][3]) one output block at a time, the same integers as finishWeightGradient then
+    /// FixedPoint.accumulate, without the whole unpacked dW going through memory. False when a
+    /// value was out of range.
+    func accumulateWeightGradient(into acc: UnsafeMutablePointer<Int64>, scale: Double, first: Bool) -> Bool {
+        hm_conv3x3_accumulate_weight_grad(gradBlocks.pointer, unpackedBlock.pointer, acc, Int32(inChannels),
+                                          Int32(outChannels), FixedPoint.factor(scale: scale), first ? 1 : 0) != 0
     }
 }

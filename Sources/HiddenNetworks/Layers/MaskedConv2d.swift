@@ -186,8 +186,13 @@ public final class MaskedConv2d: Layer {
                 first += n
             }
             if count > 0 {
-                direct.finishWeightGradient(weights.effectiveGrad.pointer)
-                weights.chunkDone()
+                if let target = weights.exactChunkTarget {
+                    weights.chunkAdded(inRange: direct.accumulateWeightGradient(into: target.sum, scale: target.scale,
+                                                                                first: target.first))
+                } else {
+                    direct.finishWeightGradient(weights.effectiveGrad.pointer)
+                    weights.chunkDone()
+                }
             }
         }
         weights.gradientDone()

@@ -74,10 +74,20 @@ public final class MaskedWeights {
     /// Exact reduction: adds `effectiveGrad`, one chunk's dL/dW_eff, to the fixed-point sum.
     public func chunkDone() {
         guard let exactGrad else { return }
-        if !FixedPoint.accumulate(effectiveGrad.pointer, into: exactGrad, count: count, scale: plan.gradientScale,
-                                  first: chunksAdded == 0) {
-            plan.outOfRange = true
-        }
+        chunkAdded(inRange: FixedPoint.accumulate(effectiveGrad.pointer, into: exactGrad, count: count,
+                                                  scale: plan.gradientScale, first: chunksAdded == 0))
+    }
+
+    /// Exact reduction, for a layer that adds a chunk's dL/dW_eff to the fixed-point sum itself
+    /// (the direct convolution, from its blocked layout): the sum, the scale and whether this is
+    /// the step's first chunk; then `chunkAdded`. Nil under the float reduction.
+    public var exactChunkTarget: (sum: UnsafeMutablePointer<Int64>, scale: Double, first: Bool)? {
+        exactGrad.map { ($0, plan.gradientScale, chunksAdded == 0) }
+    }
+
+    /// A chunk was added to the fixed-point sum (inRange: every value fitted).
+    public func chunkAdded(inRange: Bool) {
+        if !inRange { plan.outOfRange = true }
         chunksAdded += 1
     }
 

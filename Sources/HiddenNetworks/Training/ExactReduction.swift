@@ -39,8 +39,11 @@ public enum FixedPoint {
     public static func accumulate(_ src: UnsafePointer<Float>, into acc: UnsafeMutablePointer<Int64>, count n: Int,
                                   scale: Double, first: Bool) -> Bool {
         // |v| < 2^51: adding 1.5 * 2^52 rounds v to an integer in the low bits (CKernels).
-        hm_fixed_accumulate(src, acc, n, scale * 0x1p40, first ? 1 : 0) != 0
+        hm_fixed_accumulate(src, acc, n, factor(scale: scale), first ? 1 : 0) != 0
     }
+
+    /// What a gradient value is multiplied by before rounding to an integer.
+    public static func factor(scale: Double) -> Double { scale * 0x1p40 }
 
     /// dst[i] = acc[i] * 2^-40 rounded to float.
     public static func decode(_ acc: UnsafePointer<Int64>, into dst: UnsafeMutablePointer<Float>, count n: Int) {
