@@ -94,6 +94,11 @@ struct ConvolutionPaths {
     /// A line for the run's header; nil for a model without convolutions.
     var summary: String? {
         guard total > 0 else { return nil }
+        let ignored = DirectConvolution.ignoredSetting.map { "; HIDDEN_MPI_CONV=\($0) ignored: it takes im2col or avx2" } ?? ""
+        return paths + ignored
+    }
+
+    private var paths: String {
         guard direct > 0 else {
             return "convolutions: im2col + sgemm (the direct 3x3 kernel needs AVX-512, or AVX2 with HIDDEN_MPI_CONV=avx2, one BLAS thread per rank and HIDDEN_MPI_CONV not im2col)"
         }

@@ -49,6 +49,10 @@ final class RankAgreementTests: XCTestCase {
         XCTAssertTrue(alone.stdout.contains("convolutions: 1 of 2 by the direct 3x3 kernel"), alone.transcript)
         let off = try Harness.hiddenMPI(conv, timeout: 60, env: ["HIDDEN_MPI_CONV": "im2col"])
         XCTAssertTrue(off.stdout.contains("convolutions: im2col + sgemm"), off.transcript)
+        let typo = try Harness.hiddenMPI(conv, timeout: 60, env: ["HIDDEN_MPI_CONV": "avx512"])
+        XCTAssertTrue(typo.stdout.contains("convolutions: 1 of 2 by the direct 3x3 kernel (AVX-512), the rest by im2col + sgemm; HIDDEN_MPI_CONV=avx512 ignored: it takes im2col or avx2"),
+                      typo.transcript)
+        XCTAssertFalse(alone.stdout.contains("ignored"), alone.transcript)
 
         let mixed = try twoRanks(conv, ["/usr/bin/env", "HIDDEN_MPI_CONV=im2col", try Harness.binary()] + conv, plain: true)
         XCTAssertEqual(mixed.status, 0, mixed.transcript)

@@ -38,6 +38,14 @@ public final class DirectConvolution {
         }
     }()
 
+    /// HIDDEN_MPI_CONV's value where it is none of "im2col" and "avx2" (nor empty): the default
+    /// then applies, and the run's header says so.
+    public static var ignoredSetting: String? {
+        guard let value = ProcessInfo.processInfo.environment["HIDDEN_MPI_CONV"],
+              !["", "im2col", "avx2"].contains(value.lowercased()) else { return nil }
+        return value
+    }
+
     /// The instruction set of the kernels the direct convolution runs on this CPU ("" for none).
     public static var instructionSet: String {
         guard enabled else { return "" }
