@@ -33,8 +33,6 @@ static int level(void) {
 
 static int avx512(void) { return level() == 2; }
 
-int hm_dc_level(void) { return level(); }
-
 int hm_conv3x3_available(void) { return level(); }
 
 int hm_conv3x3_limit(int max_level) {

@@ -2,9 +2,6 @@
 #ifndef HIDDEN_MPI_DIRECT_CONV_INTERNAL_H
 #define HIDDEN_MPI_DIRECT_CONV_INTERNAL_H
 
-/// The kernels' level in effect (hm_conv3x3_available, capped by hm_conv3x3_limit).
-int hm_dc_level(void);
-
 /// A tile kernel: the sums of input channels [cb, ce) for a tile of output positions from (oy, ox)
 /// of one block of 16 output channels; to y (NCHW, or += with `acc`) when ce reaches C, else to
 /// `part` ([H][W][16]) for the next slice of channels to continue.

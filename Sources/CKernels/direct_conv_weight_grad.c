@@ -94,8 +94,8 @@ static AVX512 void weight_grad_avx512(const float *xp, const float *dyb, float *
 
 void hm_conv3x3_weight_grad(const float *xp, const float *dyb, float *dwb, int C, int Co, int H, int W, int n, int first) {
 #ifdef HM_X86
-    if (hm_dc_level() == 2) { weight_grad_avx512(xp, dyb, dwb, C, Co, H, W, n, first); return; }
-    if (hm_dc_level() == 1) { hm_dc_weight_grad_avx2(xp, dyb, dwb, C, Co, H, W, n, first); return; }
+    if (hm_conv3x3_available() == 2) { weight_grad_avx512(xp, dyb, dwb, C, Co, H, W, n, first); return; }
+    if (hm_conv3x3_available() == 1) { hm_dc_weight_grad_avx2(xp, dyb, dwb, C, Co, H, W, n, first); return; }
 #endif
     weight_grad_portable(xp, dyb, dwb, C, Co, H, W, n, first);
 }

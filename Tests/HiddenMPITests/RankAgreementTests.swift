@@ -61,7 +61,7 @@ final class RankAgreementTests: XCTestCase {
         XCTAssertEqual(Harness.count("another OpenBLAS kernel", in: alone.stderr), 0, alone.transcript)
 
         // A node with AVX2 but no AVX-512 (here HIDDEN_MPI_CONV=avx2 on rank 1) runs the AVX2
-        // kernels, which give the same bits: no warning, and the same losses to the last bit.
+        // kernels, which give the same bits: no warning, and the same epoch figures to the last bit.
         let avx2 = try Harness.hiddenMPI(conv, timeout: 60, env: ["HIDDEN_MPI_CONV": "avx2"])
         XCTAssertTrue(avx2.stdout.contains("convolutions: 1 of 2 by the direct 3x3 kernel (AVX2)"), avx2.transcript)
         let uniform = try twoRanks(conv + ["--metrics", path("uniform.jsonl")], conv + ["--metrics", path("uniform.jsonl")])
@@ -71,20 +71,7 @@ final class RankAgreementTests: XCTestCase {
                                     plain: true)
         XCTAssertEqual(withAVX2.status, 0, withAVX2.transcript)
         XCTAssertEqual(Harness.count("another OpenBLAS kernel or convolution", in: withAVX2.stderr), 0, withAVX2.transcript)
-        let expected = try losses("uniform.jsonl")
-        XCTAssertEqual(expected.count, 2, "an epoch line with both losses")
-        XCTAssertEqual(try losses("avx2.jsonl").map(\.bitPattern), expected.map(\.bitPattern))
-    }
-
-    /// The train and test losses of a metrics file's epoch lines, in order.
-    func losses(_ name: String) throws -> [Double] {
-        var values: [Double] = []
-        for line in try String(contentsOfFile: path(name), encoding: .utf8).split(separator: "\n") {
-            guard let o = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-                  o["kind"] as? String == "epoch" else { continue }
-            values += [o["train_loss"], o["test_loss"]].compactMap { $0 as? Double }
-        }
-        return values
+        assertSameEpochMetrics(path("uniform.jsonl"), path("avx2.jsonl"), "rank 1 on the AVX2 kernels")
     }
 
     func checkpointed(_ folder: String, np: Int, extra: [String] = []) throws {

@@ -1,9 +1,9 @@
 // The direct 3x3 convolution (stride 1, padding 1, channels in multiples of 16) that MaskedConv2d
 // runs instead of im2col + sgemm where the CPU has AVX-512 (or, with HIDDEN_MPI_CONV=avx2, AVX2;
-// CKernels/direct_conv.c and direct_conv_avx2.c): the input gets a zero border, the weights are laid out in blocks of 16
-// output channels once per forward (and, flipped, once per backward), and a micro-kernel keeps a
-// tile of outputs in registers for the whole reduction. No im2col matrix, so no 9x copy of the input for OpenBLAS to
-// pack again: the layers with 64 channels, where that copy cost as much as the arithmetic, gain
+// CKernels/direct_conv*.c): the input gets a zero border, the weights are laid out in blocks of
+// 16 output channels once per forward (and, flipped, once per backward), and a micro-kernel keeps
+// a tile of outputs in registers for the whole reduction. No im2col matrix, so no 9x copy of the
+// input for OpenBLAS to pack again: the layers with 64 channels, where that copy cost as much as the arithmetic, gain
 // most (Docs/performance.md).
 //
 // The results differ from the sgemm path's in their rounding (another summation order) and are
@@ -31,19 +31,19 @@ public final class DirectConvolution {
     /// tied im2col + sgemm (Docs/performance.md). Layers also need one BLAS thread per rank (the
     /// kernel has one thread; with more, sgemm's threads win).
     nonisolated(unsafe) static var enabled: Bool = {
-        switch ProcessInfo.processInfo.environment["HIDDEN_MPI_CONV"]?.lowercased() {
+        switch setting.lowercased() {
         case "im2col": return false
         case "avx2": return hm_conv3x3_limit(1) == 1
         default: return hm_conv3x3_limit(-1) == 2
         }
     }()
 
+    private static let setting = ProcessInfo.processInfo.environment["HIDDEN_MPI_CONV"] ?? ""
+
     /// HIDDEN_MPI_CONV's value where it is none of "im2col" and "avx2" (nor empty): the default
     /// then applies, and the run's header says so.
     public static var ignoredSetting: String? {
-        guard let value = ProcessInfo.processInfo.environment["HIDDEN_MPI_CONV"],
-              !["", "im2col", "avx2"].contains(value.lowercased()) else { return nil }
-        return value
+        ["", "im2col", "avx2"].contains(setting.lowercased()) ? nil : setting
     }
 
     /// The instruction set of the kernels the direct convolution runs on this CPU ("" for none).

@@ -39,7 +39,7 @@ public final class MaskedConv2d: Layer {
     private let pointwise: Bool
     /// The direct 3x3 convolution, where this layer qualifies for it (else im2col + sgemm).
     let direct: DirectConvolution?
-    /// Whether this layer runs the direct 3x3 convolution (AVX-512) rather than im2col + sgemm.
+    /// Whether this layer runs the direct 3x3 convolution (AVX-512 or AVX2) rather than im2col + sgemm.
     public var usesDirectConvolution: Bool { direct != nil }
     /// Backward adds dL/dx to dx's contents (a residual block's other path put there) instead of
     /// overwriting them.
@@ -189,9 +189,8 @@ public final class MaskedConv2d: Layer {
                 if let target = weights.exactChunkTarget {
                     weights.chunkAdded(inRange: direct.accumulateWeightGradient(into: target.sum, scale: target.scale,
                                                                                 first: target.first))
-                } else {
+                } else {  // the float reduction: dL/dW_eff itself
                     direct.finishWeightGradient(weights.effectiveGrad.pointer)
-                    weights.chunkDone()
                 }
             }
         }
