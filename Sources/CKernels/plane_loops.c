@@ -79,6 +79,19 @@ static void norm_backward_relu_generic(const float *dy, const float *r, const fl
     }
 }
 
+static void norm_backward_x_generic(const float *dy, const float *x, float *dx, long n, float gamma, float mean,
+                                    float mdy, float mdyx, float scale, long i) {
+    for (; i < n; i++) {
+        float xhat = (x[i] - mean) * scale;
+        dx[i] = scale * ((gamma * dy[i] - mdy) - xhat * mdyx);
+    }
+}
+
+static void normalize_add_relu_generic(const float *x, const float *sc, float *y, long n, float mean, float scale,
+                                       long i) {
+    for (; i < n; i++) { float v = (x[i] - mean) * scale + sc[i]; y[i] = v < 0 ? 0.0f : v; }
+}
+
 static void relu_generic(const float *x, float *y, long n, long i) {
     for (; i < n; i++) y[i] = x[i] < 0 ? 0.0f : x[i];
 }
@@ -193,6 +206,46 @@ AVX2 static void norm_backward_relu_avx2(const float *dy, const float *r, const 
     norm_backward_relu_generic(dy, r, x, dx, n, gamma, mean, mdy, mdyx, scale, i);
 }
 
+AVX2 static void norm_backward_x_avx2(const float *dy, const float *x, float *dx, long n, float gamma, float mean,
+                                      float mdy, float mdyx, float scale) {
+    const __m256 ga = _mm256_set1_ps(gamma), a = _mm256_set1_ps(mdy), b = _mm256_set1_ps(mdyx), sc = _mm256_set1_ps(scale);
+    const __m256 m = _mm256_set1_ps(mean);
+    long i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 xhat = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i), m), sc);
+        __m256 t = _mm256_sub_ps(_mm256_sub_ps(_mm256_mul_ps(ga, _mm256_loadu_ps(dy + i)), a), _mm256_mul_ps(xhat, b));
+        _mm256_storeu_ps(dx + i, _mm256_mul_ps(sc, t));
+    }
+    norm_backward_x_generic(dy, x, dx, n, gamma, mean, mdy, mdyx, scale, i);
+}
+
+AVX2 static void normalize_add_relu_avx2(const float *x, const float *s, float *y, long n, float mean, float scale) {
+    const __m256 m = _mm256_set1_ps(mean), sc = _mm256_set1_ps(scale);
+    long i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i), m), sc);
+        _mm256_storeu_ps(y + i, clamp_below(_mm256_add_ps(v, _mm256_loadu_ps(s + i))));
+    }
+    normalize_add_relu_generic(x, s, y, n, mean, scale, i);
+}
+
+// One pass: g = dy where r > 0 (written out), and the sums of g and x-hat from x.
+AVX2 static void relu_backward_sums_avx2(const float *r, const float *dy, float *g, const float *x, long n, float mean,
+                                         float scale, double *sums) {
+    __m256d s[2] = {_mm256_setzero_pd(), _mm256_setzero_pd()}, q[2] = {_mm256_setzero_pd(), _mm256_setzero_pd()};
+    const __m256 m = _mm256_set1_ps(mean), sc = _mm256_set1_ps(scale);
+    long i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 gi = gate(_mm256_loadu_ps(dy + i), _mm256_loadu_ps(r + i));
+        _mm256_storeu_ps(g + i, gi);
+        lane_step(gi, _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i), m), sc), s, q);
+    }
+    double ls[8], lq[8];
+    store_lanes(s, q, ls, lq);
+    relu_backward_generic(r + i, dy + i, g + i, n - i, 0);
+    plane_sums_relu_x_from(dy, r, x, n, mean, scale, i, ls, lq, sums);
+}
+
 AVX2 static void relu_avx2(const float *x, float *y, long n) {
     long i = 0;
     for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, clamp_below(_mm256_loadu_ps(x + i)));
@@ -282,4 +335,23 @@ void hm_add_relu(const float *a, const float *b, float *y, long n) {
 void hm_relu_backward(const float *x, const float *dy, float *dx, long n) {
     DISPATCH(relu_backward_avx2(x, dy, dx, n));
     relu_backward_generic(x, dy, dx, n, 0);
+}
+
+void hm_norm_backward_x(const float *dy, const float *x, float *dx, long n, float gamma, float mean, float mean_dy,
+                        float mean_dy_xhat, float scale) {
+    DISPATCH(norm_backward_x_avx2(dy, x, dx, n, gamma, mean, mean_dy, mean_dy_xhat, scale));
+    norm_backward_x_generic(dy, x, dx, n, gamma, mean, mean_dy, mean_dy_xhat, scale, 0);
+}
+
+void hm_normalize_add_relu(const float *x, const float *s, float *y, long n, float mean, float scale) {
+    DISPATCH(normalize_add_relu_avx2(x, s, y, n, mean, scale));
+    normalize_add_relu_generic(x, s, y, n, mean, scale, 0);
+}
+
+void hm_relu_backward_sums(const float *r, const float *dy, float *g, const float *x, long n, float mean, float scale,
+                           double *sums) {
+    DISPATCH(relu_backward_sums_avx2(r, dy, g, x, n, mean, scale, sums));
+    relu_backward_generic(r, dy, g, n, 0);
+    double s[8] = {0}, q[8] = {0};
+    plane_sums_relu_x_from(dy, r, x, n, mean, scale, 0, s, q, sums);
 }

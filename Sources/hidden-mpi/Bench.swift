@@ -124,7 +124,7 @@ struct Bench: ParsableCommand {
         LayerProfile.shared.enabled = false
         // Mean seconds per timed step by kind of layer, largest first.
         let kinds = LayerProfile.shared.seconds.filter { $0.value > 0 }.map { ($0.key, $0.value / Double(steps)) }.sorted { $0.1 > $1.1 }
-        let overhead = kinds.filter { ["batchnorm", "batchnorm-relu", "residual-add", "maxpool", "avgpool", "relu"].contains($0.0) }.reduce(0) { $0 + $1.1 }
+        let overhead = kinds.filter { ["batchnorm", "batchnorm-relu", "batchnorm-add-relu", "residual-add", "maxpool", "avgpool", "relu"].contains($0.0) }.reduce(0) { $0 + $1.1 }
         let gemms = GEMMShare(model: model, steps: steps)
         // Bytes each rank sends per step for the scores by ring algorithms: an allreduce sends its
         // buffer twice less one share; a reduce-scatter of int64 and an allgather of W_eff once each.

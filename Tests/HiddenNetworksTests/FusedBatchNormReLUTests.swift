@@ -2,7 +2,8 @@
 // bit what a batch norm followed by a separate ReLU computes (outputs, input gradients, the affine
 // layer's dgamma and dbeta, running statistics; training under the float and the exact sums, and
 // evaluation), on planes with and without vector tails; and its input gradient against central
-// differences, on inputs kept away from the ReLU's kink.
+// differences, on inputs kept away from the ReLU's kink. And a residual block's end, its last
+// batch norm with the add and the ReLU in one pass: bit for bit the three one by one.
 
 import XCTest
 @testable import HiddenNetworks
@@ -104,6 +105,64 @@ final class FusedBatchNormReLUTests: XCTestCase {
             let out = gradients.forwardOutput(layer, x, batch: batch)
             XCTAssert(out.contains(0) && out.contains { $0 > 0 }, "\(what): the ReLU cut some values and passed others")
             gradients.checkInputGradient(layer, x, batch: batch, rng.floats(batch * input.count), what)
+        }
+    }
+
+    /// Basic and bottleneck blocks, with the identity and a projection, under the float and the
+    /// exact sums, with and without dx: the fused end gives the bits of the unfused one in every
+    /// output, input gradient, weight and score gradient and running statistic, over two steps.
+    func testFusedBlockEndIsBitIdenticalToItsLayersOneByOne() throws {
+        // (bottleneck, input, planes, stride, batch)
+        let table: [(Bool, Shape, Int, Int, Int)] = [
+            (false, Shape([4, 5, 5]), 4, 1, 3),  // identity, planes of 25 (a tail of 1 lane)
+            (false, Shape([3, 6, 6]), 4, 2, 2),  // projection, stride 2
+            (true, Shape([8, 4, 4]), 2, 1, 4),   // identity
+            (true, Shape([4, 6, 5]), 2, 2, 2),   // projection, stride 2
+        ]
+        for (bottleneck, input, planes, stride, batch) in table {
+            for exact in [false, true] {
+                for withDx in [true, false] {
+                    let what = "\(bottleneck ? "bottleneck" : "basic") \(input) stride \(stride)\(exact ? " exact" : "")\(withDx ? "" : " without dx")"
+                    var outs: [[[UInt32]]] = []
+                    for fused in [true, false] {
+                        let context = BatchNormContext()
+                        context.training = true
+                        if exact {
+                            context.plan = ChunkPlan(chunk: 1)
+                            context.communicator = SingleProcessCommunicator()
+                        }
+                        let block = bottleneck
+                            ? try ResidualBlock.bottleneck(input: input, planes: planes, width: planes, stride: stride, k: 0.5, norm: context)
+                            : try ResidualBlock.basic(input: input, planes: planes, stride: stride, k: 0.5, norm: context)
+                        XCTAssertTrue(block.fusesEnd, what)
+                        block.fusesEnd = fused
+                        block.reserve(batch: batch)
+                        var rng = TestRNG(91)  // the same weights, scores and data for both
+                        let masked = block.allLayers.compactMap { ($0 as? MaskedConv2d)?.weights }
+                        let arenas = masked.map { prepare($0, rng: &rng) }
+                        var out: [[UInt32]] = []
+                        for _ in 0..<2 {
+                            let x = buffer(rng.floats(batch * input.count, -2, 2))
+                            let y = FloatBuffer(count: batch * block.outputShape.count)
+                            block.forward(x.pointer, y.pointer, batch: batch)
+                            let dy = buffer(rng.floats(batch * block.outputShape.count))
+                            let dx = FloatBuffer(count: x.count)
+                            block.backward(x.pointer, y.pointer, dy.pointer, withDx ? dx.pointer : nil, batch: batch)
+                            out += [bits(y), withDx ? bits(dx) : []] + masked.map { bits($0.effectiveGrad) } + arenas.map { bits($0.grads) }
+                            out += block.allLayers.compactMap { $0 as? BatchNorm2d }.map { bn in
+                                UnsafeBufferPointer(start: bn.running, count: 2 * bn.channels).map(\.bitPattern)
+                            }
+                        }
+                        outs.append(out)
+                    }
+                    XCTAssertEqual(outs[0].count, outs[1].count, what)
+                    for (i, (a, b)) in zip(outs[0], outs[1]).enumerated() {
+                        let first = a.indices.first { $0 < b.count && a[$0] != b[$0] }.map { "first at element \($0)" } ?? "lengths \(a.count), \(b.count)"
+                        XCTAssert(a == b, "\(what): array \(i) (y, dx, dW_eff, dS, running statistics per step) differs, \(first)")
+                    }
+                    XCTAssert(outs[0][0].contains(0) && outs[0][0].contains { Float(bitPattern: $0) > 0 }, "\(what): the ReLU cut some and passed some")
+                }
+            }
         }
     }
 

@@ -63,6 +63,12 @@ final class PlaneLoopTests: XCTestCase {
                  laneSums(g, r)),
                 ("sums behind a ReLU, x-hat from x", { var s = (0.0, 0.0); withUnsafeMutableBytes(of: &s) { hm_plane_sums_relu_x(a, r, x, n, mean, scale, $0.baseAddress!.assumingMemoryBound(to: Double.self)) }; return s },
                  laneSums(g, x.map { ($0 - mean) * scale })),
+                ("ReLU backward with the sums of g and x-hat", {
+                    var s = (0.0, 0.0), out = [Float](repeating: 7, count: n)
+                    withUnsafeMutableBytes(of: &s) { hm_relu_backward_sums(r, a, &out, x, n, mean, scale, $0.baseAddress!.assumingMemoryBound(to: Double.self)) }
+                    XCTAssertEqual(out.map(\.bitPattern), g.map(\.bitPattern), "ReLU backward with sums, n \(n): g")
+                    return s
+                 }, laneSums(g, x.map { ($0 - mean) * scale })),
             ]
             for (what, run, expected) in cases {
                 let (fast, portable) = bothPaths(run)
@@ -99,6 +105,10 @@ final class PlaneLoopTests: XCTestCase {
                      let g: Float = r[i] > 0 ? a[i] : 0, xhat = (x[i] - mean) * scale
                      return scale * (gamma * g - mdy - xhat * mdyx)
                  }),
+                ("batch-norm backward, x-hat from x", { out { hm_norm_backward_x(a, x, $0, n, gamma, mean, mdy, mdyx, scale) } },
+                 zip(a, x).map { scale * (gamma * $0.0 - mdy - (($0.1 - mean) * scale) * mdyx) }),
+                ("normalize, add and ReLU", { out { hm_normalize_add_relu(a, b, $0, n, mean, scale) } },
+                 zip(a, b).map { let v = ($0.0 - mean) * scale + $0.1; return v < 0 ? 0 : v }),
                 ("ReLU", { out { hm_relu(a, $0, n) } }, a.map { $0 < 0 ? 0 : $0 }),
                 ("add in place", { var d = a; d.withUnsafeMutableBufferPointer { hm_add_inplace($0.baseAddress!, b, n) }; return d },
                  zip(a, b).map { $0.0 + $0.1 }),

@@ -29,6 +29,20 @@ void hm_norm_backward(const float *dy, const float *xhat, float *dx, long n, flo
 void hm_norm_backward_relu(const float *dy, const float *r, const float *x, float *dx, long n, float gamma,
                            float mean, float mean_dy, float mean_dy_xhat, float scale);
 
+/// The same with x-hat = (x[i] - mean) * scale recomputed from x (a batch norm that keeps no x-hat).
+void hm_norm_backward_x(const float *dy, const float *x, float *dx, long n, float gamma, float mean, float mean_dy,
+                        float mean_dy_xhat, float scale);
+
+/// A residual block's end: y[i] = (x[i] - mean) * scale + s[i], 0 where that is below 0 (-0 and NaN
+/// pass); the bits of hm_normalize then hm_add_relu.
+void hm_normalize_add_relu(const float *x, const float *s, float *y, long n, float mean, float scale);
+
+/// Its backward in one pass: g[i] = r[i] > 0 ? dy[i] : 0 written out (the bits of hm_relu_backward),
+/// and sums[0] = sum g[i], sums[1] = sum g[i] * x-hat[i] with x-hat = (x[i] - mean) * scale (the bits
+/// of hm_plane_sums_relu_x).
+void hm_relu_backward_sums(const float *r, const float *dy, float *g, const float *x, long n, float mean, float scale,
+                           double *sums);
+
 /// y[i] = x[i], 0 where x[i] is below 0 (-0 and NaN pass); x and y may be the same.
 void hm_relu(const float *x, float *y, long n);
 

@@ -124,6 +124,9 @@ public final class BatchNorm2d: Layer {
     private enum SumTerms {
         case plain(UnsafePointer<Float>, UnsafePointer<Float>)
         case relu(dy: UnsafePointer<Float>, r: UnsafePointer<Float>, x: UnsafePointer<Float>?)
+        /// A residual block's end (backwardAddRelu): g = dy where the block's output r > 0 is
+        /// written out while the sums of g and x-hat (from x) are taken.
+        case residual(dy: UnsafePointer<Float>, r: UnsafePointer<Float>, g: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>)
     }
 
     /// sums[c] and sums[C + c]: the two sums of channel c's values in `images`.
@@ -139,6 +142,8 @@ public final class BatchNorm2d: Layer {
                 case let .relu(dy, r, nil): (sa, sab) = planeSumsBehindReLU(dy + o, r + o, count: P)
                 case let .relu(dy, r, x?):
                     (sa, sab) = planeSumsBehindReLU(dy + o, r + o, x: x + o, count: P, mean: batchMean[c], scale: invStd[c])
+                case let .residual(dy, r, g, x):
+                    (sa, sab) = twoSums { hm_relu_backward_sums(r + o, dy + o, g + o, x + o, P, batchMean[c], invStd[c], $0) }
                 }
                 s1 += sa; s2 += sab
             }
@@ -179,46 +184,103 @@ public final class BatchNorm2d: Layer {
         if withCount { sums[2 * C] = Double(e[2 * C * L]) }
     }
 
-    public func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int) {
-        let C = channels, P = plane
+    /// batchMean and invStd set to what this forward normalises by: the running statistics in
+    /// evaluation; in training the batch's (the global batch's where synced), which also update
+    /// the running statistics. False when there is nothing to normalise (an empty slice under
+    /// per-rank statistics).
+    private func prepareStatistics(_ x: UnsafePointer<Float>, batch: Int) -> Bool {
+        let C = channels
         guard context.training else {
-            for c in 0..<C {
-                let mean = running[c], scale = Float(1 / (Double(running[C + c]) + eps).squareRoot())
-                for b in 0..<batch {
-                    normalize(x + (b * C + c) * P, y + (b * C + c) * P, count: P, mean: mean, scale: scale, relu: relu && affine == nil)
-                }
-            }
-            scaleAndShift(y, batch: batch)
-            return
+            for c in 0..<C { batchMean[c] = running[c]; invStd[c] = Float(1 / (Double(running[C + c]) + eps).squareRoot()) }
+            return true
         }
         if context.exact {
             exactSumsAndReduce(.plain(x, x), batch: batch, withCount: true)
         } else {
             channelSums(.plain(x, x), images: 0..<batch)  // sum x, sum x^2
-            sums[2 * C] = Double(batch * P)
+            sums[2 * C] = Double(batch * plane)
             reduce(2 * C + 1)
         }
         let n = sums[2 * C]
         lastCount = n
-        guard n > 0 else { return }  // an empty slice under per-rank statistics
+        guard n > 0 else { return false }
         for c in 0..<C {
             let mean = sums[c] / n
             let variance = max(0, sums[C + c] / n - mean * mean)
-            let scale = Float(1 / (variance + eps).squareRoot())
-            invStd[c] = scale
-            let m = Float(mean)
-            batchMean[c] = m
-            for b in 0..<batch {
-                normalize(x + (b * C + c) * P, y + (b * C + c) * P, count: P, mean: m, scale: scale, relu: relu && affine == nil)
-            }
+            invStd[c] = Float(1 / (variance + eps).squareRoot())
+            batchMean[c] = Float(mean)
             let unbiased = n > 1 ? variance * n / (n - 1) : variance
             running[c] = Float((1 - momentum) * Double(running[c]) + momentum * mean)
             running[C + c] = Float((1 - momentum) * Double(running[C + c]) + momentum * unbiased)
         }
-        if affine != nil {
+        return true
+    }
+
+    public func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int) {
+        guard prepareStatistics(x, batch: batch) else { return }
+        let C = channels, P = plane
+        for c in 0..<C {
+            for b in 0..<batch {
+                normalize(x + (b * C + c) * P, y + (b * C + c) * P, count: P, mean: batchMean[c], scale: invStd[c],
+                          relu: relu && affine == nil)
+            }
+        }
+        guard affine != nil else { return }
+        if context.training {
             reserve(batch: batch)  // a no-op once the model reserved its largest batch
             if !relu { normalized.pointer.update(from: y, count: batch * inputShape.count) }
-            scaleAndShift(y, batch: batch)
+        }
+        scaleAndShift(y, batch: batch)
+    }
+
+    /// A residual block's end, for a plain non-affine batch norm that ends the block's branch:
+    /// y = max(0, bn(x) + s) in one pass (the bits of forward, then the block's add and ReLU),
+    /// keeping no x-hat (backwardAddRelu recomputes it from x).
+    func forwardAddRelu(_ x: UnsafePointer<Float>, shortcut s: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int) {
+        precondition(affine == nil && !relu, "only a plain non-affine batch norm ends a block in one pass")
+        guard prepareStatistics(x, batch: batch) else { return }
+        let C = channels, P = plane
+        for c in 0..<C {
+            for b in 0..<batch {
+                let o = (b * C + c) * P
+                hm_normalize_add_relu(x + o, s + o, y + o, P, batchMean[c], invStd[c])
+            }
+        }
+    }
+
+    /// Its backward, from the block's output y and dy: g = dL/d(sum) = dy where y > 0 (the
+    /// shortcut's gradient too) and dx = the batch norm's input gradient from g, in two passes
+    /// instead of four; the bits of the block's ReLU backward, then backward.
+    func backwardAddRelu(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ dy: UnsafePointer<Float>,
+                         sumGrad g: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>, batch: Int) {
+        precondition(affine == nil && !relu, "only a plain non-affine batch norm ends a block in one pass")
+        backwardSums(.residual(dy: dy, r: y, g: g, x: x), batch: batch)
+        guard lastCount > 0 else { return }
+        let C = channels, P = plane
+        for c in 0..<C {
+            let meanDy = Float(sums[c] / lastCount), meanDyY = Float(sums[C + c] / lastCount)
+            for b in 0..<batch {
+                let o = (b * C + c) * P
+                hm_norm_backward_x(g + o, x + o, dx + o, P, 1, batchMean[c], meanDy, meanDyY, invStd[c])
+            }
+        }
+    }
+
+    /// Backward's two per-channel sums of the batch (the global batch where synced) into `sums`;
+    /// with an affine part, dgamma and dbeta of this rank's samples into its gradient.
+    private func backwardSums(_ terms: SumTerms, batch: Int) {
+        if context.exact {
+            exactSumsAndReduce(terms, batch: batch, withCount: false, affineGrad: affine)
+            affine?.gradientDone()
+        } else {
+            channelSums(terms, images: 0..<batch)  // sum dy, sum dy * xhat
+            if let affine {
+                affineGradFromSums(affine)
+                // Under the exact reduction with --bn-sync local: this rank's slice as one chunk.
+                if affine.exactGrad != nil { affine.chunkDone() }
+                affine.gradientDone()
+            }
+            reduce(2 * channels)  // every rank takes part, with or without dx
         }
     }
 
@@ -232,20 +294,7 @@ public final class BatchNorm2d: Layer {
         // x-hat of the unfused layer. Behind the fused ReLU, y is r = max(0, y') and x-hat comes
         // from x where r cannot give it.
         let xhat = affine == nil ? y : UnsafePointer(normalized.pointer)
-        let terms: SumTerms = relu ? .relu(dy: dy, r: y, x: affine == nil ? nil : x) : .plain(dy, xhat)
-        if context.exact {
-            exactSumsAndReduce(terms, batch: batch, withCount: false, affineGrad: affine)
-            affine?.gradientDone()
-        } else {
-            channelSums(terms, images: 0..<batch)  // sum dy, sum dy * xhat
-            if let affine {
-                affineGradFromSums(affine)
-                // Under the exact reduction with --bn-sync local: this rank's slice as one chunk.
-                if affine.exactGrad != nil { affine.chunkDone() }
-                affine.gradientDone()
-            }
-            reduce(2 * C)  // every rank takes part, with or without dx
-        }
+        backwardSums(relu ? .relu(dy: dy, r: y, x: affine == nil ? nil : x) : .plain(dy, xhat), batch: batch)
         guard let dx, lastCount > 0 else { return }
         for c in 0..<C {
             let gamma = affine.map { $0.effective.pointer[c] } ?? 1

@@ -10,7 +10,7 @@ public final class LayerProfile {
 
     /// Makes room for every kind `model` has before timing starts, so that timing allocates nothing.
     public func prepare(for model: Model) {
-        for kind in model.allLayers.map(\.kind) + ["residual-add"] where seconds[kind] == nil { seconds[kind] = 0 }
+        for kind in model.allLayers.map(\.kind) + ["residual-add", "batchnorm-add-relu"] where seconds[kind] == nil { seconds[kind] = 0 }
     }
 
     @inline(__always)
