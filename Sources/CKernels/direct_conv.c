@@ -156,14 +156,15 @@ void hm_conv3x3_unpack_weight_grad(const float *dwb, float *dw, int C, int Co) {
     for (int ob = 0; ob < Co / 16; ob++) unpack_block(dwb + ob * K * 16, dw + ob * 16 * K, K);
 }
 
-int hm_conv3x3_accumulate_weight_grad(const float *dwb, float *block, int64_t *acc, int C, int Co, double factor,
-                                      int first) {
+int hm_conv3x3_accumulate_weight_grads(const float *const *dwb, int count, float *block, int64_t *acc, int C, int Co,
+                                       double factor, int first) {
     const long K = (long)C * 9;
     int ok = 1;
-    for (int ob = 0; ob < Co / 16; ob++) {
-        unpack_block(dwb + ob * K * 16, block, K);
-        if (!hm_fixed_accumulate(block, acc + ob * 16 * K, 16 * K, factor, first)) ok = 0;
-    }
+    for (int ob = 0; ob < Co / 16; ob++)
+        for (int k = 0; k < count; k++) {
+            unpack_block(dwb[k] + ob * K * 16, block, K);
+            if (!hm_fixed_accumulate(block, acc + ob * 16 * K, 16 * K, factor, first && k == 0)) ok = 0;
+        }
     return ok;
 }
 

@@ -110,6 +110,17 @@ int hm_fixed_accumulate(const float *src, int64_t *acc, long n, double factor, i
     return accumulate_generic(src, acc, n, factor, first);
 }
 
+int hm_fixed_accumulate_many(const float *const *src, int count, int64_t *acc, long n, double factor, int first) {
+    const long tile = 2048;  // 16 KB of sums, in L1 across the sources
+    int ok = 1;
+    for (long i = 0; i < n; i += tile) {
+        const long len = n - i < tile ? n - i : tile;
+        for (int k = 0; k < count; k++)
+            if (!hm_fixed_accumulate(src[k] + i, acc + i, len, factor, first && k == 0)) ok = 0;
+    }
+    return ok;
+}
+
 int hm_fixed_accumulate_portable(const float *src, int64_t *acc, long n, double factor, int first) {
     return accumulate_generic(src, acc, n, factor, first);
 }

@@ -146,10 +146,11 @@ final class DirectConvolutionTests: XCTestCase {
         }
     }
 
-    /// Under the exact reduction the blocked weight gradient goes to the fixed-point sum one output
-    /// block at a time: the same integers and the same range verdict as unpacking the whole of it
-    /// and adding that, over two chunks, with the AVX-512 transposes and with the portable ones.
-    func testWeightGradientReachesTheFixedPointSumAsUnpacked() throws {
+    /// Under the exact reduction the blocked weight gradients of several chunks go to the
+    /// fixed-point sum together, one output block at a time: the same integers and the same range
+    /// verdict as unpacking each whole and adding it, chunk after chunk; for three chunks in one
+    /// call, and one at a time; with the AVX-512 transposes and with the portable ones.
+    func testWeightGradientsReachTheFixedPointSumAsUnpacked() throws {
         let best = hm_conv3x3_available()
         defer { XCTAssertEqual(hm_conv3x3_limit(-1), best) }
         var rng = TestRNG(33)
@@ -157,23 +158,26 @@ final class DirectConvolutionTests: XCTestCase {
         let factor = FixedPoint.factor(scale: 1.0 / 128)
         for level in Set([best, 0]) {
             XCTAssertEqual(hm_conv3x3_limit(level), level)
-            let chunks = [buffer(rng.floats(count)), buffer(rng.floats(count))]
-            var e = [Int64](repeating: 0, count: count), f = e
+            let chunks = [buffer(rng.floats(count)), buffer(rng.floats(count)), buffer(rng.floats(count, -3, 2))]
+            let pointers: [UnsafePointer<Float>?] = chunks.map { UnsafePointer($0.pointer) }
+            var e = [Int64](repeating: 0, count: count), f = e, g = e
             let unpacked = FloatBuffer(count: count), block = FloatBuffer(count: 16 * c * 9)
             for (i, chunk) in chunks.enumerated() {
                 hm_conv3x3_unpack_weight_grad(chunk.pointer, unpacked.pointer, Int32(c), Int32(co))
-                let ok1 = hm_fixed_accumulate(unpacked.pointer, &e, count, factor, i == 0 ? 1 : 0)
-                let ok2 = hm_conv3x3_accumulate_weight_grad(chunk.pointer, block.pointer, &f, Int32(c), Int32(co), factor, i == 0 ? 1 : 0)
-                XCTAssertEqual(ok1, 1, "level \(level)")
-                XCTAssertEqual(ok2, 1, "level \(level)")
+                XCTAssertEqual(hm_fixed_accumulate(unpacked.pointer, &e, count, factor, i == 0 ? 1 : 0), 1, "level \(level)")
+                XCTAssertEqual(hm_conv3x3_accumulate_weight_grads([pointers[i]], 1, block.pointer, &f, Int32(c), Int32(co), factor,
+                                                                  i == 0 ? 1 : 0), 1, "level \(level)")
             }
-            XCTAssertEqual(f, e, "level \(level)")
+            XCTAssertEqual(hm_conv3x3_accumulate_weight_grads(pointers, 3, block.pointer, &g, Int32(c), Int32(co), factor, 1), 1)
+            XCTAssertEqual(f, e, "level \(level), one at a time")
+            XCTAssertEqual(g, e, "level \(level), three in one call")
             XCTAssert(e.contains { $0 != 0 })
-            // A value past the range in the last output block: both say so.
-            chunks[0].pointer[count - 5] = 1e30
-            hm_conv3x3_unpack_weight_grad(chunks[0].pointer, unpacked.pointer, Int32(c), Int32(co))
+            // A value past the range in the last output block of the second chunk: all say so.
+            chunks[1].pointer[count - 5] = 1e30
+            hm_conv3x3_unpack_weight_grad(chunks[1].pointer, unpacked.pointer, Int32(c), Int32(co))
             XCTAssertEqual(hm_fixed_accumulate(unpacked.pointer, &e, count, factor, 0), 0)
-            XCTAssertEqual(hm_conv3x3_accumulate_weight_grad(chunks[0].pointer, block.pointer, &f, Int32(c), Int32(co), factor, 0), 0)
+            XCTAssertEqual(hm_conv3x3_accumulate_weight_grads([pointers[1]], 1, block.pointer, &f, Int32(c), Int32(co), factor, 0), 0)
+            XCTAssertEqual(hm_conv3x3_accumulate_weight_grads(pointers, 3, block.pointer, &g, Int32(c), Int32(co), factor, 0), 0)
         }
     }
 

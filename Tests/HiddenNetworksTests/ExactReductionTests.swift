@@ -159,6 +159,35 @@ final class ChunkedModelTests: XCTestCase {
 }
 
 final class FixedPointKernelTests: XCTestCase {
+    /// Several sources added in one call (tile by tile) give the integers of one call per source,
+    /// across tile edges (2048) and vector tails, starting or adding; and the range verdict of any.
+    func testManySourcesAddAsOneAfterAnother() {
+        var rng = TestRNG(10)
+        for n in [0, 5, 2048, 5000] {
+            let sources = (0..<4).map { _ in buffer(rng.floats(n, -2, 2)) }
+            let pointers: [UnsafePointer<Float>?] = sources.map { UnsafePointer($0.pointer) }
+            for first in [1, 0] as [Int32] {
+                var a = [Int64](repeating: 7, count: n), b = a
+                for (k, x) in sources.enumerated() { XCTAssertEqual(hm_fixed_accumulate(x.pointer, &a, n, 0x1p40 / 3, k == 0 ? first : 0), 1) }
+                XCTAssertEqual(hm_fixed_accumulate_many(pointers, 4, &b, n, 0x1p40 / 3, first), 1, "n \(n)")
+                XCTAssertEqual(b, a, "n \(n), first \(first)")
+            }
+            withExtendedLifetime(sources) {}
+        }
+        var bad = [Float](repeating: 1, count: 3000)
+        bad[2999] = .infinity
+        let fine = [Float](repeating: 1, count: 3000)
+        var acc = [Int64](repeating: 0, count: 3000)
+        fine.withUnsafeBufferPointer { f in
+            bad.withUnsafeBufferPointer { b in
+                XCTAssertEqual(hm_fixed_accumulate_many([f.baseAddress, f.baseAddress], 2, &acc, 3000, 0x1p40, 1), 1)
+                XCTAssertEqual(acc[2999], 2 << 40)
+                XCTAssertEqual(hm_fixed_accumulate_many([f.baseAddress, b.baseAddress], 2, &acc, 3000, 0x1p40, 1), 0,
+                               "the second source's last value is infinite")
+            }
+        }
+    }
+
     /// The AVX2 loop (where the CPU has one) and the portable loop give the same integers and
     /// the same range verdict: ranks on machines with and without AVX2 still agree.
     func testVectorAndPortableLoopsAgree() {

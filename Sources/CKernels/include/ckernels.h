@@ -15,6 +15,11 @@
 /// is not below 2^51 (or is NaN): acc is then meaningless.
 int hm_fixed_accumulate(const float *src, int64_t *acc, long n, double factor, int first);
 
+/// hm_fixed_accumulate of count sources src[0..count-1] into the one sum, in tiles of acc that
+/// stay in cache while every source is added: the sum goes through memory once, not count times.
+/// The same integers as count calls one after another (integer adds, in any order).
+int hm_fixed_accumulate_many(const float *const *src, int count, int64_t *acc, long n, double factor, int first);
+
 /// dst[i] = (float)((double)acc[i] * scale) for i < n: the sums back as floats (scale 2^-40).
 void hm_fixed_decode(const int64_t *acc, float *dst, long n, double scale);
 

@@ -47,12 +47,13 @@ void hm_conv3x3(const float *xp, const float *wf, float *y, int C, int Co, int H
 void hm_conv3x3_weight_grad(const float *xp, const float *dyb, float *dwb, int C, int Co, int H, int W, int n, int first);
 /// dwb (blocked) -> dw [Co][C][3][3].
 void hm_conv3x3_unpack_weight_grad(const float *dwb, float *dw, int C, int Co);
-/// The exact reduction's fixed-point sum from dwb (blocked) directly: what
-/// hm_conv3x3_unpack_weight_grad, then hm_fixed_accumulate over the whole [Co][C][3][3] would add,
-/// the same integers, one output block at a time through `block` (16 x C x 9 floats, which stay in
-/// cache). Returns 0 when some value was out of range (as hm_fixed_accumulate).
-int hm_conv3x3_accumulate_weight_grad(const float *dwb, float *block, int64_t *acc, int C, int Co, double factor,
-                                      int first);
+/// The exact reduction's fixed-point sum from count chunks' dwb (blocked) directly: what
+/// hm_conv3x3_unpack_weight_grad, then hm_fixed_accumulate over the whole [Co][C][3][3] would add
+/// for each, the same integers, one output block at a time through `block` (16 x C x 9 floats),
+/// the block's sums staying in cache while every chunk is added. Returns 0 when some value was out
+/// of range (as hm_fixed_accumulate).
+int hm_conv3x3_accumulate_weight_grads(const float *const *dwb, int count, float *block, int64_t *acc, int C, int Co,
+                                       double factor, int first);
 
 /// The same two computations by the portable loops (fmaf, the same order: the same bits); tests
 /// compare them with the AVX-512 kernels.

@@ -159,7 +159,7 @@ public final class BatchNorm2d: Layer {
     /// Affine backward: dgamma = sum dy * xhat and dbeta = sum dy, from `sums`, into the layer's
     /// dL/dW_eff.
     private func affineGradFromSums(_ affine: MaskedWeights) {
-        let C = channels, grad = affine.effectiveGrad.pointer
+        let C = channels, grad = affine.chunkGradient
         for c in 0..<C { grad[c] = Float(sums[C + c]); grad[C + c] = Float(sums[c]) }
     }
 

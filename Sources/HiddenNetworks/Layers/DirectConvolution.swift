@@ -20,7 +20,9 @@ public final class DirectConvolution {
     private var paddedGrad = FloatBuffer(count: 0)        // [n][Co][H+2][W+2]
     private var blockedGrad = FloatBuffer(count: 0)       // [n][Co/16][H][W][16]
     private var partialSums = FloatBuffer(count: 0)       // [n][H][W][16]
-    private let forwardWeights, backwardWeights, gradBlocks: FloatBuffer
+    private let forwardWeights, backwardWeights: FloatBuffer
+    /// The blocked weight-gradient sums of a chunk under the float reduction.
+    let gradBlocks: FloatBuffer
     private let unpackedBlock: FloatBuffer                // [16][C][3][3]: one output block's weight gradient
     private var paddedCount: Int { (height + 2) * (width + 2) }
 
@@ -93,12 +95,14 @@ public final class DirectConvolution {
         hm_conv3x3(paddedInput.pointer, forwardWeights.pointer, y, c, co, h, w, Int32(n), 0, partialSums.pointer)
     }
 
-    /// The weight gradient of n images, added to the blocked sums (started when `first`).
-    func weightGradient(_ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, count n: Int, first: Bool) {
+    /// The weight gradient of n images, added to the blocked sums `sums` (gradBlocks, or a buffer
+    /// of the exact reduction's; started when `first`).
+    func weightGradient(_ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, count n: Int, into sums: UnsafeMutablePointer<Float>,
+                        first: Bool) {
         let (c, co, h, w) = (Int32(inChannels), Int32(outChannels), Int32(height), Int32(width))
         hm_conv3x3_pad(x, paddedInput.pointer, c, h, w, Int32(n))
         hm_conv3x3_block(dy, blockedGrad.pointer, co, h, w, Int32(n))
-        hm_conv3x3_weight_grad(paddedInput.pointer, blockedGrad.pointer, gradBlocks.pointer, c, co, h, w, Int32(n), first ? 1 : 0)
+        hm_conv3x3_weight_grad(paddedInput.pointer, blockedGrad.pointer, sums, c, co, h, w, Int32(n), first ? 1 : 0)
     }
 
     /// dx [n][C][H][W] (+)= the input gradient of n images' dy.
@@ -113,12 +117,13 @@ public final class DirectConvolution {
         hm_conv3x3_unpack_weight_grad(gradBlocks.pointer, dw, Int32(inChannels), Int32(outChannels))
     }
 
-    /// Exact reduction: the blocked weight-gradient sums added to the fixed-point sum `acc`
-    /// ([Co][C][3][3]) one output block at a time, the same integers as finishWeightGradient then
-    /// FixedPoint.accumulate, without the whole unpacked dW going through memory. False when a
-    /// value was out of range.
-    func accumulateWeightGradient(into acc: UnsafeMutablePointer<Int64>, scale: Double, first: Bool) -> Bool {
-        hm_conv3x3_accumulate_weight_grad(gradBlocks.pointer, unpackedBlock.pointer, acc, Int32(inChannels),
-                                          Int32(outChannels), FixedPoint.factor(scale: scale), first ? 1 : 0) != 0
+    /// Exact reduction: `count` chunks' blocked weight-gradient sums added to the fixed-point sum
+    /// `acc` ([Co][C][3][3]) one output block at a time, the same integers as finishWeightGradient
+    /// then FixedPoint.accumulate for each, without the unpacked dW going through memory. False
+    /// when a value was out of range.
+    func accumulateWeightGradients(_ sums: UnsafePointer<UnsafePointer<Float>?>, count: Int, into acc: UnsafeMutablePointer<Int64>,
+                                   factor: Double, first: Bool) -> Bool {
+        hm_conv3x3_accumulate_weight_grads(sums, Int32(count), unpackedBlock.pointer, acc, Int32(inChannels), Int32(outChannels),
+                                           factor, first ? 1 : 0) != 0
     }
 }

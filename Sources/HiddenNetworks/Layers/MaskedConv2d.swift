@@ -74,6 +74,9 @@ public final class MaskedConv2d: Layer {
             ? DirectConvolution(inChannels: inChannels, outChannels: outChannels, height: height, width: width) : nil
         gemm = GEMMTally(shape: "conv \(kernel)x\(kernel)/\(stride) \(inChannels)->\(outChannels) @\(outHeight)x\(outWidth)",
                          kernel: direct == nil ? "sgemm" : "direct")
+        if let direct {  // the exact reduction's chunks arrive in the direct convolution's blocked layout
+            weights.accumulateChunks = { direct.accumulateWeightGradients($0, count: $1, into: $2, factor: $3, first: $4) }
+        }
     }
 
     /// Sizes the group and its buffers for batches of up to `batch` images.
@@ -143,9 +146,10 @@ public final class MaskedConv2d: Layer {
         if batch == 0 { weights.effectiveGrad.zero() }
         if let direct { return directBackward(direct, x, dy, dx, batch: batch) }
         weights.plan.forEachChunk(batch: batch) { start, count in
+            let g = weights.chunkGradient
             var first = start
             while first < start + count {
-                backwardGroup(x, dy, dx, first: first, count: min(group, start + count - first), accumulate: first > start)
+                backwardGroup(x, dy, dx, g, first: first, count: min(group, start + count - first), accumulate: first > start)
                 first += group
             }
             if count > 0 { weights.chunkDone() }
@@ -171,11 +175,15 @@ public final class MaskedConv2d: Layer {
                                 _ dx: UnsafeMutablePointer<Float>?, batch: Int) {
         if dx != nil { direct.packBackward(weights.effective.pointer) }
         weights.plan.forEachChunk(batch: batch) { start, count in
+            // The chunk's blocked sums: in a buffer of the exact reduction's (accumulateChunks adds
+            // them), or the direct convolution's own, unpacked below into dL/dW_eff.
+            let sums = weights.exactGrad == nil ? direct.gradBlocks.pointer : weights.chunkGradient
             var first = start
             while first < start + count {
                 let n = min(group, start + count - first)
                 gemm.time(.weightGradient, m: outChannels, n: colRows, k: n * positions) {
-                    direct.weightGradient(x + first * inputShape.count, dy + first * outputShape.count, count: n, first: first == start)
+                    direct.weightGradient(x + first * inputShape.count, dy + first * outputShape.count, count: n,
+                                          into: sums, first: first == start)
                 }
                 if let dx {
                     gemm.time(.inputGradient, m: colRows, n: n * positions, k: outChannels) {
@@ -186,9 +194,8 @@ public final class MaskedConv2d: Layer {
                 first += n
             }
             if count > 0 {
-                if let target = weights.exactChunkTarget {
-                    weights.chunkAdded(inRange: direct.accumulateWeightGradient(into: target.sum, scale: target.scale,
-                                                                                first: target.first))
+                if weights.exactGrad != nil {
+                    weights.chunkDone()
                 } else {  // the float reduction: dL/dW_eff itself
                     direct.finishWeightGradient(weights.effectiveGrad.pointer)
                 }
@@ -200,8 +207,8 @@ public final class MaskedConv2d: Layer {
     /// Backward of images first..<first+n, one sgemm group: dW_eff (+)= dy_g col_g^T, and dx.
     @inline(__always)
     private func backwardGroup(_ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>?,
-                               first: Int, count n: Int, accumulate: Bool) {
-        let g = weights.effectiveGrad.pointer, ld = n * positions
+                               _ g: UnsafeMutablePointer<Float>, first: Int, count n: Int, accumulate: Bool) {
+        let ld = n * positions
         let grad: UnsafePointer<Float>
         if n == 1 {
             grad = dy + first * outputShape.count

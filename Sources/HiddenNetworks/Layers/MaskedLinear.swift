@@ -40,10 +40,10 @@ public final class MaskedLinear: Layer {
 
     public func backward(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ dy: UnsafePointer<Float>,
                          _ dx: UnsafeMutablePointer<Float>?, batch: Int) {
-        let g = weights.effectiveGrad.pointer
         if batch == 0 { weights.effectiveGrad.zero() }
         weights.plan.forEachChunk(batch: batch) { first, n in
             guard n > 0 else { return }
+            let g = weights.chunkGradient
             // dW_eff [Out, In] = dy^T [Out, n] x [n, In], each chunk's added to the exact sum
             gemm.time(.weightGradient, m: outFeatures, n: inFeatures, k: n) {
                 cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(outFeatures), Int32(inFeatures), Int32(n),

@@ -3,6 +3,7 @@
 // The baselines of TrainingMethod.swift reuse the same buffers: for dense the "scores" are the
 // trained weights themselves, for supermask the logits of the sampling probabilities.
 
+import CKernels
 import Foundation
 
 public final class MaskedWeights {
@@ -37,6 +38,9 @@ public final class MaskedWeights {
     /// chunk's dL/dW_eff is added in fixed point; and how many chunks were added this step.
     public private(set) var exactGrad: UnsafeMutablePointer<Int64>?
     private var chunksAdded = 0
+    /// Exact reduction: the model's chunk buffers, and how many hold chunks not added yet.
+    private var chunkGradients: ChunkGradients?
+    private var pendingChunks = 0
 
     /// The weight tensor's shape: [out, in] for linear, [out, in, kh, kw] for conv, [2, C] for a
     /// batch norm's scale and shift.
@@ -69,26 +73,42 @@ public final class MaskedWeights {
     }
 
     /// Points the layer at its slice of the model's fixed-point gradient arena (exact reduction).
-    public func bind(exactGrad: UnsafeMutablePointer<Int64>) { self.exactGrad = exactGrad }
+    public func bind(exactGrad: UnsafeMutablePointer<Int64>, chunkGradients: ChunkGradients) {
+        precondition(chunkGradients.capacity >= count, "the chunk buffers are smaller than the layer")
+        self.exactGrad = exactGrad
+        self.chunkGradients = chunkGradients
+    }
 
-    /// Exact reduction: adds `effectiveGrad`, one chunk's dL/dW_eff, to the fixed-point sum.
+    /// Where the current chunk's dL/dW_eff goes: `effectiveGrad` under the float reduction; under
+    /// the exact one the next free buffer of ChunkGradients, in the layer's own layout (the direct
+    /// convolution's is blocked, see accumulateChunks). Ask once per chunk, then call chunkDone.
+    public var chunkGradient: UnsafeMutablePointer<Float> {
+        chunkGradients?.slot(pendingChunks) ?? effectiveGrad.pointer
+    }
+
+    /// Exact reduction: the chunk written to chunkGradient is done. Chunks wait in
+    /// ChunkGradients' buffers and are added to the fixed-point sum a few at a time, so that the
+    /// int64 sum (twice the floats' bytes) goes through memory once per ChunkGradients.slots
+    /// chunks rather than once per chunk: the same integers (integer adds, in any order).
     public func chunkDone() {
-        guard let exactGrad else { return }
-        chunkAdded(inRange: FixedPoint.accumulate(effectiveGrad.pointer, into: exactGrad, count: count,
-                                                  scale: plan.gradientScale, first: chunksAdded == 0))
+        guard exactGrad != nil else { return }
+        pendingChunks += 1
+        if pendingChunks == ChunkGradients.slots { addPendingChunks() }
     }
 
-    /// Exact reduction, for a layer that adds a chunk's dL/dW_eff to the fixed-point sum itself
-    /// (the direct convolution, from its blocked layout): the sum, the scale and whether this is
-    /// the step's first chunk; then `chunkAdded`. Nil under the float reduction.
-    public var exactChunkTarget: (sum: UnsafeMutablePointer<Int64>, scale: Double, first: Bool)? {
-        exactGrad.map { ($0, plan.gradientScale, chunksAdded == 0) }
-    }
+    /// How the waiting chunks are added when their layout is not plain dL/dW_eff (the direct
+    /// convolution's blocked one): (buffers, how many, the sum, the factor, first) -> in range.
+    var accumulateChunks: ((UnsafePointer<UnsafePointer<Float>?>, Int, UnsafeMutablePointer<Int64>, Double, Bool) -> Bool)?
 
-    /// A chunk was added to the fixed-point sum (inRange: every value fitted).
-    public func chunkAdded(inRange: Bool) {
+    private func addPendingChunks() {
+        guard let exactGrad, let chunkGradients, pendingChunks > 0 else { return }
+        let buffers = UnsafePointer(chunkGradients.pointers)
+        let factor = FixedPoint.factor(scale: plan.gradientScale), first = chunksAdded == 0
+        let inRange = accumulateChunks?(buffers, pendingChunks, exactGrad, factor, first)
+            ?? (hm_fixed_accumulate_many(buffers, Int32(pendingChunks), exactGrad, count, factor, first ? 1 : 0) != 0)
         if !inRange { plan.outOfRange = true }
-        chunksAdded += 1
+        chunksAdded += pendingChunks
+        pendingChunks = 0
     }
 
     /// The backward pass of this layer is done: under the exact reduction its fixed-point sum is
@@ -96,6 +116,7 @@ public final class MaskedWeights {
     /// way `onGradientReady` starts the reduction.
     public func gradientDone() {
         if let exactGrad {
+            addPendingChunks()
             if chunksAdded == 0 { exactGrad.update(repeating: 0, count: count) }
             chunksAdded = 0
             onGradientReady?()
@@ -231,4 +252,25 @@ public final class MaskedWeights {
             for i in range { d[i] = w[i] * g[i] * p[i] * (1 - p[i]) }
         }
     }
+}
+
+/// The exact reduction's chunk buffers, shared by the layers of a model (a rank runs one layer's
+/// backward at a time): `slots` buffers, each as large as the largest layer (4 x 9.4 MB for
+/// ResNet-50's 512 -> 512 3x3 convolutions). Allocated with the model, never per step.
+public final class ChunkGradients {
+    public static let slots = 4
+    public let capacity: Int
+    private let storage: FloatBuffer
+    /// The slots' addresses, as the C loops take them.
+    let pointers = UnsafeMutablePointer<UnsafePointer<Float>?>.allocate(capacity: ChunkGradients.slots)
+
+    init(capacity: Int) {
+        self.capacity = capacity
+        storage = FloatBuffer(count: ChunkGradients.slots * capacity)
+        for k in 0..<ChunkGradients.slots { pointers[k] = UnsafePointer(storage.pointer + k * capacity) }
+    }
+
+    deinit { pointers.deallocate() }
+
+    func slot(_ k: Int) -> UnsafeMutablePointer<Float> { storage.pointer + k * capacity }
 }

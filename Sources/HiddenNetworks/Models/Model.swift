@@ -57,6 +57,8 @@ public final class Model {
     /// arena, int64 per score in the same order (empty under the float reduction).
     public let plan: ChunkPlan
     public let exactGrads: UnsafeMutableBufferPointer<Int64>
+    /// Where the exact reduction's chunks wait to be added (MaskedWeights.chunkDone).
+    public let chunkGradients: ChunkGradients
     /// Offset of each masked layer's slice in the arenas.
     public let offsets: [Int]
     public let input: FloatBuffer
@@ -91,10 +93,11 @@ public final class Model {
         scoreGrads = FloatBuffer(count: total)
         exactGrads = .allocate(capacity: plan.exact ? total : 0)
         exactGrads.initialize(repeating: 0)
+        chunkGradients = ChunkGradients(capacity: plan.exact ? masked.map(\.count).max() ?? 0 : 0)
         for (l, m) in masked.enumerated() {
             m.bind(scores: scores.pointer + offs[l], scoreGrad: scoreGrads.pointer + offs[l])
             m.plan = plan
-            if plan.exact { m.bind(exactGrad: exactGrads.baseAddress! + offs[l]) }
+            if plan.exact { m.bind(exactGrad: exactGrads.baseAddress! + offs[l], chunkGradients: chunkGradients) }
             if m.role == .normAffine {
                 // PyTorch's BatchNorm2d init: scale 1, shift 0.
                 m.weights.pointer.update(repeating: 1, count: m.count / 2)
