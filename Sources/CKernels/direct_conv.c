@@ -202,51 +202,75 @@ static void tile_portable(const float *xp, const float *w, float *y, int C, int 
 }
 
 #ifdef HM_X86
+// NB (1 or 2) blocks of 16 output channels from block ob (the next block's packed weights C x 9 x
+// 16 floats on, its output 16 planes on, its partial sums one image's P x 16 on), NR x NC
+// positions. Two blocks share every broadcast input value between two fused multiply-adds: 2 +
+// NR x NC loads for 2 x NR x NC of them, where one block needs 1 + NR x NC for NR x NC, which
+// keeps the load ports, not the FMA units, busiest. Each sum takes its terms in the order of the
+// portable loop either way: the same bits.
 static inline __attribute__((always_inline)) AVX512 void
 tile_avx512(const float *xp, const float *w, float *y, int C, int Hp, int Wp, int H, int W, int oy0, int ox0,
-            int accumulate, int c_begin, int c_end, float *part, const int NR, const int NC) {
+            int accumulate, int c_begin, int c_end, float *part, const int NB, const int NR, const int NC) {
     const int last = c_end >= C;
-    __m512 acc[4][16];  // a fixed size: arrays of a variable size would live in memory
-    for (int r = 0; r < NR; r++)
-        for (int j = 0; j < NC; j++)
-            acc[r][j] = c_begin == 0 ? _mm512_setzero_ps() : _mm512_loadu_ps(part + ((long)(oy0 + r) * W + ox0 + j) * 16);
+    const long P = (long)H * W, wnext = (long)C * 9 * 16;
+    __m512 acc[2][4][16];  // a fixed size: arrays of a variable size would live in memory
+    for (int h = 0; h < NB; h++)
+        for (int r = 0; r < NR; r++)
+            for (int j = 0; j < NC; j++)
+                acc[h][r][j] = c_begin == 0 ? _mm512_setzero_ps()
+                                            : _mm512_loadu_ps(part + h * P * 16 + ((long)(oy0 + r) * W + ox0 + j) * 16);
     const long plane = (long)Hp * Wp;
     for (int c0 = c_begin; c0 < c_end; c0 += 16)  // this call's channels (c_end <= C)
         for (int ki = 0; ki < 3; ki++)
             for (int kj = 0; kj < 3; kj++) {
                 const float *xr = xp + c0 * plane + (long)(oy0 + ki) * Wp + ox0 + kj;
                 for (int c = 0; c < 16; c++, xr += plane, w += 16) {
-                    const __m512 wv = _mm512_loadu_ps(w);
+                    __m512 wv[2];
+                    for (int h = 0; h < NB; h++) wv[h] = _mm512_loadu_ps(w + h * wnext);
+                    // Unrolled whole (clang stops short of 28 multiply-adds on its own, and then
+                    // keeps the accumulators in memory; KernelCodeTests checks).
+#pragma clang loop unroll(full)
                     for (int r = 0; r < NR; r++)
-                        for (int j = 0; j < NC; j++)
-                            acc[r][j] = _mm512_fmadd_ps(_mm512_set1_ps(xr[(long)r * Wp + j]), wv, acc[r][j]);
+#pragma clang loop unroll(full)
+                        for (int j = 0; j < NC; j++) {
+                            const __m512 v = _mm512_set1_ps(xr[(long)r * Wp + j]);
+#pragma clang loop unroll(full)
+                            for (int h = 0; h < NB; h++) acc[h][r][j] = _mm512_fmadd_ps(v, wv[h], acc[h][r][j]);
+                        }
                 }
             }
     if (!last) {  // partial sums, continued by the call for the next channels
-        for (int r = 0; r < NR; r++)
-            for (int j = 0; j < NC; j++) _mm512_storeu_ps(part + ((long)(oy0 + r) * W + ox0 + j) * 16, acc[r][j]);
+        for (int h = 0; h < NB; h++)
+            for (int r = 0; r < NR; r++)
+                for (int j = 0; j < NC; j++)
+                    _mm512_storeu_ps(part + h * P * 16 + ((long)(oy0 + r) * W + ox0 + j) * 16, acc[h][r][j]);
         return;
     }
-    if (NR == 1 && NC == 16) {  // one row of 16 positions: transposed in registers, 16 vector stores
+    if (NB == 1 && NR == 1 && NC == 16) {  // one row of 16 positions: transposed in registers, 16 vector stores
         __m512 r[16];  // a copy: acc's address taken would keep it in memory through the loop
-        for (int j = 0; j < 16; j++) r[j] = acc[0][j % NC];
+        for (int j = 0; j < 16; j++) r[j] = acc[0][0][j % NC];
         transpose16(r);
         float *o = y + (long)oy0 * W + ox0;
-        const long P = (long)H * W;
         for (int l = 0; l < 16; l++, o += P)
             _mm512_storeu_ps(o, accumulate ? _mm512_add_ps(_mm512_loadu_ps(o), r[l]) : r[l]);
         return;
     }
-    float buf[NR * NC * 16] __attribute__((aligned(64)));
-    for (int r = 0; r < NR; r++)
-        for (int j = 0; j < NC; j++) _mm512_store_ps(buf + (r * NC + j) * 16, acc[r][j]);
-    hm_dc_store_tile(buf, y, NR, NC, W, (long)H * W, oy0, ox0, accumulate);
+    float buf[2 * NR * NC * 16] __attribute__((aligned(64)));
+    for (int h = 0; h < NB; h++)
+        for (int r = 0; r < NR; r++)
+            for (int j = 0; j < NC; j++) _mm512_store_ps(buf + ((h * NR + r) * NC + j) * 16, acc[h][r][j]);
+    for (int h = 0; h < NB; h++) hm_dc_store_tile(buf + h * NR * NC * 16, y + h * 16 * P, NR, NC, W, P, oy0, ox0, accumulate);
 }
 
 #define TILE(R, N)                                                                                            \
     static AVX512 void tile_##R##_##N(const float *xp, const float *w, float *y, int C, int Hp, int Wp, int H, \
                                       int W, int oy, int ox, int acc, int cb, int ce, float *part) {          \
-        tile_avx512(xp, w, y, C, Hp, Wp, H, W, oy, ox, acc, cb, ce, part, R, N);                               \
+        tile_avx512(xp, w, y, C, Hp, Wp, H, W, oy, ox, acc, cb, ce, part, 1, R, N);                            \
+    }
+#define TILE2(R, N)                                                                                              \
+    static AVX512 void tile_2b_##R##_##N(const float *xp, const float *w, float *y, int C, int Hp, int Wp, int H, \
+                                         int W, int oy, int ox, int acc, int cb, int ce, float *part) {          \
+        tile_avx512(xp, w, y, C, Hp, Wp, H, W, oy, ox, acc, cb, ce, part, 2, R, N);                               \
     }
 #define TILES4(N) TILE(1, N) TILE(2, N) TILE(3, N) TILE(4, N)
 TILES4(1) TILES4(2) TILES4(3) TILES4(4) TILES4(5) TILES4(6) TILES4(7)
@@ -262,45 +286,64 @@ static const hm_dc_tile_fn tiles[4][16] = {
     AT(1, 10), AT(2, 10), AT(1, 11), AT(2, 11), AT(1, 12), AT(2, 12), AT(1, 13), AT(2, 13), AT(1, 14), AT(2, 14),
     AT(1, 15), AT(1, 16),
 };
+TILE2(1, 1) TILE2(1, 2) TILE2(1, 3) TILE2(1, 4) TILE2(1, 5) TILE2(1, 6) TILE2(1, 7)
+TILE2(1, 8) TILE2(1, 9) TILE2(1, 10) TILE2(1, 11) TILE2(1, 12) TILE2(1, 13) TILE2(1, 14)
+TILE2(2, 1) TILE2(2, 2) TILE2(2, 3) TILE2(2, 4) TILE2(2, 5) TILE2(2, 6) TILE2(2, 7)
+TILE2(3, 1) TILE2(3, 2) TILE2(3, 3) TILE2(3, 4) TILE2(4, 1) TILE2(4, 2) TILE2(4, 3)
+#define AT2(R, N) [R - 1][N - 1] = tile_2b_##R##_##N
+// Two blocks: every (rows, columns) with rows x columns <= 14 positions (28 accumulators).
+static const hm_dc_tile_fn tiles2[4][14] = {
+    AT2(1, 1), AT2(1, 2), AT2(1, 3), AT2(1, 4), AT2(1, 5), AT2(1, 6), AT2(1, 7),
+    AT2(1, 8), AT2(1, 9), AT2(1, 10), AT2(1, 11), AT2(1, 12), AT2(1, 13), AT2(1, 14),
+    AT2(2, 1), AT2(2, 2), AT2(2, 3), AT2(2, 4), AT2(2, 5), AT2(2, 6), AT2(2, 7),
+    AT2(3, 1), AT2(3, 2), AT2(3, 3), AT2(3, 4), AT2(4, 1), AT2(4, 2), AT2(4, 3),
+};
 #endif
 
-// Columns per tile: the row in equal parts of at most 16 (AVX2: 6); rows per tile: as many as
-// keep the tile within 28 accumulators (AVX2: 6 positions), at most 4.
-static void tile_shape(int W, int lvl, int *rows, int *cols) {
-    const int most = lvl == 1 ? 6 : 16, positions = lvl == 1 ? 6 : 28;
+// Columns per tile: the row in equal parts of at most 16 (two blocks: 14; AVX2: 6); rows per
+// tile: as many as keep the tile within 28 accumulators (AVX2: 6 positions), at most 4.
+static void tile_shape(int W, int lvl, int blocks, int *rows, int *cols) {
+    const int most = lvl == 1 ? 6 : blocks == 2 ? 14 : 16, positions = lvl == 1 ? 6 : 28 / blocks;
     const int parts = (W + most - 1) / most;
     *cols = (W + parts - 1) / parts;
     int r = positions / *cols;
     *rows = r > 4 ? 4 : r;
 }
 
-// lvl: 2 the AVX-512 tiles, 1 the AVX2 ones, 0 the portable loops.
+// lvl: 2 the AVX-512 tiles (two output blocks at a time where there are two), 1 the AVX2 ones,
+// 0 the portable loops.
 static void conv(const float *xp, const float *wf, float *y, int C, int Co, int H, int W, int n, int accumulate,
                  float *scratch, int lvl) {
     const int Hp = H + 2, Wp = W + 2;
     const long P = (long)H * W;
-    int NR, NC;
-    tile_shape(W, lvl, &NR, &NC);
     // Output-channel blocks outside the images: a block's weights (C x 9 x 16 floats) stay in
     // cache while the images' tiles pass by. Where they are more than L1 holds (C > 64), the
-    // input channels go in slices of 32 (18 KB of weights) over all the images, and each tile's
-    // sums wait in `scratch` between the slices: the same sums in the same order.
+    // input channels go in slices of 32 (18 KB of weights a block) over all the images, and each
+    // tile's sums wait in `scratch` between the slices: the same sums in the same order.
     const int slice = (lvl > 0 && scratch != NULL && C > 64) ? 32 : C;
-    for (int ob = 0; ob < Co / 16; ob++) {
+    for (int ob = 0; ob < Co / 16;) {
+        // Two blocks, except on rows of exactly 16 positions: there one block's 1 x 16 tile, stored
+        // by an in-register transpose, ran 5% faster than two blocks' 1 x 8 (scripts/conv-micro.c,
+        // 128 channels at 16 x 16; two blocks won by 2-25% on the other shapes of cifar-resnet18 and
+        // resnet50).
+        const int blocks = lvl == 2 && ob + 1 < Co / 16 && W != 16 ? 2 : 1;
+        int NR, NC;
+        tile_shape(W, lvl, blocks, &NR, &NC);
         for (int c_begin = 0; c_begin < C; c_begin += slice) {
             const int c_end = c_begin + slice < C ? c_begin + slice : C;
             const float *w = wf + ((long)ob * C + c_begin) * 9 * 16;
             for (int b = 0; b < n; b++) {
                 const float *x = xp + (long)b * C * Hp * Wp;
                 float *out = y + ((long)b * Co + ob * 16) * P;
-                float *part = scratch ? scratch + b * P * 16 : NULL;
+                float *part = scratch ? scratch + b * P * 16 * 2 : NULL;
                 for (int oy = 0; oy < H; oy += NR) {
                     const int nr = H - oy < NR ? H - oy : NR;
                     for (int ox = 0; ox < W; ox += NC) {
                         const int nc = W - ox < NC ? W - ox : NC;
 #ifdef HM_X86
                         if (lvl > 0) {
-                            const hm_dc_tile_fn tile = lvl == 2 ? tiles[nr - 1][nc - 1] : hm_dc_avx2_tile(nr, nc);
+                            const hm_dc_tile_fn tile = lvl == 1 ? hm_dc_avx2_tile(nr, nc)
+                                                       : blocks == 2 ? tiles2[nr - 1][nc - 1] : tiles[nr - 1][nc - 1];
                             tile(x, w, out, C, Hp, Wp, H, W, oy, ox, accumulate, c_begin, c_end, part);
                             continue;
                         }
@@ -310,6 +353,7 @@ static void conv(const float *xp, const float *wf, float *y, int C, int Co, int 
                 }
             }
         }
+        ob += blocks;
     }
 }
 

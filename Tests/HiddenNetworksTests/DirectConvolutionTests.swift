@@ -108,11 +108,12 @@ final class DirectConvolutionTests: XCTestCase {
 
     private func kernelsMatchPortableLoops(level: Int32) throws {
         var rng = TestRNG(32)
-        // Widths that leave columns and rows over for both kernels' tiles (AVX-512: 28 positions,
-        // AVX2: 6), 1- to 4-row tiles, and over 64 input channels (slices of 32).
+        // Widths that leave columns and rows over for both kernels' tiles (AVX-512: 28 positions of
+        // one output block, or 14 of two; AVX2: 6), 1- to 4-row tiles, two blocks and a last one
+        // alone, and over 64 input channels (slices of 32, partial sums of one or two blocks).
         for (c, co, h, w, n) in [(16, 32, 5, 33, 2), (32, 16, 4, 4, 3), (16, 16, 9, 14, 1), (16, 16, 1, 3, 2),
                                  (112, 32, 4, 4, 2), (32, 96, 3, 5, 2), (16, 48, 3, 4, 2), (16, 32, 5, 2, 2),
-                                 (16, 16, 6, 1, 1), (80, 16, 3, 13, 1)] {
+                                 (16, 16, 6, 1, 1), (80, 16, 3, 13, 1), (80, 48, 7, 7, 2), (16, 64, 5, 15, 1)] {
             let what = "C\(c) Co\(co) \(h)x\(w) n\(n), kernel level \(level)"
             let x = buffer(rng.floats(n * c * h * w)), dy = buffer(rng.floats(n * co * h * w))
             let weights = buffer(rng.floats(co * c * 9))
@@ -125,7 +126,7 @@ final class DirectConvolutionTests: XCTestCase {
             let dyb = FloatBuffer(count: dy.count)
             hm_conv3x3_block(dy.pointer, dyb.pointer, Int32(co), Int32(h), Int32(w), Int32(n))
 
-            let scratch = FloatBuffer(count: n * h * w * 16)
+            let scratch = FloatBuffer(count: n * h * w * 32)
             let y1 = FloatBuffer(count: dy.count), y2 = FloatBuffer(count: dy.count)
             hm_conv3x3(xp.pointer, wf.pointer, y1.pointer, Int32(c), Int32(co), Int32(h), Int32(w), Int32(n), 0, scratch.pointer)
             hm_conv3x3_portable(xp.pointer, wf.pointer, y2.pointer, Int32(c), Int32(co), Int32(h), Int32(w), Int32(n), 0)

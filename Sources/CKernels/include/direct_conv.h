@@ -36,7 +36,7 @@ void hm_conv3x3_block(const float *x, float *xb, int C, int H, int W, int n);
 /// y [n][Co][H][W] = (or += with `accumulate`) the convolution of n padded images xp
 /// [n][C][H+2][W+2] with wf (hm_conv3x3_pack_forward). The input gradient is the same call on the
 /// padded output gradient with wx (hm_conv3x3_pack_backward) and the channel counts swapped.
-/// `scratch` (n x H x W x 16 floats, or NULL) holds partial sums when C > 64, so that the
+/// `scratch` (n x H x W x 32 floats, or NULL) holds partial sums when C > 64, so that the
 /// weights can be taken in slices that stay in L1; the results are the same bits either way.
 void hm_conv3x3(const float *xp, const float *wf, float *y, int C, int Co, int H, int W, int n, int accumulate,
                 float *scratch);

@@ -77,7 +77,7 @@ public final class DirectConvolution {
         paddedInput = FloatBuffer(count: group * inChannels * paddedCount)
         paddedGrad = FloatBuffer(count: group * outChannels * paddedCount)
         blockedGrad = FloatBuffer(count: group * outChannels * height * width)
-        partialSums = FloatBuffer(count: group * height * width * 16)
+        partialSums = FloatBuffer(count: group * height * width * 32)  // two output blocks
     }
 
     func packForward(_ w: UnsafePointer<Float>) {
