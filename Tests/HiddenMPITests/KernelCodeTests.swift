@@ -56,4 +56,29 @@ final class KernelCodeTests: XCTestCase {
         XCTAssertEqual(checked, Self.kernels.count)
         #endif
     }
+
+    /// scripts/conv-micro.c, the kernels' microbenchmark that Docs/performance.md quotes, still
+    /// builds against the kernels and measures every shape (one pass: a speed is not checked).
+    func testMicrobenchmarkBuildsAndMeasuresEveryShape() throws {
+        let root = Harness.packageRoot, sources = root.appendingPathComponent("Sources/CKernels")
+        let binary = FileManager.default.temporaryDirectory.appendingPathComponent("conv-micro-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: binary) }
+        let files = ["direct_conv.c", "direct_conv_avx2.c", "direct_conv_weight_grad.c", "fixed_point.c"].map {
+            sources.appendingPathComponent($0).path
+        }
+        let build = try Harness.run(["/usr/bin/env", "clang", "-O2", "-I", sources.appendingPathComponent("include").path,
+                                     root.appendingPathComponent("scripts/conv-micro.c").path] + files + ["-o", binary, "-lm"],
+                                    environment: ProcessInfo.processInfo.environment, timeout: 120)
+        try XCTSkipIf(build.status == 127, "no clang on PATH")
+        XCTAssertEqual(build.status, 0, build.transcript)
+        let run = try Harness.run([binary, "1", "cifar"], environment: ProcessInfo.processInfo.environment, timeout: 120)
+        XCTAssertEqual(run.status, 0, run.transcript)
+        let lines = run.stdout.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        XCTAssertEqual(lines.compactMap { $0["channels"] as? Int }, [64, 128, 256, 512], run.stdout)
+        for line in lines {
+            for key in ["forward_gflops", "input_gradient_gflops", "weight_gradient_gflops"] {
+                XCTAssertGreaterThan(line[key] as? Double ?? 0, 0, "\(key) in \(line)")
+            }
+        }
+    }
 }
