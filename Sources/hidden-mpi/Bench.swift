@@ -124,6 +124,9 @@ struct Bench: ParsableCommand {
         LayerProfile.shared.enabled = false
         // Mean seconds per timed step by kind of layer, largest first.
         let kinds = LayerProfile.shared.seconds.filter { $0.value > 0 }.map { ($0.key, $0.value / Double(steps)) }.sorted { $0.1 > $1.1 }
+        // The kinds' and the sgemm calls' seconds are means over the timed steps: their shares are
+        // of the mean step (the median step is what the speed figures use).
+        let meanStep = timings.map(\.total).reduce(0, +) / Double(max(1, timings.count))
         let overhead = kinds.filter { ["batchnorm", "batchnorm-relu", "batchnorm-add-relu", "residual-add", "maxpool", "avgpool", "relu"].contains($0.0) }.reduce(0) { $0 + $1.1 }
         let gemms = GEMMShare(model: model, steps: steps)
         // Bytes each rank sends per step for the scores by ring algorithms: an allreduce sends its
@@ -143,7 +146,7 @@ struct Bench: ParsableCommand {
             "input": input.description, "global_batch": global, "rank_batch": localBatch,
             "world_size": comm.size, "nodes": nodes, "threads": BLASThreads.current, "blas_core": BLASThreads.coreName,
             "direct_convolutions": ConvolutionPaths(model).direct, "direct_convolution_isa": DirectConvolution.instructionSet,
-            "steps": steps, "step_s": step, "step_s_min_rank": -spread[1], "step_s_max_rank": spread[0],
+            "steps": steps, "step_s": step, "step_s_mean": meanStep, "step_s_min_rank": -spread[1], "step_s_max_rank": spread[0],
             "images_per_s": Double(global) / step, "images_per_s_per_rank": Double(localBatch) / step,
             "mflop_per_image": flopsPerImage / 1e6, "step_gflops": gflops,
             "sgemm_peak_gflops": peak, "sgemm_peak_core": peakCore, "sgemm_peak_gflops_current_kernel": current,
@@ -162,8 +165,8 @@ struct Bench: ParsableCommand {
             "allocations_per_step": allocations.map { $0 as Any } ?? NSNull(),
             "allocations_per_step_in_blas": blasAllocations.map { $0 as Any } ?? NSNull(),
             "layer_kinds_s": Dictionary(uniqueKeysWithValues: kinds.map { ($0.0.replacingOccurrences(of: "-", with: "_"), $0.1) }),
-            "norm_pool_add_relu_fraction": overhead / step,
-            "gemm_s": gemms.seconds, "gemm_fraction": gemms.seconds / step, "gemm_gflops": gemms.gflops,
+            "norm_pool_add_relu_fraction": overhead / meanStep,
+            "gemm_s": gemms.seconds, "gemm_fraction": gemms.seconds / meanStep, "gemm_gflops": gemms.gflops,
             "gemm_by_shape": gemms.json,
         ]
         if json {
@@ -183,13 +186,13 @@ struct Bench: ParsableCommand {
             let label = name + String(repeating: " ", count: max(0, 16 - name.count))
             print("  " + label + String(format: "%9.2f ms  %5.1f%%", 1e3 * t, 100 * t / step))
         }
-        print("  by kind of layer (forward + backward, mean per step):")
+        print(String(format: "  by kind of layer (forward + backward, mean per step; shares of the mean step, %.2f ms):", 1e3 * meanStep))
         for (kind, t) in kinds {
-            let label = kind + String(repeating: " ", count: max(0, 14 - kind.count))
-            print("    " + label + String(format: "%9.2f ms  %5.1f%%", 1e3 * t, 100 * t / step))
+            let label = kind + String(repeating: " ", count: max(0, 18 - kind.count))
+            print("    " + label + String(format: "%9.2f ms  %5.1f%%", 1e3 * t, 100 * t / meanStep))
         }
-        print(String(format: "  batch norm, residual adds, pooling and ReLU together: %.1f%% of the step", 100 * overhead / step))
-        gemms.printTable(step: step, peak: peak)
+        print(String(format: "  batch norm, residual adds, pooling and ReLU together: %.1f%% of the step", 100 * overhead / meanStep))
+        gemms.printTable(step: meanStep, peak: peak)
         print(String(format: "achieved: %.1f GFLOP/s over the whole step (%.1f MFLOP per image) = %.1f%% of the sgemm peak",
                      gflops, flopsPerImage / 1e6, 100 * gflops / peak))
         if let hidden {
