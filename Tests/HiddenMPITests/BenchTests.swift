@@ -72,6 +72,13 @@ final class BenchTests: XCTestCase {
             }
             let gemm = try XCTUnwrap((d["gemm_s"] as? NSNumber)?.doubleValue)
             XCTAssert(gemm > 0 && gemm <= step * Double(1 + 1e-9) * 1.5, "sgemm seconds \(gemm) in a step of \(step)")
+            // Shares of the mean step, whose parts the sgemm calls and the batch norms, pools and
+            // ReLUs are (means over the same steps): together at most the whole.
+            let mean = try XCTUnwrap((d["step_s_mean"] as? NSNumber)?.doubleValue)
+            let gemmShare = try XCTUnwrap((d["gemm_fraction"] as? NSNumber)?.doubleValue)
+            let normShare = try XCTUnwrap((d["norm_pool_add_relu_fraction"] as? NSNumber)?.doubleValue)
+            XCTAssertEqual(gemmShare, gemm / mean, accuracy: 1e-9)
+            XCTAssert(normShare > 0 && gemmShare + normShare <= 1 + 1e-9, "sgemm \(gemmShare) and the rest \(normShare) of the mean step")
             if np == 1 {
                 XCTAssert(d["allreduce_hidden_fraction"] is NSNull, "one rank has no allreduce to hide")
             } else {
