@@ -255,7 +255,7 @@ tile_avx512(const float *xp, const float *w, float *y, int C, int Hp, int Wp, in
             _mm512_storeu_ps(o, accumulate ? _mm512_add_ps(_mm512_loadu_ps(o), r[l]) : r[l]);
         return;
     }
-    float buf[2 * NR * NC * 16] __attribute__((aligned(64)));
+    float buf[NB * NR * NC * 16] __attribute__((aligned(64)));
     for (int h = 0; h < NB; h++)
         for (int r = 0; r < NR; r++)
             for (int j = 0; j < NC; j++) _mm512_store_ps(buf + ((h * NR + r) * NC + j) * 16, acc[h][r][j]);

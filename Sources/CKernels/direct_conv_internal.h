@@ -3,8 +3,9 @@
 #define HIDDEN_MPI_DIRECT_CONV_INTERNAL_H
 
 /// A tile kernel: the sums of input channels [cb, ce) for a tile of output positions from (oy, ox)
-/// of one block of 16 output channels; to y (NCHW, or += with `acc`) when ce reaches C, else to
-/// `part` ([H][W][16]) for the next slice of channels to continue.
+/// of one block of 16 output channels (two blocks for the AVX-512 tile_2b_* kernels); to y (NCHW,
+/// or += with `acc`) when ce reaches C, else to `part` ([blocks][H][W][16]) for the next slice of
+/// channels to continue.
 typedef void (*hm_dc_tile_fn)(const float *xp, const float *w, float *y, int C, int Hp, int Wp, int H, int W, int oy,
                               int ox, int acc, int cb, int ce, float *part);
 

@@ -42,6 +42,12 @@ int hm_plane_loops_use_avx2(void) {
 
 static inline float gated(const float *dy, const float *r, long k) { return r[k] > 0 ? dy[k] : 0.0f; }
 
+// Batch norm's input gradient of one value g (dy, gated behind a ReLU) with its x-hat: the one
+// formula of the three backward loops.
+static inline float norm_dx(float g, float xhat, float gamma, float mdy, float mdyx, float scale) {
+    return scale * ((gamma * g - mdy) - xhat * mdyx);
+}
+
 #define UA(k) a[k]
 #define VB(k) b[k]
 #define UG(k) gated(dy, r, k)
@@ -68,23 +74,17 @@ static void normalize_generic(const float *x, float *y, long n, float mean, floa
 
 static void norm_backward_generic(const float *dy, const float *xhat, float *dx, long n, float gamma, float mdy,
                                   float mdyx, float scale, long i) {
-    for (; i < n; i++) dx[i] = scale * ((gamma * dy[i] - mdy) - xhat[i] * mdyx);
+    for (; i < n; i++) dx[i] = norm_dx(dy[i], xhat[i], gamma, mdy, mdyx, scale);
 }
 
 static void norm_backward_relu_generic(const float *dy, const float *r, const float *x, float *dx, long n, float gamma,
                                        float mean, float mdy, float mdyx, float scale, long i) {
-    for (; i < n; i++) {
-        float g = gated(dy, r, i), xhat = (x[i] - mean) * scale;
-        dx[i] = scale * ((gamma * g - mdy) - xhat * mdyx);
-    }
+    for (; i < n; i++) dx[i] = norm_dx(gated(dy, r, i), (x[i] - mean) * scale, gamma, mdy, mdyx, scale);
 }
 
 static void norm_backward_x_generic(const float *dy, const float *x, float *dx, long n, float gamma, float mean,
                                     float mdy, float mdyx, float scale, long i) {
-    for (; i < n; i++) {
-        float xhat = (x[i] - mean) * scale;
-        dx[i] = scale * ((gamma * dy[i] - mdy) - xhat * mdyx);
-    }
+    for (; i < n; i++) dx[i] = norm_dx(dy[i], (x[i] - mean) * scale, gamma, mdy, mdyx, scale);
 }
 
 static void normalize_add_relu_generic(const float *x, const float *sc, float *y, long n, float mean, float scale,
@@ -133,6 +133,11 @@ AVX2 static inline __m256 gate(__m256 dy, __m256 r) {
 // v, or +0 where v < 0 (ordered: -0 and NaN pass).
 AVX2 static inline __m256 clamp_below(__m256 v) {
     return _mm256_andnot_ps(_mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_LT_OQ), v);
+}
+
+// norm_dx on eight values: ga, a, b, sc hold gamma, mean_dy, mean_dy_xhat and scale.
+AVX2 static inline __m256 norm_dx8(__m256 g, __m256 xhat, __m256 ga, __m256 a, __m256 b, __m256 sc) {
+    return _mm256_mul_ps(sc, _mm256_sub_ps(_mm256_sub_ps(_mm256_mul_ps(ga, g), a), _mm256_mul_ps(xhat, b)));
 }
 
 AVX2 static void plane_sums_avx2(const float *a, const float *b, long n, double *sums) {
@@ -185,9 +190,7 @@ AVX2 static void norm_backward_avx2(const float *dy, const float *xhat, float *d
     const __m256 ga = _mm256_set1_ps(gamma), a = _mm256_set1_ps(mdy), b = _mm256_set1_ps(mdyx), sc = _mm256_set1_ps(scale);
     long i = 0;
     for (; i + 8 <= n; i += 8) {
-        __m256 t = _mm256_sub_ps(_mm256_mul_ps(ga, _mm256_loadu_ps(dy + i)), a);
-        t = _mm256_sub_ps(t, _mm256_mul_ps(_mm256_loadu_ps(xhat + i), b));
-        _mm256_storeu_ps(dx + i, _mm256_mul_ps(sc, t));
+        _mm256_storeu_ps(dx + i, norm_dx8(_mm256_loadu_ps(dy + i), _mm256_loadu_ps(xhat + i), ga, a, b, sc));
     }
     norm_backward_generic(dy, xhat, dx, n, gamma, mdy, mdyx, scale, i);
 }
@@ -200,8 +203,7 @@ AVX2 static void norm_backward_relu_avx2(const float *dy, const float *r, const 
     for (; i + 8 <= n; i += 8) {
         __m256 g = gate(_mm256_loadu_ps(dy + i), _mm256_loadu_ps(r + i));
         __m256 xhat = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i), m), sc);
-        __m256 t = _mm256_sub_ps(_mm256_sub_ps(_mm256_mul_ps(ga, g), a), _mm256_mul_ps(xhat, b));
-        _mm256_storeu_ps(dx + i, _mm256_mul_ps(sc, t));
+        _mm256_storeu_ps(dx + i, norm_dx8(g, xhat, ga, a, b, sc));
     }
     norm_backward_relu_generic(dy, r, x, dx, n, gamma, mean, mdy, mdyx, scale, i);
 }
@@ -213,8 +215,7 @@ AVX2 static void norm_backward_x_avx2(const float *dy, const float *x, float *dx
     long i = 0;
     for (; i + 8 <= n; i += 8) {
         __m256 xhat = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i), m), sc);
-        __m256 t = _mm256_sub_ps(_mm256_sub_ps(_mm256_mul_ps(ga, _mm256_loadu_ps(dy + i)), a), _mm256_mul_ps(xhat, b));
-        _mm256_storeu_ps(dx + i, _mm256_mul_ps(sc, t));
+        _mm256_storeu_ps(dx + i, norm_dx8(_mm256_loadu_ps(dy + i), xhat, ga, a, b, sc));
     }
     norm_backward_x_generic(dy, x, dx, n, gamma, mean, mdy, mdyx, scale, i);
 }
@@ -242,7 +243,7 @@ AVX2 static void relu_backward_sums_avx2(const float *r, const float *dy, float 
     }
     double ls[8], lq[8];
     store_lanes(s, q, ls, lq);
-    relu_backward_generic(r + i, dy + i, g + i, n - i, 0);
+    relu_backward_generic(r, dy, g, n, i);
     plane_sums_relu_x_from(dy, r, x, n, mean, scale, i, ls, lq, sums);
 }
 
