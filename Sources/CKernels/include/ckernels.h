@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include "plane_loops.h"
 #include "direct_conv.h"
+#include "memory.h"
 
 /// acc[i] (+)= round-half-even(src[i] * factor) for i < n (stores when `first`), as the 64-bit
 /// integer in the low bits of (src[i] * factor + 1.5 * 2^52). Returns 0 when some |src[i] * factor|

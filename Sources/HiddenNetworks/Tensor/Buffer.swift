@@ -1,6 +1,8 @@
 // Flat float storage. Buffers are sized once per model and batch; the step loop only reads and
 // writes through their pointers and never allocates.
 
+import CKernels
+
 /// An owned, zero-initialised block of floats.
 public final class FloatBuffer {
     public let count: Int
@@ -8,11 +10,13 @@ public final class FloatBuffer {
 
     public init(count: Int) {
         self.count = count
-        pointer = .allocate(capacity: max(count, 1))
-        pointer.initialize(repeating: 0, count: max(count, 1))
+        guard let raw = hm_alloc(MemoryLayout<Float>.stride * max(count, 1)) else {
+            fatalError("out of memory: \(count) floats")
+        }
+        pointer = raw.bindMemory(to: Float.self, capacity: max(count, 1))  // zeroed by hm_alloc
     }
 
-    deinit { pointer.deallocate() }
+    deinit { hm_free(pointer) }
 
     public var buffer: UnsafeMutableBufferPointer<Float> { UnsafeMutableBufferPointer(start: pointer, count: count) }
     public var array: [Float] { Array(buffer) }
