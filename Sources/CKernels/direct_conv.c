@@ -42,26 +42,70 @@ int hm_conv3x3_limit(int max_level) {
 
 // ---- Layouts ----
 
-// out [A][B][3][3][16 u][16 v] from w [Co][C][3][3]: forward, A = Co/16 output blocks, B = C/16
-// input blocks, u the input and v the output channel; backward, the roles swapped (A = C/16,
-// u the output and v the input channel) and the taps flipped.
-static void pack_weights(const float *w, float *out, int C, int Co, int backward) {
+// out [A][B][T][16 u][16 v] from w [Co][C][3][3], tap t from tap taps[t] (ki x 3 + kj): forward,
+// A = Co/16 output blocks, B = C/16 input blocks, u the input and v the output channel; backward,
+// the roles swapped (A = C/16, u the output and v the input channel).
+static void pack_weights(const float *w, float *out, int C, int Co, int backward, const int *taps, int T) {
     const int A = (backward ? C : Co) / 16, B = (backward ? Co : C) / 16;
     for (int a = 0; a < A; a++)
         for (int b = 0; b < B; b++)
-            for (int t = 0; t < 9; t++)
+            for (int t = 0; t < T; t++)
                 for (int u = 0; u < 16; u++) {
-                    float *dst = out + (((long)(a * B + b) * 9 + t) * 16 + u) * 16;
+                    float *dst = out + (((long)(a * B + b) * T + t) * 16 + u) * 16;
                     for (int v = 0; v < 16; v++) {
                         const long co = backward ? b * 16 + u : a * 16 + v, ci = backward ? a * 16 + v : b * 16 + u;
-                        dst[v] = w[(co * C + ci) * 9 + (backward ? 8 - t : t)];
+                        dst[v] = w[(co * C + ci) * 9 + taps[t]];
                     }
                 }
 }
 
-void hm_conv3x3_pack_forward(const float *w, float *wf, int C, int Co) { pack_weights(w, wf, C, Co, 0); }
+static const int in_order[9] = {0, 1, 2, 3, 4, 5, 6, 7, 8}, flipped[9] = {8, 7, 6, 5, 4, 3, 2, 1, 0};
 
-void hm_conv3x3_pack_backward(const float *w, float *wx, int C, int Co) { pack_weights(w, wx, C, Co, 1); }
+void hm_conv3x3_pack_forward(const float *w, float *wf, int C, int Co) { pack_weights(w, wf, C, Co, 0, in_order, 9); }
+
+void hm_conv3x3_pack_backward(const float *w, float *wx, int C, int Co) { pack_weights(w, wx, C, Co, 1, flipped, 9); }
+
+// ---- Stride 2 ----
+// The input gradient of a stride-2 convolution, dx[u][v] = sum of w[ki][kj] dy[h][w] over
+// u = 2h + ki - 1, v = 2w + kj - 1, splits by the parities of u and v into four classes, each a
+// stride-1 convolution of dy with some of the taps: an even row u = 2i takes the tap row ki = 1
+// (dy row i), an odd row u = 2i + 1 the tap rows ki = 0 (dy row i + 1) and ki = 2 (dy row i);
+// columns alike. Class k = 2a + b: a = 1 for even rows, b = 1 for even columns; taps (ki asc,
+// kj asc), 4 + 2 + 2 + 1 = 9 in all.
+static int class_taps(int k, int taps[4]) {
+    const int a = k >> 1, b = k & 1, rows[2][2] = {{0, 2}, {1, -1}};
+    int T = 0;
+    for (int r = 0; r < 2 - a; r++)
+        for (int c = 0; c < 2 - b; c++) taps[T++] = rows[a][r] * 3 + rows[b][c];
+    return T;
+}
+
+void hm_conv3x3_pack_s2_backward(const float *w, float *wc, int C, int Co) {
+    for (int k = 0; k < 4; k++) {
+        int taps[4];
+        const int T = class_taps(k, taps);
+        pack_weights(w, wc, C, Co, 1, taps, T);
+        wc += (long)C * Co * T;
+    }
+}
+
+void hm_conv3x3_split2(const float *x, float *xq, int C, int Hin, int Win, int n) {
+    const int Hq = Hin / 2 + 1, Wq = Win / 2 + 1;
+    for (long c = 0; c < (long)n * C; c++) {
+        const float *in = x + c * Hin * Win;
+        for (int a = 0; a < 2; a++)
+            for (int b = 0; b < 2; b++) {
+                float *o = xq + (c * 4 + a * 2 + b) * Hq * Wq;
+                for (int i = 0; i < Hq; i++) {
+                    const int u = 2 * i + a - 1;  // the padded row 2i + a is the image's row u
+                    for (int j = 0; j < Wq; j++) {
+                        const int v = 2 * j + b - 1;
+                        o[(long)i * Wq + j] = u >= 0 && u < Hin && v >= 0 && v < Win ? in[(long)u * Win + v] : 0;
+                    }
+                }
+            }
+    }
+}
 
 void hm_conv3x3_pad(const float *x, float *xp, int C, int H, int W, int n) {
     const int Hp = H + 2, Wp = W + 2;
@@ -181,23 +225,22 @@ void hm_dc_store_tile(const float *buf, float *y, int nr, int nc, int W, long P,
         }
 }
 
-static void tile_portable(const float *xp, const float *w, float *y, int C, int Hp, int Wp, int H, int W,
+static void tile_portable(const float *xp, const hm_dc_geometry *g, const float *w, float *y, int C, int H, int W,
                           int oy0, int ox0, int nr, int nc, int accumulate) {
     float buf[28 * 16];
     for (int i = 0; i < nr * nc * 16; i++) buf[i] = 0;
-    const long plane = (long)Hp * Wp;
+    const long plane = g->plane;
     for (int c0 = 0; c0 < C; c0 += 16)
-        for (int ki = 0; ki < 3; ki++)
-            for (int kj = 0; kj < 3; kj++) {
-                const float *xr = xp + c0 * plane + (long)(oy0 + ki) * Wp + ox0 + kj;
-                for (int c = 0; c < 16; c++, xr += plane, w += 16)
-                    for (int r = 0; r < nr; r++)
-                        for (int j = 0; j < nc; j++) {
-                            const float v = xr[(long)r * Wp + j];
-                            float *a = buf + (r * nc + j) * 16;
-                            for (int o = 0; o < 16; o++) a[o] = fmaf(v, w[o], a[o]);
-                        }
-            }
+        for (int t = 0; t < g->taps; t++) {
+            const float *xr = xp + c0 * plane + (long)oy0 * g->row + ox0 + g->off[t];
+            for (int c = 0; c < 16; c++, xr += plane, w += 16)
+                for (int r = 0; r < nr; r++)
+                    for (int j = 0; j < nc; j++) {
+                        const float v = xr[(long)r * g->row + j];
+                        float *a = buf + (r * nc + j) * 16;
+                        for (int o = 0; o < 16; o++) a[o] = fmaf(v, w[o], a[o]);
+                    }
+        }
     hm_dc_store_tile(buf, y, nr, nc, W, (long)H * W, oy0, ox0, accumulate);
 }
 
@@ -209,36 +252,35 @@ static void tile_portable(const float *xp, const float *w, float *y, int C, int 
 // keeps the load ports, not the FMA units, busiest. Each sum takes its terms in the order of the
 // portable loop either way: the same bits.
 static inline __attribute__((always_inline)) AVX512 void
-tile_avx512(const float *xp, const float *w, float *y, int C, int Hp, int Wp, int H, int W, int oy0, int ox0,
+tile_avx512(const float *xp, const hm_dc_geometry *g, const float *w, float *y, int C, int H, int W, int oy0, int ox0,
             int accumulate, int c_begin, int c_end, float *part, const int NB, const int NR, const int NC) {
-    const int last = c_end >= C;
-    const long P = (long)H * W, wnext = (long)C * 9 * 16;
+    const int last = c_end >= C, row = g->row;
+    const long P = (long)H * W, wnext = (long)C * g->taps * 16;
     __m512 acc[2][4][16];  // a fixed size: arrays of a variable size would live in memory
     for (int h = 0; h < NB; h++)
         for (int r = 0; r < NR; r++)
             for (int j = 0; j < NC; j++)
                 acc[h][r][j] = c_begin == 0 ? _mm512_setzero_ps()
                                             : _mm512_loadu_ps(part + h * P * 16 + ((long)(oy0 + r) * W + ox0 + j) * 16);
-    const long plane = (long)Hp * Wp;
+    const long plane = g->plane;
     for (int c0 = c_begin; c0 < c_end; c0 += 16)  // this call's channels (c_end <= C)
-        for (int ki = 0; ki < 3; ki++)
-            for (int kj = 0; kj < 3; kj++) {
-                const float *xr = xp + c0 * plane + (long)(oy0 + ki) * Wp + ox0 + kj;
-                for (int c = 0; c < 16; c++, xr += plane, w += 16) {
-                    __m512 wv[2];
-                    for (int h = 0; h < NB; h++) wv[h] = _mm512_loadu_ps(w + h * wnext);
-                    // Unrolled whole (clang stops short of 28 multiply-adds on its own, and then
-                    // keeps the accumulators in memory; KernelCodeTests checks).
+        for (int t = 0; t < g->taps; t++) {
+            const float *xr = xp + c0 * plane + (long)oy0 * row + ox0 + g->off[t];
+            for (int c = 0; c < 16; c++, xr += plane, w += 16) {
+                __m512 wv[2];
+                for (int h = 0; h < NB; h++) wv[h] = _mm512_loadu_ps(w + h * wnext);
+                // Unrolled whole (clang stops short of 28 multiply-adds on its own, and then
+                // keeps the accumulators in memory; KernelCodeTests checks).
 #pragma clang loop unroll(full)
-                    for (int r = 0; r < NR; r++)
+                for (int r = 0; r < NR; r++)
 #pragma clang loop unroll(full)
-                        for (int j = 0; j < NC; j++) {
-                            const __m512 v = _mm512_set1_ps(xr[(long)r * Wp + j]);
+                    for (int j = 0; j < NC; j++) {
+                        const __m512 v = _mm512_set1_ps(xr[(long)r * row + j]);
 #pragma clang loop unroll(full)
-                            for (int h = 0; h < NB; h++) acc[h][r][j] = _mm512_fmadd_ps(v, wv[h], acc[h][r][j]);
-                        }
-                }
+                        for (int h = 0; h < NB; h++) acc[h][r][j] = _mm512_fmadd_ps(v, wv[h], acc[h][r][j]);
+                    }
             }
+        }
     if (!last) {  // partial sums, continued by the call for the next channels
         for (int h = 0; h < NB; h++)
             for (int r = 0; r < NR; r++)
@@ -263,14 +305,14 @@ tile_avx512(const float *xp, const float *w, float *y, int C, int Hp, int Wp, in
 }
 
 #define TILE(R, N)                                                                                            \
-    static AVX512 void tile_##R##_##N(const float *xp, const float *w, float *y, int C, int Hp, int Wp, int H, \
-                                      int W, int oy, int ox, int acc, int cb, int ce, float *part) {          \
-        tile_avx512(xp, w, y, C, Hp, Wp, H, W, oy, ox, acc, cb, ce, part, 1, R, N);                            \
+    static AVX512 void tile_##R##_##N(const float *xp, const hm_dc_geometry *g, const float *w, float *y, int C, \
+                                      int H, int W, int oy, int ox, int acc, int cb, int ce, float *part) {      \
+        tile_avx512(xp, g, w, y, C, H, W, oy, ox, acc, cb, ce, part, 1, R, N);                                  \
     }
 #define TILE2(R, N)                                                                                              \
-    static AVX512 void tile_2b_##R##_##N(const float *xp, const float *w, float *y, int C, int Hp, int Wp, int H, \
-                                         int W, int oy, int ox, int acc, int cb, int ce, float *part) {          \
-        tile_avx512(xp, w, y, C, Hp, Wp, H, W, oy, ox, acc, cb, ce, part, 2, R, N);                               \
+    static AVX512 void tile_2b_##R##_##N(const float *xp, const hm_dc_geometry *g, const float *w, float *y, int C, \
+                                         int H, int W, int oy, int ox, int acc, int cb, int ce, float *part) {      \
+        tile_avx512(xp, g, w, y, C, H, W, oy, ox, acc, cb, ce, part, 2, R, N);                                     \
     }
 #define TILES4(N) TILE(1, N) TILE(2, N) TILE(3, N) TILE(4, N)
 TILES4(1) TILES4(2) TILES4(3) TILES4(4) TILES4(5) TILES4(6) TILES4(7)
@@ -312,9 +354,8 @@ static void tile_shape(int W, int lvl, int blocks, int *rows, int *cols) {
 
 // lvl: 2 the AVX-512 tiles (two output blocks at a time where there are two), 1 the AVX2 ones,
 // 0 the portable loops.
-static void conv(const float *xp, const float *wf, float *y, int C, int Co, int H, int W, int n, int accumulate,
-                 float *scratch, int lvl) {
-    const int Hp = H + 2, Wp = W + 2;
+static void conv(const float *xp, const hm_dc_geometry *g, const float *wf, float *y, int C, int Co, int H, int W, int n,
+                 int accumulate, float *scratch, int lvl) {
     const long P = (long)H * W;
     // Output-channel blocks outside the images: a block's weights (C x 9 x 16 floats) stay in
     // cache while the images' tiles pass by. Where they are more than L1 holds (C > 64), the
@@ -331,9 +372,9 @@ static void conv(const float *xp, const float *wf, float *y, int C, int Co, int 
         tile_shape(W, lvl, blocks, &NR, &NC);
         for (int c_begin = 0; c_begin < C; c_begin += slice) {
             const int c_end = c_begin + slice < C ? c_begin + slice : C;
-            const float *w = wf + ((long)ob * C + c_begin) * 9 * 16;
+            const float *w = wf + ((long)ob * C + c_begin) * g->taps * 16;
             for (int b = 0; b < n; b++) {
-                const float *x = xp + (long)b * C * Hp * Wp;
+                const float *x = xp + (long)b * C * g->plane;
                 float *out = y + ((long)b * Co + ob * 16) * P;
                 float *part = scratch ? scratch + b * P * 16 * 2 : NULL;
                 for (int oy = 0; oy < H; oy += NR) {
@@ -344,11 +385,11 @@ static void conv(const float *xp, const float *wf, float *y, int C, int Co, int 
                         if (lvl > 0) {
                             const hm_dc_tile_fn tile = lvl == 1 ? hm_dc_avx2_tile(nr, nc)
                                                        : blocks == 2 ? tiles2[nr - 1][nc - 1] : tiles[nr - 1][nc - 1];
-                            tile(x, w, out, C, Hp, Wp, H, W, oy, ox, accumulate, c_begin, c_end, part);
+                            tile(x, g, w, out, C, H, W, oy, ox, accumulate, c_begin, c_end, part);
                             continue;
                         }
 #endif
-                        tile_portable(x, w, out, C, Hp, Wp, H, W, oy, ox, nr, nc, accumulate);
+                        tile_portable(x, g, w, out, C, H, W, oy, ox, nr, nc, accumulate);
                     }
                 }
             }
@@ -357,11 +398,80 @@ static void conv(const float *xp, const float *wf, float *y, int C, int Co, int 
     }
 }
 
+// Stride 1: the padded image [H+2][W+2], taps in order.
+static hm_dc_geometry stride1(int H, int W) {
+    hm_dc_geometry g = {.plane = (long)(H + 2) * (W + 2), .row = W + 2, .taps = 9, .stride = 1};
+    for (int t = 0; t < 9; t++) g.off[t] = (t / 3) * g.row + t % 3;
+    return g;
+}
+
+// Stride 2, output H x W: hm_conv3x3_split2's four parities [4][H+1][W+1]; tap (ki, kj) of output
+// (oy, ox) is the padded image's (2 oy + ki, 2 ox + kj), parity (ki & 1, kj & 1) at
+// (oy + ki / 2, ox + kj / 2).
+static hm_dc_geometry stride2(int H, int W) {
+    const long part = (long)(H + 1) * (W + 1);
+    hm_dc_geometry g = {.plane = 4 * part, .row = W + 1, .taps = 9, .stride = 2};
+    for (int t = 0; t < 9; t++) {
+        const int ki = t / 3, kj = t % 3;
+        g.off[t] = (int)(((ki & 1) * 2 + (kj & 1)) * part + (ki >> 1) * g.row + (kj >> 1));
+    }
+    return g;
+}
+
 void hm_conv3x3(const float *xp, const float *wf, float *y, int C, int Co, int H, int W, int n, int accumulate,
                 float *scratch) {
-    conv(xp, wf, y, C, Co, H, W, n, accumulate, scratch, level());
+    const hm_dc_geometry g = stride1(H, W);
+    conv(xp, &g, wf, y, C, Co, H, W, n, accumulate, scratch, level());
 }
 
 void hm_conv3x3_portable(const float *xp, const float *wf, float *y, int C, int Co, int H, int W, int n, int accumulate) {
-    conv(xp, wf, y, C, Co, H, W, n, accumulate, NULL, 0);
+    const hm_dc_geometry g = stride1(H, W);
+    conv(xp, &g, wf, y, C, Co, H, W, n, accumulate, NULL, 0);
+}
+
+void hm_conv3x3_weight_grad(const float *xp, const float *dyb, float *dwb, int C, int Co, int H, int W, int n, int first) {
+    const hm_dc_geometry g = stride1(H, W);
+    hm_dc_weight_grad(xp, &g, dyb, dwb, C, Co, H, W, n, first, level());
+}
+
+void hm_conv3x3_weight_grad_portable(const float *xp, const float *dyb, float *dwb, int C, int Co, int H, int W, int n,
+                                     int first) {
+    const hm_dc_geometry g = stride1(H, W);
+    hm_dc_weight_grad(xp, &g, dyb, dwb, C, Co, H, W, n, first, 0);
+}
+
+void hm_conv3x3_s2(const float *xq, const float *wf, float *y, int C, int Co, int H, int W, int n, float *scratch) {
+    const hm_dc_geometry g = stride2(H, W);
+    conv(xq, &g, wf, y, C, Co, H, W, n, 0, scratch, level());
+}
+
+void hm_conv3x3_s2_weight_grad(const float *xq, const float *dyb, float *dwb, int C, int Co, int H, int W, int n,
+                               int first) {
+    const hm_dc_geometry g = stride2(H, W);
+    hm_dc_weight_grad(xq, &g, dyb, dwb, C, Co, H, W, n, first, level());
+}
+
+void hm_conv3x3_s2_input_grad(const float *dyp, const float *wc, float *dx, int C, int Co, int H, int W, int n,
+                              int accumulate, float *scratch, float *parts) {
+    const long P = (long)H * W;
+    for (int k = 0; k < 4; k++) {
+        const int a = k >> 1, b = k & 1;
+        int taps[4];
+        hm_dc_geometry g = {.plane = (long)(H + 2) * (W + 2), .row = W + 2, .taps = class_taps(k, taps), .stride = 1};
+        for (int t = 0; t < g.taps; t++) {  // dy (padded by one) row i + 2 for ki = 0, i + 1 for ki = 1 or 2
+            const int ki = taps[t] / 3, kj = taps[t] % 3;
+            g.off[t] = (ki == 0 ? 2 : 1) * g.row + (kj == 0 ? 2 : 1);
+        }
+        conv(dyp, &g, wc, parts, Co, C, H, W, n, 0, scratch, level());
+        wc += (long)C * Co * g.taps;
+        // class k's H x W values to dx rows 2i + 1 - a, columns 2j + 1 - b
+        for (long c = 0; c < (long)n * C; c++) {
+            const float *src = parts + c * P;
+            float *dst = dx + c * 4 * P + (1 - a) * 2 * W + (1 - b);
+            for (int i = 0; i < H; i++, dst += 4 * W, src += W) {
+                if (accumulate) { for (int j = 0; j < W; j++) dst[2 * j] += src[j]; }
+                else { for (int j = 0; j < W; j++) dst[2 * j] = src[j]; }
+            }
+        }
+    }
 }

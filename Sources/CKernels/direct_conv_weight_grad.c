@@ -14,10 +14,10 @@
 // ---- Weight gradient: for 16 output channels (a vector), 8 input channels x 3 taps kj of one
 // row ki in 24 accumulators, over every position of every image ----
 
-static void weight_grad_portable(const float *xp, const float *dyb, float *dwb, int C, int Co, int H, int W, int n,
-                                 int first) {
-    const int Hp = H + 2, Wp = W + 2, OB = Co / 16;
-    const long plane = (long)Hp * Wp, P = (long)H * W;
+static void weight_grad_portable(const float *xp, const hm_dc_geometry *g, const float *dyb, float *dwb, int C, int Co,
+                                 int H, int W, int n, int first) {
+    const int OB = Co / 16;
+    const long plane = g->plane, P = (long)H * W;
     for (int ob = 0; ob < OB; ob++)
         for (int c0 = 0; c0 < C; c0 += 8)
             for (int ki = 0; ki < 3; ki++) {
@@ -30,10 +30,10 @@ static void weight_grad_portable(const float *xp, const float *dyb, float *dwb, 
                     for (int oy = 0; oy < H; oy++)
                         for (int ox = 0; ox < W; ox++) {
                             const float *d = dyb + (((long)b * OB + ob) * P + (long)oy * W + ox) * 16;
-                            const float *x = xp + ((long)b * C + c0) * plane + (long)(oy + ki) * Wp + ox;
+                            const float *x = xp + ((long)b * C + c0) * plane + (long)oy * g->row + ox;
                             for (int c = 0; c < 8; c++)
                                 for (int kj = 0; kj < 3; kj++) {
-                                    const float v = x[c * plane + kj];
+                                    const float v = x[c * plane + g->off[ki * 3 + kj]];
                                     for (int o = 0; o < 16; o++) acc[c][kj][o] = fmaf(v, d[o], acc[c][kj][o]);
                                 }
                         }
@@ -48,12 +48,17 @@ static void weight_grad_portable(const float *xp, const float *dyb, float *dwb, 
 // each: each broadcast input value feeds NB fused multiply-adds (two blocks: half the loads per
 // multiply-add). Every sum takes its positions in the order of the loop above: the same bits.
 static inline __attribute__((always_inline)) AVX512 void
-weight_grad_blocks(const float *xp, const float *dyb, float *dwb, int C, int Co, int H, int W, int n, int first, int ob,
-                   const int NB) {
-    const int Hp = H + 2, Wp = W + 2, OB = Co / 16;
-    const long plane = (long)Hp * Wp, P = (long)H * W;
+weight_grad_blocks(const float *xp, const hm_dc_geometry *g, const float *dyb, float *dwb, int C, int Co, int H, int W,
+                   int n, int first, int ob, const int NB, const int S) {
+    const int OB = Co / 16, row = g->row;
+    const long plane = g->plane, P = (long)H * W;
     for (int c0 = 0; c0 < C; c0 += 4)
         for (int ki = 0; ki < 3; ki++) {
+            // Taps kj = 1 and 2 at d1 and d2 from kj = 0: 1 and 2 for stride 1 (constants: addresses
+            // in the instruction, as few pointers as registers hold), the neighbouring column
+            // parity's plane and the next column for stride 2.
+            const int *off = g->off + ki * 3;
+            const long d1 = S == 1 ? 1 : off[1] - off[0], d2 = S == 1 ? 2 : 1;
             __m512 acc[2][4][3];  // sized for two blocks whatever NB is: arrays of a variable size would live in memory
             float *out[2];
             for (int h = 0; h < NB; h++) {
@@ -64,15 +69,15 @@ weight_grad_blocks(const float *xp, const float *dyb, float *dwb, int C, int Co,
             }
             for (int b = 0; b < n; b++) {
                 const float *d = dyb + ((long)b * OB + ob) * P * 16;
-                const float *xb = xp + ((long)b * C + c0) * plane + (long)ki * Wp;
+                const float *xb = xp + ((long)b * C + c0) * plane;
                 for (int oy = 0; oy < H; oy++) {
-                    const float *x = xb + (long)oy * Wp;
+                    const float *x = xb + (long)oy * row + off[0];
                     for (int ox = 0; ox < W; ox++, d += 16, x++) {
                         __m512 dv[2];
                         for (int h = 0; h < NB; h++) dv[h] = _mm512_loadu_ps(d + h * P * 16);
                         for (int c = 0; c < 4; c++)
                             for (int kj = 0; kj < 3; kj++) {
-                                const __m512 v = _mm512_set1_ps(x[c * plane + kj]);
+                                const __m512 v = _mm512_set1_ps(x[c * plane + (kj == 0 ? 0 : kj == 1 ? d1 : d2)]);
                                 for (int h = 0; h < NB; h++) acc[h][c][kj] = _mm512_fmadd_ps(v, dv[h], acc[h][c][kj]);
                             }
                     }
@@ -84,23 +89,24 @@ weight_grad_blocks(const float *xp, const float *dyb, float *dwb, int C, int Co,
         }
 }
 
-static AVX512 void weight_grad_avx512(const float *xp, const float *dyb, float *dwb, int C, int Co, int H, int W, int n,
-                                      int first) {
+static AVX512 void weight_grad_avx512(const float *xp, const hm_dc_geometry *g, const float *dyb, float *dwb, int C,
+                                      int Co, int H, int W, int n, int first) {
     int ob = 0;
-    for (; ob + 2 <= Co / 16; ob += 2) weight_grad_blocks(xp, dyb, dwb, C, Co, H, W, n, first, ob, 2);
-    if (ob < Co / 16) weight_grad_blocks(xp, dyb, dwb, C, Co, H, W, n, first, ob, 1);
+    if (g->stride == 1) {
+        for (; ob + 2 <= Co / 16; ob += 2) weight_grad_blocks(xp, g, dyb, dwb, C, Co, H, W, n, first, ob, 2, 1);
+        if (ob < Co / 16) weight_grad_blocks(xp, g, dyb, dwb, C, Co, H, W, n, first, ob, 1, 1);
+    } else {
+        for (; ob + 2 <= Co / 16; ob += 2) weight_grad_blocks(xp, g, dyb, dwb, C, Co, H, W, n, first, ob, 2, 2);
+        if (ob < Co / 16) weight_grad_blocks(xp, g, dyb, dwb, C, Co, H, W, n, first, ob, 1, 2);
+    }
 }
 #endif
 
-void hm_conv3x3_weight_grad(const float *xp, const float *dyb, float *dwb, int C, int Co, int H, int W, int n, int first) {
+void hm_dc_weight_grad(const float *xp, const hm_dc_geometry *g, const float *dyb, float *dwb, int C, int Co, int H, int W,
+                       int n, int first, int lvl) {
 #ifdef HM_X86
-    if (hm_conv3x3_available() == 2) { weight_grad_avx512(xp, dyb, dwb, C, Co, H, W, n, first); return; }
-    if (hm_conv3x3_available() == 1) { hm_dc_weight_grad_avx2(xp, dyb, dwb, C, Co, H, W, n, first); return; }
+    if (lvl == 2) { weight_grad_avx512(xp, g, dyb, dwb, C, Co, H, W, n, first); return; }
+    if (lvl == 1) { hm_dc_weight_grad_avx2(xp, g, dyb, dwb, C, Co, H, W, n, first); return; }
 #endif
-    weight_grad_portable(xp, dyb, dwb, C, Co, H, W, n, first);
-}
-
-void hm_conv3x3_weight_grad_portable(const float *xp, const float *dyb, float *dwb, int C, int Co, int H, int W, int n,
-                                     int first) {
-    weight_grad_portable(xp, dyb, dwb, C, Co, H, W, n, first);
+    weight_grad_portable(xp, g, dyb, dwb, C, Co, H, W, n, first);
 }

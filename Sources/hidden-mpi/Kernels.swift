@@ -80,7 +80,7 @@ struct Kernels: ParsableCommand {
     private func pad(_ s: String, _ width: Int) -> String { s.count >= width ? s + " " : s + String(repeating: " ", count: width - s.count) }
 }
 
-/// How a model's convolutions run: by the direct 3x3 kernel (3x3, stride 1, channels in 16s, on
+/// How a model's convolutions run: by the direct 3x3 kernel (3x3, stride 1 or 2, channels in 16s, on
 /// CPUs with AVX-512, or AVX2 with HIDDEN_MPI_CONV=avx2; one BLAS thread per rank) or by im2col + sgemm.
 struct ConvolutionPaths {
     let direct: Int, total: Int

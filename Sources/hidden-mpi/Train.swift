@@ -22,11 +22,11 @@ struct Train: ParsableCommand {
         writes JSON Lines (a "run" object, then one "epoch" object per epoch; "step" objects too with \
         --log-steps).
 
-        On CPUs with AVX-512 the 3x3 convolutions with stride 1 and channels in 16s run hidden-mpi's \
-        own direct kernel instead of im2col + OpenBLAS (the header's "convolutions:" line); it rounds \
-        otherwise. On a cluster where some nodes lack AVX-512, set HIDDEN_MPI_CONV=avx2 on those \
-        (its AVX2 version, the same bits) or HIDDEN_MPI_CONV=im2col on every \
-        rank (train warns when ranks differ).
+        On CPUs with AVX-512 the 3x3 convolutions with channels in 16s (stride 1, or 2 on even \
+        sizes) run hidden-mpi's own direct kernel instead of im2col + OpenBLAS (the header's \
+        "convolutions:" line); it rounds otherwise. On a cluster where some nodes lack AVX-512, \
+        set HIDDEN_MPI_CONV=avx2 on those (its AVX2 version, the same bits) or \
+        HIDDEN_MPI_CONV=im2col on every rank (train warns when ranks differ).
 
         Examples:
           mpirun -np 2 hidden-mpi train --model fc --epochs 10

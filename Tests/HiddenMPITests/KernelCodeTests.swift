@@ -74,7 +74,8 @@ final class KernelCodeTests: XCTestCase {
         let run = try Harness.run([binary, "1", "cifar"], environment: ProcessInfo.processInfo.environment, timeout: 120)
         XCTAssertEqual(run.status, 0, run.transcript)
         let lines = run.stdout.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
-        XCTAssertEqual(lines.compactMap { $0["channels"] as? Int }, [64, 128, 256, 512], run.stdout)
+        XCTAssertEqual(lines.filter { $0["stride"] as? Int == 1 }.compactMap { $0["channels"] as? Int }, [64, 128, 256, 512], run.stdout)
+        XCTAssertEqual(lines.filter { $0["stride"] as? Int == 2 }.compactMap { $0["out_channels"] as? Int }, [128, 256, 512], run.stdout)
         for line in lines {
             for key in ["forward_gflops", "input_gradient_gflops", "weight_gradient_gflops"] {
                 XCTAssertGreaterThan(line[key] as? Double ?? 0, 0, "\(key) in \(line)")

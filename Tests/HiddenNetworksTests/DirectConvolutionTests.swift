@@ -22,6 +22,12 @@ final class DirectConvolutionTests: XCTestCase {
         // More than 64 channels in: the weights in slices of 32 channels, partial sums kept between.
         Geometry(c: 96, h: 4, w: 6, co: 16, kernel: 3, stride: 1, padding: 1, batch: 3),
         Geometry(c: 16, h: 3, w: 5, co: 80, kernel: 3, stride: 1, padding: 1, batch: 2),  // dL/dx: 32 + 32 + 16
+        // Stride 2 on even inputs: the input's four parities, dL/dx in four classes of taps.
+        Geometry(c: 16, h: 8, w: 8, co: 32, kernel: 3, stride: 2, padding: 1, batch: 3),
+        Geometry(c: 32, h: 10, w: 34, co: 16, kernel: 3, stride: 2, padding: 1, batch: 2),  // 5 x 17
+        Geometry(c: 16, h: 2, w: 2, co: 16, kernel: 3, stride: 2, padding: 1, batch: 3),    // 1 x 1
+        Geometry(c: 96, h: 6, w: 12, co: 16, kernel: 3, stride: 2, padding: 1, batch: 2),   // slices of 32 in
+        Geometry(c: 16, h: 4, w: 28, co: 80, kernel: 3, stride: 2, padding: 1, batch: 2),   // slices of 32 in dL/dx
     ]
 
     var threads = 1, enabled = true
@@ -43,7 +49,8 @@ final class DirectConvolutionTests: XCTestCase {
                 for columns in [1, g.batch * g.oh * g.ow] {
                     DirectConvolution.enabled = enabled
                     MaskedConv2d.columnsPerGEMM = columns
-                    let layer = try MaskedConv2d(input: Shape([g.c, g.h, g.w]), outChannels: g.co, k: 0.5)
+                    let layer = try MaskedConv2d(input: Shape([g.c, g.h, g.w]), outChannels: g.co, kernel: g.kernel,
+                                                 stride: g.stride, padding: g.padding, k: 0.5)
                     XCTAssertEqual(layer.direct != nil, enabled && hm_conv3x3_available() != 0, "path of \(g)")
                     if layer.direct != nil { directRuns += 1 }
                     layer.reserve(batch: g.batch)
@@ -145,6 +152,51 @@ final class DirectConvolutionTests: XCTestCase {
             XCTAssertEqual(g1.array.map(\.bitPattern), g2.array.map(\.bitPattern), "weight gradient \(what)")
             XCTAssert(g1.array.contains { $0 != 0 }, "a weight gradient at all, \(what)")
         }
+        try stride2KernelsMatchPortableLoops(level: level)
+    }
+
+    /// Stride 2: each kernel (level) against the portable loops (level 0), forward, input gradient
+    /// (overwritten and added to) and weight gradient over two calls.
+    private func stride2KernelsMatchPortableLoops(level: Int32) throws {
+        defer { hm_conv3x3_limit(level) }
+        var rng = TestRNG(34)
+        for (c, co, oh, ow, n) in [(16, 32, 5, 17, 2), (32, 16, 2, 2, 3), (112, 32, 4, 4, 2), (16, 96, 3, 7, 1),
+                                   (80, 48, 7, 7, 2), (16, 16, 1, 1, 2), (32, 32, 8, 16, 1)] {
+            let what = "stride 2, C\(c) Co\(co) output \(oh)x\(ow) n\(n), kernel level \(level)"
+            let (h, w) = (2 * oh, 2 * ow)
+            let x = buffer(rng.floats(n * c * h * w)), dy = buffer(rng.floats(n * co * oh * ow))
+            let weights = buffer(rng.floats(co * c * 9))
+            let wf = FloatBuffer(count: weights.count), wc = FloatBuffer(count: weights.count)
+            hm_conv3x3_pack_forward(weights.pointer, wf.pointer, Int32(c), Int32(co))
+            hm_conv3x3_pack_s2_backward(weights.pointer, wc.pointer, Int32(c), Int32(co))
+            let xq = FloatBuffer(count: n * c * 4 * (oh + 1) * (ow + 1)), dyp = FloatBuffer(count: n * co * (oh + 2) * (ow + 2))
+            hm_conv3x3_split2(x.pointer, xq.pointer, Int32(c), Int32(h), Int32(w), Int32(n))
+            hm_conv3x3_pad(dy.pointer, dyp.pointer, Int32(co), Int32(oh), Int32(ow), Int32(n))
+            let dyb = FloatBuffer(count: dy.count)
+            hm_conv3x3_block(dy.pointer, dyb.pointer, Int32(co), Int32(oh), Int32(ow), Int32(n))
+            let scratch = FloatBuffer(count: n * oh * ow * 32), parts = FloatBuffer(count: n * c * oh * ow)
+            // [y, dx overwritten, dx added to, dW] at this level, then by the portable loops
+            var results: [[[UInt32]]] = []
+            for l in [level, 0] {
+                XCTAssertEqual(hm_conv3x3_limit(l), l)
+                let y = FloatBuffer(count: dy.count), dx = FloatBuffer(count: x.count), dw = FloatBuffer(count: weights.count)
+                let added = buffer(Array(repeating: 0.25, count: x.count))
+                for i in 0..<dx.count { dx[i] = .nan }
+                hm_conv3x3_s2(xq.pointer, wf.pointer, y.pointer, Int32(c), Int32(co), Int32(oh), Int32(ow), Int32(n), scratch.pointer)
+                hm_conv3x3_s2_input_grad(dyp.pointer, wc.pointer, dx.pointer, Int32(c), Int32(co), Int32(oh), Int32(ow), Int32(n), 0,
+                                         scratch.pointer, parts.pointer)
+                hm_conv3x3_s2_input_grad(dyp.pointer, wc.pointer, added.pointer, Int32(c), Int32(co), Int32(oh), Int32(ow), Int32(n), 1,
+                                         scratch.pointer, parts.pointer)
+                for first in [1, 0] as [Int32] {
+                    hm_conv3x3_s2_weight_grad(xq.pointer, dyb.pointer, dw.pointer, Int32(c), Int32(co), Int32(oh), Int32(ow), Int32(n), first)
+                }
+                XCTAssertFalse(dx.array.contains { $0.isNaN }, "every input gradient written, \(what)")
+                results.append([y, dx, added, dw].map { $0.array.map(\.bitPattern) })
+            }
+            for (i, name) in ["forward", "input gradient", "input gradient added", "weight gradient"].enumerated() {
+                XCTAssertEqual(results[0][i], results[1][i], "\(name) \(what)")
+            }
+        }
     }
 
     /// Under the exact reduction the blocked weight gradients of several chunks go to the
@@ -182,7 +234,8 @@ final class DirectConvolutionTests: XCTestCase {
         }
     }
 
-    /// Only 3x3 convolutions with stride 1, padding 1 and channels in 16s take the direct path.
+    /// Only 3x3 convolutions with padding 1 and channels in 16s, stride 1 or stride 2 on an even
+    /// input, take the direct path.
     func testWhichLayersQualify() throws {
         try XCTSkipIf(hm_conv3x3_available() == 0, "this CPU has neither AVX-512 nor AVX2")
         DirectConvolution.enabled = true  // the default on CPUs with AVX-512, HIDDEN_MPI_CONV=avx2 on those with AVX2
@@ -191,7 +244,9 @@ final class DirectConvolutionTests: XCTestCase {
             (Shape([64, 32, 32]), 128, 3, 1, 1, true),
             (Shape([3, 32, 32]), 64, 3, 1, 1, false),   // the RGB stem
             (Shape([16, 8, 8]), 24, 3, 1, 1, false),
-            (Shape([16, 8, 8]), 16, 3, 2, 1, false),    // strided
+            (Shape([16, 8, 8]), 16, 3, 2, 1, true),     // stride 2 on an even input
+            (Shape([16, 7, 8]), 16, 3, 2, 1, false),    // an odd height
+            (Shape([16, 8, 9]), 16, 3, 2, 1, false),    // an odd width
             (Shape([16, 8, 8]), 16, 1, 1, 0, false),    // 1x1
             (Shape([16, 8, 8]), 16, 5, 1, 2, false),
             (Shape([16, 8, 8]), 16, 3, 1, 0, false),

@@ -1,4 +1,4 @@
-// A direct 3x3 convolution, stride 1, padding 1, for channel counts that are multiples of 16,
+// A direct 3x3 convolution, stride 1 or 2, padding 1, for channel counts that are multiples of 16,
 // with AVX-512 and AVX2 micro-kernels of its own: no im2col and no sgemm. The activations stay NCHW;
 // only the input gets a one-pixel zero border ([C][H+2][W+2], a row copy), and the weights are
 // laid out in blocks of 16 output channels once per step. An output tile of up to 28 positions
@@ -54,6 +54,28 @@ void hm_conv3x3_unpack_weight_grad(const float *dwb, float *dw, int C, int Co);
 /// of range (as hm_fixed_accumulate).
 int hm_conv3x3_accumulate_weight_grads(const float *const *dwb, int count, float *block, int64_t *acc, int C, int Co,
                                        double factor, int first);
+
+/// Stride 2 (padding 1), for inputs of even height and width 2H x 2W and outputs H x W.
+/// n images [C][2H][2W] -> [C][4][H+1][W+1]: the zero-bordered image's four row/column parities
+/// (rows 0, 2, 4, ... columns 0, 2, ...; rows 0, 2, ... columns 1, 3, ...; then the odd rows), so
+/// that the kernels read neighbouring outputs' inputs from neighbouring addresses.
+void hm_conv3x3_split2(const float *x, float *xq, int C, int Hin, int Win, int n);
+/// y [n][Co][H][W] = the convolution of xq (hm_conv3x3_split2) with wf (hm_conv3x3_pack_forward);
+/// the same sums in the same order as stride 1, and `scratch` as there.
+void hm_conv3x3_s2(const float *xq, const float *wf, float *y, int C, int Co, int H, int W, int n, float *scratch);
+/// The weight gradient as hm_conv3x3_weight_grad, from xq and dyb [n][Co/16][H][W][16].
+void hm_conv3x3_s2_weight_grad(const float *xq, const float *dyb, float *dwb, int C, int Co, int H, int W, int n,
+                               int first);
+/// The input-gradient weights: w [Co][C][3][3] -> four classes of taps (the parities of the input
+/// row and column; 4 + 2 + 2 + 1 taps), each [C/16][Co/16][taps][16 out][16 in]. C x Co x 9 floats.
+void hm_conv3x3_pack_s2_backward(const float *w, float *wc, int C, int Co);
+/// dx [n][C][2H][2W] = (or += with `accumulate`) the input gradient, from dy padded by
+/// hm_conv3x3_pad ([n][Co][H+2][W+2]) and wc (hm_conv3x3_pack_s2_backward): each class of input
+/// positions as a stride-1 convolution into `parts` (n x C x H x W floats), then to its places in
+/// dx. Each input gradient sums its products in the order (output-channel block, tap, channel
+/// within the block).
+void hm_conv3x3_s2_input_grad(const float *dyp, const float *wc, float *dx, int C, int Co, int H, int W, int n,
+                              int accumulate, float *scratch, float *parts);
 
 /// The same two computations by the portable loops (fmaf, the same order: the same bits); tests
 /// compare them with the AVX-512 kernels.

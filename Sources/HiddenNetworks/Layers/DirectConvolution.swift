@@ -1,10 +1,12 @@
-// The direct 3x3 convolution (stride 1, padding 1, channels in multiples of 16) that MaskedConv2d
-// runs instead of im2col + sgemm where the CPU has AVX-512 (or, with HIDDEN_MPI_CONV=avx2, AVX2;
-// CKernels/direct_conv*.c): the input gets a zero border, the weights are laid out in blocks of
-// 16 output channels once per forward (and, flipped, once per backward), and a micro-kernel keeps
+// The direct 3x3 convolution (padding 1, channels in multiples of 16; stride 1, or stride 2 on
+// inputs of even height and width) that MaskedConv2d runs instead of im2col + sgemm where the CPU
+// has AVX-512 (or, with HIDDEN_MPI_CONV=avx2, AVX2; CKernels/direct_conv*.c): the input gets a zero
+// border (stride 2: and is split into its four row/column parities), the weights are laid out in
+// blocks of 16 output channels once per forward (and once per backward), and a micro-kernel keeps
 // a tile of outputs in registers for the whole reduction. No im2col matrix, so no 9x copy of the
 // input for OpenBLAS to pack again: the layers with 64 channels, where that copy cost as much as the arithmetic, gain
-// most (Docs/performance.md).
+// most (Docs/performance.md). A stride-2 layer's input gradient goes as four stride-1
+// convolutions, one per parity class of input positions, with the taps that reach it.
 //
 // The results differ from the sgemm path's in their rounding (another summation order) and are
 // the same on every run, rank count and batch split: a sample's output and input gradient are
@@ -15,16 +17,19 @@ import CKernels
 import Foundation
 
 public final class DirectConvolution {
-    let inChannels, outChannels, height, width: Int
-    private var paddedInput = FloatBuffer(count: 0)       // [n][C][H+2][W+2]
-    private var paddedGrad = FloatBuffer(count: 0)        // [n][Co][H+2][W+2]
-    private var blockedGrad = FloatBuffer(count: 0)       // [n][Co/16][H][W][16]
-    private var partialSums = FloatBuffer(count: 0)       // [n][H][W][16]
+    let inChannels, outChannels, stride: Int
+    let height, width: Int                                // the input's
+    let outHeight, outWidth: Int
+    private var paddedInput = FloatBuffer(count: 0)       // [n][C][H+2][W+2]; stride 2: [n][C][4][OH+1][OW+1]
+    private var paddedGrad = FloatBuffer(count: 0)        // [n][Co][OH+2][OW+2]
+    private var blockedGrad = FloatBuffer(count: 0)       // [n][Co/16][OH][OW][16]
+    private var partialSums = FloatBuffer(count: 0)       // [n][2][OH][OW][16]
+    private var classParts = FloatBuffer(count: 0)        // stride 2: [n][C][OH][OW], one parity class of dx
     private let forwardWeights, backwardWeights: FloatBuffer
     /// The blocked weight-gradient sums of a chunk under the float reduction.
     let gradBlocks: FloatBuffer
     private let unpackedBlock: FloatBuffer                // [16][C][3][3]: one output block's weight gradient
-    private var paddedCount: Int { (height + 2) * (width + 2) }
+    private var paddedCount: Int { stride == 1 ? (height + 2) * (width + 2) : 4 * (outHeight + 1) * (outWidth + 1) }
 
     /// Whether the process may use it. By default where the CPU has AVX-512; HIDDEN_MPI_CONV=avx2
     /// takes the AVX2 kernels (on a CPU with AVX-512 too: the same bits, at half the vector width),
@@ -58,13 +63,17 @@ public final class DirectConvolution {
         }
     }
 
-    static func qualifies(inChannels: Int, outChannels: Int, kernel: Int, stride: Int, padding: Int) -> Bool {
-        enabled && kernel == 3 && stride == 1 && padding == 1 && inChannels % 16 == 0 && outChannels % 16 == 0
+    static func qualifies(inChannels: Int, outChannels: Int, kernel: Int, stride: Int, padding: Int, height: Int,
+                          width: Int) -> Bool {
+        enabled && kernel == 3 && padding == 1 && inChannels % 16 == 0 && outChannels % 16 == 0
+            && (stride == 1 || (stride == 2 && height % 2 == 0 && width % 2 == 0))
             && hm_conv3x3_available() != 0 && BLASThreads.current == 1
     }
 
-    init(inChannels: Int, outChannels: Int, height: Int, width: Int) {
-        (self.inChannels, self.outChannels, self.height, self.width) = (inChannels, outChannels, height, width)
+    init(inChannels: Int, outChannels: Int, stride: Int, height: Int, width: Int) {
+        precondition(stride == 1 || (stride == 2 && height % 2 == 0 && width % 2 == 0))
+        (self.inChannels, self.outChannels, self.stride, self.height, self.width) = (inChannels, outChannels, stride, height, width)
+        (outHeight, outWidth) = (height / stride, width / stride)
         let count = inChannels * outChannels * 9
         forwardWeights = FloatBuffer(count: count)
         unpackedBlock = FloatBuffer(count: 16 * inChannels * 9)
@@ -75,9 +84,11 @@ public final class DirectConvolution {
     /// Buffers for groups of up to `group` images.
     func reserve(group: Int) {
         paddedInput = FloatBuffer(count: group * inChannels * paddedCount)
-        paddedGrad = FloatBuffer(count: group * outChannels * paddedCount)
-        blockedGrad = FloatBuffer(count: group * outChannels * height * width)
-        partialSums = FloatBuffer(count: group * height * width * 32)  // two output blocks
+        let outPositions = outHeight * outWidth
+        paddedGrad = FloatBuffer(count: group * outChannels * (outHeight + 2) * (outWidth + 2))
+        blockedGrad = FloatBuffer(count: group * outChannels * outPositions)
+        partialSums = FloatBuffer(count: group * outPositions * 32)  // two output blocks
+        if stride == 2 { classParts = FloatBuffer(count: group * inChannels * outPositions) }
     }
 
     func packForward(_ w: UnsafePointer<Float>) {
@@ -85,31 +96,59 @@ public final class DirectConvolution {
     }
 
     func packBackward(_ w: UnsafePointer<Float>) {
-        hm_conv3x3_pack_backward(w, backwardWeights.pointer, Int32(inChannels), Int32(outChannels))
+        if stride == 2 {
+            hm_conv3x3_pack_s2_backward(w, backwardWeights.pointer, Int32(inChannels), Int32(outChannels))
+        } else {
+            hm_conv3x3_pack_backward(w, backwardWeights.pointer, Int32(inChannels), Int32(outChannels))
+        }
     }
 
-    /// y [n][Co][H][W] of images x [n][C][H][W].
+    /// The input's zero border (stride 2: and its four parities) for n images x [n][C][H][W].
+    private func padInput(_ x: UnsafePointer<Float>, count n: Int) {
+        let (c, h, w) = (Int32(inChannels), Int32(height), Int32(width))
+        if stride == 2 {
+            hm_conv3x3_split2(x, paddedInput.pointer, c, h, w, Int32(n))
+        } else {
+            hm_conv3x3_pad(x, paddedInput.pointer, c, h, w, Int32(n))
+        }
+    }
+
+    /// y [n][Co][OH][OW] of images x [n][C][H][W].
     func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count n: Int) {
-        let (c, co, h, w) = (Int32(inChannels), Int32(outChannels), Int32(height), Int32(width))
-        hm_conv3x3_pad(x, paddedInput.pointer, c, h, w, Int32(n))
-        hm_conv3x3(paddedInput.pointer, forwardWeights.pointer, y, c, co, h, w, Int32(n), 0, partialSums.pointer)
+        let (c, co, oh, ow) = (Int32(inChannels), Int32(outChannels), Int32(outHeight), Int32(outWidth))
+        padInput(x, count: n)
+        if stride == 2 {
+            hm_conv3x3_s2(paddedInput.pointer, forwardWeights.pointer, y, c, co, oh, ow, Int32(n), partialSums.pointer)
+        } else {
+            hm_conv3x3(paddedInput.pointer, forwardWeights.pointer, y, c, co, oh, ow, Int32(n), 0, partialSums.pointer)
+        }
     }
 
     /// The weight gradient of n images, added to the blocked sums `sums` (gradBlocks, or a buffer
     /// of the exact reduction's; started when `first`).
     func weightGradient(_ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, count n: Int, into sums: UnsafeMutablePointer<Float>,
                         first: Bool) {
-        let (c, co, h, w) = (Int32(inChannels), Int32(outChannels), Int32(height), Int32(width))
-        hm_conv3x3_pad(x, paddedInput.pointer, c, h, w, Int32(n))
-        hm_conv3x3_block(dy, blockedGrad.pointer, co, h, w, Int32(n))
-        hm_conv3x3_weight_grad(paddedInput.pointer, blockedGrad.pointer, sums, c, co, h, w, Int32(n), first ? 1 : 0)
+        let (c, co, oh, ow) = (Int32(inChannels), Int32(outChannels), Int32(outHeight), Int32(outWidth))
+        padInput(x, count: n)
+        hm_conv3x3_block(dy, blockedGrad.pointer, co, oh, ow, Int32(n))
+        if stride == 2 {
+            hm_conv3x3_s2_weight_grad(paddedInput.pointer, blockedGrad.pointer, sums, c, co, oh, ow, Int32(n), first ? 1 : 0)
+        } else {
+            hm_conv3x3_weight_grad(paddedInput.pointer, blockedGrad.pointer, sums, c, co, oh, ow, Int32(n), first ? 1 : 0)
+        }
     }
 
     /// dx [n][C][H][W] (+)= the input gradient of n images' dy.
     func inputGradient(_ dy: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, count n: Int, accumulate: Bool) {
-        let (c, co, h, w) = (Int32(inChannels), Int32(outChannels), Int32(height), Int32(width))
-        hm_conv3x3_pad(dy, paddedGrad.pointer, co, h, w, Int32(n))
-        hm_conv3x3(paddedGrad.pointer, backwardWeights.pointer, dx, co, c, h, w, Int32(n), accumulate ? 1 : 0, partialSums.pointer)
+        let (c, co, oh, ow) = (Int32(inChannels), Int32(outChannels), Int32(outHeight), Int32(outWidth))
+        hm_conv3x3_pad(dy, paddedGrad.pointer, co, oh, ow, Int32(n))
+        if stride == 2 {
+            hm_conv3x3_s2_input_grad(paddedGrad.pointer, backwardWeights.pointer, dx, c, co, oh, ow, Int32(n), accumulate ? 1 : 0,
+                                     partialSums.pointer, classParts.pointer)
+        } else {
+            hm_conv3x3(paddedGrad.pointer, backwardWeights.pointer, dx, co, c, oh, ow, Int32(n), accumulate ? 1 : 0,
+                       partialSums.pointer)
+        }
     }
 
     /// The blocked weight-gradient sums to dW [Co][C][3][3].

@@ -14,8 +14,9 @@
 // With `accumulatesInputGradient` (set by a residual block for the convolution whose input is
 // also the shortcut's), backward adds dL/dx to what dx holds instead of overwriting it: the sgemm
 // with beta 1, col2im without zeroing first, which saves the block a buffer and two passes.
-// A 3x3 convolution with stride 1, padding 1 and channels in multiples of 16 runs the direct
-// convolution instead where the CPU has AVX-512 (DirectConvolution.swift), in the same groups.
+// A 3x3 convolution with padding 1 and channels in multiples of 16, stride 1 (or stride 2 on an
+// input of even height and width), runs the direct convolution instead where the CPU has AVX-512
+// (DirectConvolution.swift), in the same groups.
 
 import CBLAS
 import CKernels
@@ -70,8 +71,9 @@ public final class MaskedConv2d: Layer {
                                 shape: [outChannels, inChannels, kernel, kernel])
         pointwise = kernel == 1 && stride == 1 && padding == 0
         direct = DirectConvolution.qualifies(inChannels: inChannels, outChannels: outChannels, kernel: kernel,
-                                             stride: stride, padding: padding)
-            ? DirectConvolution(inChannels: inChannels, outChannels: outChannels, height: height, width: width) : nil
+                                             stride: stride, padding: padding, height: height, width: width)
+            ? DirectConvolution(inChannels: inChannels, outChannels: outChannels, stride: stride, height: height, width: width)
+            : nil
         gemm = GEMMTally(shape: "conv \(kernel)x\(kernel)/\(stride) \(inChannels)->\(outChannels) @\(outHeight)x\(outWidth)",
                          kernel: direct == nil ? "sgemm" : "direct")
         if let direct {  // the exact reduction's chunks arrive in the direct convolution's blocked layout
