@@ -90,19 +90,31 @@ void hm_conv3x3_pack_s2_backward(const float *w, float *wc, int C, int Co) {
 }
 
 void hm_conv3x3_split2(const float *x, float *xq, int C, int Hin, int Win, int n) {
-    const int Hq = Hin / 2 + 1, Wq = Win / 2 + 1;
+    const int Hq = Hin / 2 + 1, Wq = Win / 2 + 1, half = Win / 2;
+    const long part = (long)Hq * Wq;
     for (long c = 0; c < (long)n * C; c++) {
         const float *in = x + c * Hin * Win;
+        float *o = xq + c * 4 * part;
+        // Parity (a, b) row i is the padded row 2i + a, the image's row u = 2i + a - 1: rows -1
+        // (a = 0, i = 0) and Hin (a = 1, i = Hin / 2) are the zero border. Its column j is the
+        // image's 2j + b - 1: b = 0 starts with the border (column -1), then the odd columns;
+        // b = 1 has the even columns, then the border (column Win).
         for (int a = 0; a < 2; a++)
-            for (int b = 0; b < 2; b++) {
-                float *o = xq + (c * 4 + a * 2 + b) * Hq * Wq;
-                for (int i = 0; i < Hq; i++) {
-                    const int u = 2 * i + a - 1;  // the padded row 2i + a is the image's row u
-                    for (int j = 0; j < Wq; j++) {
-                        const int v = 2 * j + b - 1;
-                        o[(long)i * Wq + j] = u >= 0 && u < Hin && v >= 0 && v < Win ? in[(long)u * Win + v] : 0;
-                    }
+            for (int i = 0; i < Hq; i++) {
+                float *odd = o + a * 2 * part + (long)i * Wq, *even = odd + part;
+                const int u = 2 * i + a - 1;
+                if (u < 0 || u >= Hin) {
+                    memset(odd, 0, sizeof(float) * Wq);
+                    memset(even, 0, sizeof(float) * Wq);
+                    continue;
                 }
+                const float *row = in + (long)u * Win;
+                odd[0] = 0;
+                for (int j = 0; j < half; j++) {
+                    even[j] = row[2 * j];
+                    odd[j + 1] = row[2 * j + 1];
+                }
+                even[half] = 0;
             }
     }
 }
