@@ -24,6 +24,11 @@ import sys
 if len(sys.argv) < 4:
     sys.exit(__doc__)
 a, b, rounds, args = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4:]
+for binary in (a, b):
+    if not (os.path.isfile(binary) and os.access(binary, os.X_OK)):
+        sys.exit(f"bench-ab-concurrent: {binary} is not an executable file: give the two hidden-mpi builds to compare")
+if (os.cpu_count() or 1) < 2:
+    sys.exit("bench-ab-concurrent: needs two cores (one build on each)")
 env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
 ratios = []
 for r in range(rounds):

@@ -113,4 +113,30 @@ final class BenchTests: XCTestCase {
             if blas > 0 { print("\(model): \(blas) allocations per step inside OpenBLAS (\(d["blas_core"] ?? "?"))") }
         }
     }
+
+    /// scripts/bench-ab-concurrent.py runs both builds' `bench` at once, one on each core, the
+    /// cores swapped every round, and reports each round's ratio of their median steps; a build
+    /// that fails stops it with the build named.
+    func testConcurrentABRunsBothBuildsAndSwapsTheirCores() throws {
+        try XCTSkipIf(ProcessInfo.processInfo.activeProcessorCount < 2, "needs two cores")
+        let bin = try Harness.binary(), root = Harness.packageRoot.path
+        let script = ["/usr/bin/env", "python3", "\(root)/scripts/bench-ab-concurrent.py"]
+        let bench = ["--model", "fc", "--input", "1x28x28", "--batch-size", "64", "--steps", "2", "--warmup-steps", "1"]
+        let r = try Harness.run(script + [bin, bin, "2"] + bench, environment: Harness.childEnvironment(), timeout: 240)
+        XCTAssertEqual(r.status, 0, r.transcript)
+        let rounds = r.stdout.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        XCTAssertEqual(rounds.compactMap { $0["a_core"] as? String }, ["0", "1"], r.transcript)
+        for round in rounds {
+            let a = round["a_step_s"] as? Double ?? 0, b = round["b_step_s"] as? Double ?? 0, ratio = round["ratio"] as? Double ?? 0
+            XCTAssertGreaterThan(a, 0, r.transcript)
+            XCTAssertGreaterThan(b, 0, r.transcript)
+            XCTAssertEqual(ratio, a / b, accuracy: 0.001, r.transcript)
+        }
+        XCTAssertTrue(r.stderr.contains("median ratio"), r.transcript)
+
+        let bad = try Harness.run(script + [bin, "/nonexistent/hidden-mpi", "1"] + bench, environment: Harness.childEnvironment(),
+                                  timeout: 120)
+        XCTAssertNotEqual(bad.status, 0, bad.transcript)
+        XCTAssertTrue(bad.stderr.contains("/nonexistent/hidden-mpi"), bad.transcript)
+    }
 }
