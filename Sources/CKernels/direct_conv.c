@@ -411,7 +411,6 @@ static void conv(const float *xp, const hm_dc_geometry *g, const float *wf, floa
     }
 }
 
-
 // The stride-2 forward's images in groups whose split inputs take at most three quarters of the
 // core's L2 (1.5 MiB where it has 2; else 1 MiB). conv() puts the output blocks outside the
 // images so that a block's weights stay in L1; the images' inputs then pass through once per pair
@@ -497,7 +496,8 @@ void hm_conv3x3_s2_input_grad(const float *dyp, const float *wc, float *dx, int 
     for (int k = 0; k < 4; k++) {
         const int a = k >> 1, b = k & 1;
         int taps[4];
-        hm_dc_geometry g = {.plane = (long)(H + 2) * (W + 2), .row = W + 2, .taps = class_taps(k, taps), .stride = 1};
+        hm_dc_geometry g = stride1(H, W);  // dy's padded layout, with the class's taps
+        g.taps = class_taps(k, taps);
         for (int t = 0; t < g.taps; t++) {  // dy (padded by one) row i + 2 for ki = 0, i + 1 for ki = 1 or 2
             const int ki = taps[t] / 3, kj = taps[t] % 3;
             g.off[t] = (ki == 0 ? 2 : 1) * g.row + (kj == 0 ? 2 : 1);

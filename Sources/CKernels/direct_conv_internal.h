@@ -7,6 +7,9 @@
 /// of the output at (oy, ox) at off[t] + oy x row + ox. Stride 1: the padded image [H+2][W+2],
 /// taps (ki, kj) at ki x (W+2) + kj. Stride 2: the padded image's four row/column parities side by
 /// side (hm_conv3x3_split2), so that neighbouring outputs read neighbouring values again.
+/// `stride` names the layout (1 for the padded image, also with a stride-2 input gradient's
+/// classes of taps over the padded dy; 2 for the parities): the weight gradient specialises its
+/// tap offsets on it.
 typedef struct {
     long plane;
     int row, taps, stride;

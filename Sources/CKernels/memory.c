@@ -11,13 +11,14 @@
 void *hm_alloc(size_t bytes) {
     if (bytes == 0) bytes = 1;
     void *p = NULL;
+    // Only the start is aligned to a huge page: the size is not rounded up to one, so a buffer
+    // just over 2 MiB does not hold (and zero) 4; a tail short of a whole huge page keeps small ones.
     const size_t align = bytes >= (size_t)HUGE_PAGE ? (size_t)HUGE_PAGE : 64;
-    const size_t rounded = (bytes + align - 1) / align * align;
-    if (posix_memalign(&p, align, rounded) != 0) return NULL;
+    if (posix_memalign(&p, align, bytes) != 0) return NULL;
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
-    if (align == (size_t)HUGE_PAGE) (void)madvise(p, rounded, MADV_HUGEPAGE);  // advice: failure is harmless
+    if (align == (size_t)HUGE_PAGE) (void)madvise(p, bytes, MADV_HUGEPAGE);  // advice: failure is harmless
 #endif
-    memset(p, 0, rounded);
+    memset(p, 0, bytes);
     return p;
 }
 
