@@ -3,6 +3,7 @@
 // directly (the mask makes L piecewise constant in S), and dL/dS against the straight-through
 // rule of REFERENCE.md: dL/dS = sign(S) * W * dL/dW_eff, pruned edges included.
 
+import CKernels
 import XCTest
 @testable import HiddenNetworks
 
@@ -116,6 +117,48 @@ final class LayerGradientTests: XCTestCase {
         let dx = gradients.backward(layer, x, batch: 1, [3, 5])
         XCTAssertEqual(dx, [3, 0, 0, 5,
                             0, 0, 0, 0])
+    }
+
+    /// The 2x2 pool's vectorised kernels (CKernels/pooling.c) against their portable loops and
+    /// against the general window loop, bit for bit: ties, NaN, -0 and +0, odd sides, gradients of -0.
+    func testMaxPool2x2KernelsMatchTheGeneralLoop() {
+        var rng = TestRNG(17)
+        let palette: [Float] = [0, -0.0, 1, 1, -1, .nan, -.infinity, 2.5, 0.5]
+        for (planes, h, w) in [(3, 4, 4), (2, 7, 9), (5, 2, 34), (1, 9, 2), (4, 16, 50)] {
+            let (oh, ow) = (h / 2, w / 2)
+            let x = (0..<(planes * h * w)).map { _ in rng.int(3) == 0 ? rng.uniform(-1, 1) : palette[rng.int(palette.count)] }
+            let dy = (0..<(planes * oh * ow)).map { _ in rng.int(4) == 0 ? -0.0 : rng.uniform(-1, 1) }
+            var y = [Float](repeating: 9, count: planes * oh * ow), yp = y
+            var arg = [Int32](repeating: -1, count: y.count), argp = arg
+            hm_maxpool2_forward(x, &y, &arg, planes, h, w)
+            hm_maxpool2_forward_portable(x, &yp, &argp, planes, h, w)
+            XCTAssertEqual(y.map(\.bitPattern), yp.map(\.bitPattern), "forward \(planes)x\(h)x\(w)")
+            XCTAssertEqual(arg, argp)
+            var dx = [Float](repeating: 9, count: x.count), dxp = dx
+            hm_maxpool2_backward(dy, arg, &dx, planes, h, w)
+            hm_maxpool2_backward_portable(dy, argp, &dxp, planes, h, w)
+            XCTAssertEqual(dx.map(\.bitPattern), dxp.map(\.bitPattern), "backward \(planes)x\(h)x\(w)")
+            // The general loop: -infinity, then each value greater than the best so far in row-major
+            // order; backward zeroes dx and adds each gradient at its maximum.
+            var dxg = [Float](repeating: 0, count: x.count)
+            for p in 0..<planes {
+                for oy in 0..<oh {
+                    for ox in 0..<ow {
+                        var best = -Float.infinity, at = 2 * oy * w + 2 * ox
+                        for iy in 2 * oy..<2 * oy + 2 {
+                            for ix in 2 * ox..<2 * ox + 2 where x[p * h * w + iy * w + ix] > best {
+                                best = x[p * h * w + iy * w + ix]; at = iy * w + ix
+                            }
+                        }
+                        let o = (p * oh + oy) * ow + ox
+                        XCTAssertEqual(y[o].bitPattern, best.bitPattern, "max \(p) (\(oy), \(ox))")
+                        XCTAssertEqual(Int(arg[o]), at)
+                        dxg[p * h * w + at] += dy[o]
+                    }
+                }
+            }
+            XCTAssertEqual(dx.map(\.bitPattern), dxg.map(\.bitPattern), "backward against the general loop")
+        }
     }
 
     func testMaxPoolRejectsTooSmallInput() {

@@ -2,13 +2,15 @@
 // residual adds), in C so that they can use AVX2 where the CPU has it (chosen at run time) while
 // the Swift code stays portable x86-64. Both paths do the same IEEE operations in the same order,
 // so they give the same bits. direct_conv.h: the direct 3x3 convolution (AVX-512, with portable
-// loops of the same bits).
+// loops of the same bits); linear.h: the fully connected layers' kernels (likewise).
 #ifndef HIDDEN_MPI_CKERNELS_H
 #define HIDDEN_MPI_CKERNELS_H
 
 #include <stdint.h>
 #include "plane_loops.h"
 #include "direct_conv.h"
+#include "linear.h"
+#include "pooling.h"
 #include "memory.h"
 
 /// acc[i] (+)= round-half-even(src[i] * factor) for i < n (stores when `first`), as the 64-bit

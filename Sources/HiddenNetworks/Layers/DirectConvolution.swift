@@ -63,6 +63,12 @@ public final class DirectConvolution {
         }
     }
 
+    /// The level (hm_conv3x3_available) at which the fully connected layers run CKernels' own
+    /// kernels (linear.c) wherever the direct convolution may run; nil: sgemm.
+    static var linearLevel: Int32? {
+        enabled && hm_conv3x3_available() != 0 && BLASThreads.current == 1 ? hm_conv3x3_available() : nil
+    }
+
     static func qualifies(inChannels: Int, outChannels: Int, kernel: Int, stride: Int, padding: Int, height: Int,
                           width: Int) -> Bool {
         enabled && kernel == 3 && padding == 1 && inChannels % 16 == 0 && outChannels % 16 == 0

@@ -100,6 +100,16 @@ public final class MaskedWeights {
     /// convolution's blocked one): (buffers, how many, the sum, the factor, first) -> in range.
     var accumulateChunks: ((UnsafePointer<UnsafePointer<Float>?>, Int, UnsafeMutablePointer<Int64>, Double, Bool) -> Bool)?
 
+    /// Exact reduction, for a layer whose kernel adds its chunks to the fixed-point sum itself
+    /// (the fully connected one, in one pass over the batch): `add(sum, factor, first)` adds
+    /// `chunks` chunks and returns false when some value was out of range.
+    func addChunks(_ chunks: Int, _ add: (UnsafeMutablePointer<Int64>, Double, Bool) -> Bool) {
+        guard let exactGrad, chunks > 0 else { return }
+        addPendingChunks()
+        if !add(exactGrad, FixedPoint.factor(scale: plan.gradientScale), chunksAdded == 0) { plan.outOfRange = true }
+        chunksAdded += chunks
+    }
+
     private func addPendingChunks() {
         guard let exactGrad, let chunkGradients, pendingChunks > 0 else { return }
         let buffers = UnsafePointer(chunkGradients.pointers)

@@ -2,6 +2,8 @@
 // the ImageNet ResNets' 3x3/2 pad 1 after the stem), and global average pooling (the ResNets'
 // last spatial layer). x: [B, C, H, W].
 
+import CKernels
+
 /// Max-pool. Forward remembers where each maximum was (the first in row-major order, on ties);
 /// backward sends each gradient there. Padding counts as -infinity, as in PyTorch, so a window
 /// always takes one of the image's own pixels.
@@ -33,6 +35,9 @@ public final class MaxPool2d: Layer {
 
     deinit { argmax.deallocate() }
 
+    /// The Conv models' 2x2 pool, which CKernels runs vectorised (the same bits as the loops here).
+    private var isPlain2x2: Bool { kernel == 2 && stride == 2 && padding == 0 }
+
     public func reserve(batch: Int) {
         guard batch * outputShape.count > argmaxCapacity else { return }
         argmax.deallocate()
@@ -44,6 +49,7 @@ public final class MaxPool2d: Layer {
         let (c, h, w) = (inputShape.dims[0], inputShape.dims[1], inputShape.dims[2])
         let (oh, ow) = (outputShape.dims[1], outputShape.dims[2])
         reserve(batch: batch)  // a no-op once the model reserved its largest batch
+        if isPlain2x2 { hm_maxpool2_forward(x, y, argmax, batch * c, h, w); return }
         for plane in 0..<(batch * c) {
             let src = x + plane * h * w, dst = y + plane * oh * ow, arg = argmax + plane * oh * ow
             for oy in 0..<oh {
@@ -69,6 +75,7 @@ public final class MaxPool2d: Layer {
                          _ dx: UnsafeMutablePointer<Float>?, batch: Int) {
         guard let dx else { return }
         let (c, h, w) = (inputShape.dims[0], inputShape.dims[1], inputShape.dims[2])
+        if isPlain2x2 { hm_maxpool2_backward(dy, argmax, dx, batch * c, h, w); return }
         let outPlane = outputShape.dims[1] * outputShape.dims[2]
         dx.update(repeating: 0, count: batch * inputShape.count)
         for plane in 0..<(batch * c) {
