@@ -132,10 +132,12 @@ TORQUE_VARS=(PBS_NP=2 PBS_NUM_NODES=1 PBS_NUM_PPN=2)
 PBSPRO_VARS=(NCPUS=2)
 # fc on Fashion-MNIST, 5 steps of one epoch: seconds per run.
 QUICK=(MODEL=fc DATASET=fashion-mnist EPOCHS=1 EXTRA_ARGS="--max-steps 5 --progress 0")
-# A whole epoch (469 steps, 3 to 7 s on 2 ranks here): time to stop it in the middle.
-LONG=(MODEL=fc DATASET=fashion-mnist EPOCHS=1 EXTRA_ARGS="--progress 0")
-# Two epochs (7 s and more) for a stop at a fixed time (4 s) after the start.
-LONGER=(MODEL=fc DATASET=fashion-mnist EPOCHS=2 EXTRA_ARGS="--progress 0")
+# Four epochs (469 steps each, 1 to 4 s on 2 ranks of the machines seen): time to stop the run
+# in the middle, and to count its epoch lines after the resume.
+LONG_EPOCHS=4
+LONG=(MODEL=fc DATASET=fashion-mnist EPOCHS=$LONG_EPOCHS EXTRA_ARGS="--progress 0")
+# Eight epochs (8 s and more) for a stop at a fixed time (4 s) after the start.
+LONGER=(MODEL=fc DATASET=fashion-mnist EPOCHS=8 EXTRA_ARGS="--progress 0")
 
 # spool SCRIPT NAME: a copy of jobs/SCRIPT where the batch system keeps it; prints its path.
 spool() {
@@ -286,8 +288,8 @@ fi
 status=0
 (run_usr1 >"$tmp/usr1-requeued.log" 2>&1) || status=$?
 if [ "$status" -eq 0 ] && grep -q "resuming from $tmp/usr1/ckpt-" "$tmp/usr1-requeued.log" \
-    && [ "$(grep -c '"kind" *: *"epoch"' "$tmp/usr1.jsonl")" -eq 1 ]; then
-    pass "slurm-train.sh requeued: resumed ($(grep -o 'resuming from [^ ]*' "$tmp/usr1-requeued.log" | sed "s|$tmp/||") ...), epoch 1 finished, exit 0"
+    && [ "$(grep -c '"kind" *: *"epoch"' "$tmp/usr1.jsonl")" -eq "$LONG_EPOCHS" ]; then
+    pass "slurm-train.sh requeued: resumed ($(grep -o 'resuming from [^ ]*' "$tmp/usr1-requeued.log" | sed "s|$tmp/||") ...), all $LONG_EPOCHS epochs finished once, exit 0"
 else
     fail "slurm-train.sh requeued: exit $status, no resume or no epoch line" "$tmp/usr1-requeued.log"
 fi
