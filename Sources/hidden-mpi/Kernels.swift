@@ -82,20 +82,30 @@ struct Kernels: ParsableCommand {
 
 /// How a model's convolutions run: by the direct 3x3 kernel (3x3, stride 1 or 2, channels in 16s, on
 /// CPUs with AVX-512, or AVX2 with HIDDEN_MPI_CONV=avx2; one BLAS thread per rank) or by im2col + sgemm.
+/// The fully connected layers run the same instruction set's kernels of their own (linear.c) where
+/// the direct convolution may run, else sgemm.
 struct ConvolutionPaths {
     let direct: Int, total: Int
+    /// Fully connected layers, and how many of them run the own kernels.
+    let linear: Int, ownLinear: Int
 
     init(_ model: Model) {
         let convolutions = model.allLayers.compactMap { $0 as? MaskedConv2d }
         total = convolutions.count
         direct = convolutions.filter(\.usesDirectConvolution).count
+        let linears = model.allLayers.compactMap { $0 as? MaskedLinear }
+        linear = linears.count
+        ownLinear = linears.filter { $0.kernelLevel != nil }.count
     }
 
-    /// A line for the run's header; nil for a model without convolutions.
+    /// A line for the run's header; nil for a model without convolutions or linear layers.
     var summary: String? {
-        guard total > 0 else { return nil }
+        guard total + linear > 0 else { return nil }
         let ignored = DirectConvolution.ignoredSetting.map { "; HIDDEN_MPI_CONV=\($0) ignored: it takes im2col or avx2" } ?? ""
-        return paths + ignored
+        let fc = linear == 0 ? "" : ownLinear == linear
+            ? "; fully connected layers by their own kernel (\(DirectConvolution.linearInstructionSet))"
+            : "; fully connected layers by sgemm"
+        return (total > 0 ? paths : "convolutions: none") + fc + ignored
     }
 
     private var paths: String {

@@ -38,7 +38,8 @@ final class RankAgreementTests: XCTestCase {
     /// Where rank 0 runs the direct 3x3 convolution and rank 1 im2col + sgemm (here
     /// HIDDEN_MPI_CONV=im2col), the run goes on, with a warning that names rank 1:
     /// its bits would depend on which rank computed which chunk. The header says how the
-    /// convolutions run (conv2 at width 0.25: a 3->16 stem by im2col, then 16->16).
+    /// convolutions and the fully connected layers run (conv2 at width 0.25: a 3->16 stem by
+    /// im2col, then 16->16; its head's three linear layers follow the same setting).
     func testRanksThatConvolveDifferentlyAreWarnedAbout() throws {
         let conv = ["train", "--dataset", "synthetic", "--input", "3x8x8", "--classes", "4", "--train-size", "64",
                     "--test-size", "16", "--model", "conv2", "--width", "0.25", "--batch-size", "16", "--max-steps", "1",
@@ -48,9 +49,9 @@ final class RankAgreementTests: XCTestCase {
         try XCTSkipIf(alone.stdout.contains("convolutions: im2col + sgemm"), "this CPU has neither AVX-512 nor AVX2: no direct convolution")
         XCTAssertTrue(alone.stdout.contains("convolutions: 1 of 2 by the direct 3x3 kernel"), alone.transcript)
         let off = try Harness.hiddenMPI(conv, timeout: 60, env: ["HIDDEN_MPI_CONV": "im2col"])
-        XCTAssertTrue(off.stdout.contains("convolutions: im2col + sgemm"), off.transcript)
+        XCTAssertTrue(off.stdout.contains("convolutions: im2col + sgemm") && off.stdout.contains("; fully connected layers by sgemm"), off.transcript)
         let typo = try Harness.hiddenMPI(conv, timeout: 60, env: ["HIDDEN_MPI_CONV": "avx512"])
-        XCTAssertTrue(typo.stdout.contains("convolutions: 1 of 2 by the direct 3x3 kernel (AVX-512), the rest by im2col + sgemm; HIDDEN_MPI_CONV=avx512 ignored: it takes im2col or avx2"),
+        XCTAssertTrue(typo.stdout.contains("convolutions: 1 of 2 by the direct 3x3 kernel (AVX-512), the rest by im2col + sgemm; fully connected layers by their own kernel (AVX-512); HIDDEN_MPI_CONV=avx512 ignored: it takes im2col or avx2"),
                       typo.transcript)
         XCTAssertFalse(alone.stdout.contains("ignored"), alone.transcript)
 
@@ -63,7 +64,8 @@ final class RankAgreementTests: XCTestCase {
         // A node with AVX2 but no AVX-512 (here HIDDEN_MPI_CONV=avx2 on rank 1) runs the AVX2
         // kernels, which give the same bits: no warning, and the same epoch figures to the last bit.
         let avx2 = try Harness.hiddenMPI(conv, timeout: 60, env: ["HIDDEN_MPI_CONV": "avx2"])
-        XCTAssertTrue(avx2.stdout.contains("convolutions: 1 of 2 by the direct 3x3 kernel (AVX2)"), avx2.transcript)
+        XCTAssertTrue(avx2.stdout.contains("convolutions: 1 of 2 by the direct 3x3 kernel (AVX2), the rest by im2col + sgemm; fully connected layers by their own kernel (AVX2)"),
+                      avx2.transcript)
         let uniform = try twoRanks(conv + ["--metrics", path("uniform.jsonl")], conv + ["--metrics", path("uniform.jsonl")])
         XCTAssertEqual(uniform.status, 0, uniform.transcript)
         let withAVX2 = try twoRanks(conv + ["--metrics", path("avx2.jsonl")],

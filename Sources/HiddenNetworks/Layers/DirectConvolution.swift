@@ -69,6 +69,15 @@ public final class DirectConvolution {
         enabled && hm_conv3x3_available() != 0 && BLASThreads.current == 1 ? hm_conv3x3_available() : nil
     }
 
+    /// The instruction set of the fully connected layers' own kernels ("" for sgemm).
+    public static var linearInstructionSet: String {
+        switch linearLevel {
+        case 2: return "AVX-512"
+        case 1: return "AVX2"
+        default: return ""
+        }
+    }
+
     static func qualifies(inChannels: Int, outChannels: Int, kernel: Int, stride: Int, padding: Int, height: Int,
                           width: Int) -> Bool {
         enabled && kernel == 3 && padding == 1 && inChannels % 16 == 0 && outChannels % 16 == 0
