@@ -277,16 +277,17 @@ struct GEMMShare {
     func printTable(step: Double, peak: Double) {
         guard seconds > 0 else { return }
         print("  sgemm calls by layer shape (ms per step and GFLOP/s: forward | weight gradient | input gradient;")
-        print("  * the direct 3x3 convolution instead, its padding and re-layout included):")
+        print("  * the direct 3x3 convolution instead, its padding and re-layout included;")
+        print("  + the fully connected layers' own kernels instead, the weight gradient's fixed-point sum included):")
         for row in rows {
-            let label = "\(row.shape) x\(row.layers)" + (row.kernel == "direct" ? " *" : "")
+            let label = "\(row.shape) x\(row.layers)" + (row.kernel == "direct" ? " *" : row.kernel == "own" ? " +" : "")
             var line = "    " + label + String(repeating: " ", count: max(0, 34 - label.count))
             for d in row.seconds.indices {
                 line += String(format: "%8.1f ms %6.1f", 1e3 * row.seconds[d], Self.gflops(row, d)) + (d < 2 ? " |" : "")
             }
             print(line)
         }
-        print(String(format: "  sgemm and direct convolutions in all: %.1f ms, %.1f%% of the step, at %.1f GFLOP/s (%.0f%% of the peak); the rest of the step: %.1f%%",
+        print(String(format: "  sgemm and own kernels in all: %.1f ms, %.1f%% of the step, at %.1f GFLOP/s (%.0f%% of the peak); the rest of the step: %.1f%%",
                      1e3 * seconds, 100 * seconds / step, gflops, 100 * gflops / peak, 100 * (1 - seconds / step)))
     }
 }

@@ -28,8 +28,8 @@ public final class MaskedLinear: Layer {
         outputShape = Shape([outFeatures])
         weights = MaskedWeights(count: inFeatures * outFeatures, fanIn: inFeatures, fanOut: outFeatures, k: k,
                                 shape: [outFeatures, inFeatures])
-        gemm = GEMMTally(shape: "linear \(inFeatures)->\(outFeatures)")
         kernelLevel = DirectConvolution.linearLevel
+        gemm = GEMMTally(shape: "linear \(inFeatures)->\(outFeatures)", kernel: kernelLevel == nil ? "sgemm" : "own")
     }
 
     public func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int) {

@@ -52,8 +52,9 @@ public enum GEMMDirection: Int, CaseIterable, Sendable {
 public final class GEMMTally {
     /// What the layer is, e.g. "conv 3x3/1 64->64 @32x32": layers with the same shape add up.
     public let shape: String
-    /// "sgemm", or "direct" for the direct 3x3 convolution (whose times include its padding and
-    /// re-layout of the data, as sgemm's include OpenBLAS's packing).
+    /// "sgemm", "direct" for the direct 3x3 convolution (whose times include its padding and
+    /// re-layout of the data, as sgemm's include OpenBLAS's packing), or "own" for the fully
+    /// connected layers' kernels (linear.c; the weight gradient's time includes its fixed-point sum).
     public let kernel: String
     public private(set) var seconds = [Double](repeating: 0, count: GEMMDirection.allCases.count)
     public private(set) var flops = [Double](repeating: 0, count: GEMMDirection.allCases.count)
