@@ -26,7 +26,8 @@ struct Train: ParsableCommand {
         sizes) run hidden-mpi's own direct kernel instead of im2col + OpenBLAS (the header's \
         "convolutions:" line); it rounds otherwise. On a cluster where some nodes lack AVX-512, \
         set HIDDEN_MPI_CONV=avx2 on those (its AVX2 version, the same bits) or \
-        HIDDEN_MPI_CONV=im2col on every rank (train warns when ranks differ).
+        HIDDEN_MPI_CONV=im2col on every rank (train warns when ranks differ). The fully \
+        connected layers follow the same setting (kernels of their own, or sgemm).
 
         Examples:
           mpirun -np 2 hidden-mpi train --model fc --epochs 10

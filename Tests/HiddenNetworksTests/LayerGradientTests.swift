@@ -161,6 +161,44 @@ final class LayerGradientTests: XCTestCase {
         }
     }
 
+    /// The 3x3/2 pool with padding 1 (the ImageNet ResNets'): CKernels' forward against its
+    /// portable loop and against the general window loop, bit for bit, odd and even sides, sides
+    /// of 1 to 3, ties and NaN.
+    func testMaxPool3x3Stride2KernelMatchesTheGeneralLoop() throws {
+        var rng = TestRNG(19)
+        let palette: [Float] = [0, -0.0, 1, 1, -1, .nan, -.infinity, 2.5, 0.5]
+        for (planes, h, w) in [(3, 8, 8), (2, 7, 9), (2, 1, 1), (3, 2, 3), (1, 3, 2), (4, 12, 35), (2, 16, 64)] {
+            let (oh, ow) = ((h + 1) / 2, (w + 1) / 2)
+            let x = (0..<(planes * h * w)).map { _ in rng.int(3) == 0 ? rng.uniform(-1, 1) : palette[rng.int(palette.count)] }
+            var y = [Float](repeating: 9, count: planes * oh * ow), yp = y
+            var arg = [Int32](repeating: -1, count: y.count), argp = arg
+            hm_maxpool3s2_forward(x, &y, &arg, planes, h, w)
+            hm_maxpool3s2_forward_portable(x, &yp, &argp, planes, h, w)
+            XCTAssertEqual(y.map(\.bitPattern), yp.map(\.bitPattern), "\(planes)x\(h)x\(w)")
+            XCTAssertEqual(arg, argp)
+            for p in 0..<planes {
+                for oy in 0..<oh {
+                    for ox in 0..<ow {
+                        let (y0, y1) = (max(0, 2 * oy - 1), min(h, 2 * oy + 2)), (x0, x1) = (max(0, 2 * ox - 1), min(w, 2 * ox + 2))
+                        var best = -Float.infinity, at = y0 * w + x0
+                        for iy in y0..<y1 {
+                            for ix in x0..<x1 where x[p * h * w + iy * w + ix] > best { best = x[p * h * w + iy * w + ix]; at = iy * w + ix }
+                        }
+                        let o = (p * oh + oy) * ow + ox
+                        XCTAssertEqual(y[o].bitPattern, best.bitPattern, "\(planes)x\(h)x\(w) plane \(p) (\(oy), \(ox))")
+                        XCTAssertEqual(Int(arg[o]), at, "\(planes)x\(h)x\(w) plane \(p) (\(oy), \(ox))")
+                    }
+                }
+            }
+            // Through the layer, whose backward adds the gradients at these positions.
+            let layer = try MaxPool2d(input: Shape([planes, h, w]), kernel: 3, stride: 2, padding: 1)
+            XCTAssertEqual(layer.outputShape, Shape([planes, oh, ow]))
+            let input = buffer(x), out = FloatBuffer(count: y.count)
+            withExtendedLifetime(input) { layer.forward(input.pointer, out.pointer, batch: 1) }
+            XCTAssertEqual(out.array.map(\.bitPattern), y.map(\.bitPattern))
+        }
+    }
+
     func testMaxPoolRejectsTooSmallInput() {
         assertThrowsHiddenError(try MaxPool2d(input: Shape([1, 1, 4]), size: 2), containing: ["max-pool does not fit"])
         assertThrowsHiddenError(try MaxPool2d(input: Shape([8]), size: 2), containing: ["max-pool does not fit"])

@@ -35,7 +35,8 @@ public final class MaxPool2d: Layer {
 
     deinit { argmax.deallocate() }
 
-    /// The Conv models' 2x2 pool, which CKernels runs vectorised (the same bits as the loops here).
+    /// The Conv models' 2x2 pool, which CKernels runs vectorised (the same bits as the loops here;
+    /// so is the ImageNet ResNets' 3x3/2 pool's forward pass).
     private var isPlain2x2: Bool { kernel == 2 && stride == 2 && padding == 0 }
 
     public func reserve(batch: Int) {
@@ -50,6 +51,7 @@ public final class MaxPool2d: Layer {
         let (oh, ow) = (outputShape.dims[1], outputShape.dims[2])
         reserve(batch: batch)  // a no-op once the model reserved its largest batch
         if isPlain2x2 { hm_maxpool2_forward(x, y, argmax, batch * c, h, w); return }
+        if kernel == 3 && stride == 2 && padding == 1 { hm_maxpool3s2_forward(x, y, argmax, batch * c, h, w); return }
         for plane in 0..<(batch * c) {
             let src = x + plane * h * w, dst = y + plane * oh * ow, arg = argmax + plane * oh * ow
             for oy in 0..<oh {
