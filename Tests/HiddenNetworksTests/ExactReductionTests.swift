@@ -122,6 +122,21 @@ final class ExactReductionArithmeticTests: XCTestCase {
 }
 
 final class ChunkedModelTests: XCTestCase {
+    /// One training step's forward and backward of `model` (10 classes) on the batch x, with the
+    /// mean loss's scale and the exact gradients finished: its logits and score gradients.
+    static func step(_ model: Model, _ x: [Float], labels: [Int32], batch: Int) -> (logits: [Float], grads: [Float]) {
+        model.input.pointer.update(from: x, count: x.count)
+        model.updateMasks()
+        model.training = true
+        model.plan.gradientScale = 1 / Double(batch)
+        let logits = model.forward(batch: batch)
+        let grad = FloatBuffer(count: batch * 10)
+        _ = softmaxCrossEntropy(logits: logits, labels: labels, batch: batch, classes: 10, smoothing: 0, grad: grad.pointer)
+        model.backward(logitGrad: grad.pointer, batch: batch)
+        for m in model.masked { m.finishExactGradient() }
+        return (Array(UnsafeBufferPointer(start: logits, count: batch * 10)), model.scoreGrads.array)
+    }
+
     /// cifar-resnet18 (width 0.125, batch norm with batch statistics) on a batch of 7, as one batch
     /// (the float path) and in chunks of 3 (3 + 3 + 1, the exact path): the same logits, running
     /// statistics and mean-loss score gradients up to float rounding.
@@ -138,16 +153,8 @@ final class ChunkedModelTests: XCTestCase {
         var results: [(logits: [Float], grads: [Float], running: [Float])] = []
         for model in [plain, chunked] {
             model.norm.communicator = SingleProcessCommunicator()
-            model.input.pointer.update(from: x, count: x.count)
-            model.updateMasks()
-            model.training = true
-            model.plan.gradientScale = 1 / Double(batch)
-            let logits = model.forward(batch: batch)
-            let grad = FloatBuffer(count: batch * 10)
-            _ = softmaxCrossEntropy(logits: logits, labels: labels, batch: batch, classes: 10, smoothing: 0, grad: grad.pointer)
-            model.backward(logitGrad: grad.pointer, batch: batch)
-            for m in model.masked { m.finishExactGradient() }
-            results.append((Array(UnsafeBufferPointer(start: logits, count: batch * 10)), model.scoreGrads.array, model.runningStats.array))
+            let (logits, grads) = Self.step(model, x, labels: labels, batch: batch)
+            results.append((logits, grads, model.runningStats.array))
         }
         assertAllClose(results[1].logits, results[0].logits, rtol: 1e-4, atol: 1e-5, "logits")
         assertAllClose(results[1].running, results[0].running, rtol: 1e-5, atol: 1e-6, "running statistics")

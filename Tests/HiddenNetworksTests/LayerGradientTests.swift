@@ -123,20 +123,15 @@ final class LayerGradientTests: XCTestCase {
     /// against the general window loop, bit for bit: ties, NaN, -0 and +0, odd sides, gradients of -0.
     func testMaxPool2x2KernelsMatchTheGeneralLoop() {
         var rng = TestRNG(17)
-        let palette: [Float] = [0, -0.0, 1, 1, -1, .nan, -.infinity, 2.5, 0.5]
         for (planes, h, w) in [(3, 4, 4), (2, 7, 9), (5, 2, 34), (1, 9, 2), (4, 16, 50)] {
             let (oh, ow) = (h / 2, w / 2)
-            let x = (0..<(planes * h * w)).map { _ in rng.int(3) == 0 ? rng.uniform(-1, 1) : palette[rng.int(palette.count)] }
+            let x = poolValues(planes * h * w, &rng)
             let dy = (0..<(planes * oh * ow)).map { _ in rng.int(4) == 0 ? -0.0 : rng.uniform(-1, 1) }
-            var y = [Float](repeating: 9, count: planes * oh * ow), yp = y
-            var arg = [Int32](repeating: -1, count: y.count), argp = arg
-            hm_maxpool2_forward(x, &y, &arg, planes, h, w)
-            hm_maxpool2_forward_portable(x, &yp, &argp, planes, h, w)
-            XCTAssertEqual(y.map(\.bitPattern), yp.map(\.bitPattern), "forward \(planes)x\(h)x\(w)")
-            XCTAssertEqual(arg, argp)
+            let (y, arg) = poolForward(hm_maxpool2_forward, hm_maxpool2_forward_portable, x, planes: planes, h: h, w: w,
+                                       outputs: planes * oh * ow)
             var dx = [Float](repeating: 9, count: x.count), dxp = dx
             hm_maxpool2_backward(dy, arg, &dx, planes, h, w)
-            hm_maxpool2_backward_portable(dy, argp, &dxp, planes, h, w)
+            hm_maxpool2_backward_portable(dy, arg, &dxp, planes, h, w)
             XCTAssertEqual(dx.map(\.bitPattern), dxp.map(\.bitPattern), "backward \(planes)x\(h)x\(w)")
             // The general loop: -infinity, then each value greater than the best so far in row-major
             // order; backward zeroes dx and adds each gradient at its maximum.
@@ -166,16 +161,11 @@ final class LayerGradientTests: XCTestCase {
     /// of 1 to 3, ties and NaN.
     func testMaxPool3x3Stride2KernelMatchesTheGeneralLoop() throws {
         var rng = TestRNG(19)
-        let palette: [Float] = [0, -0.0, 1, 1, -1, .nan, -.infinity, 2.5, 0.5]
         for (planes, h, w) in [(3, 8, 8), (2, 7, 9), (2, 1, 1), (3, 2, 3), (1, 3, 2), (4, 12, 35), (2, 16, 64)] {
             let (oh, ow) = ((h + 1) / 2, (w + 1) / 2)
-            let x = (0..<(planes * h * w)).map { _ in rng.int(3) == 0 ? rng.uniform(-1, 1) : palette[rng.int(palette.count)] }
-            var y = [Float](repeating: 9, count: planes * oh * ow), yp = y
-            var arg = [Int32](repeating: -1, count: y.count), argp = arg
-            hm_maxpool3s2_forward(x, &y, &arg, planes, h, w)
-            hm_maxpool3s2_forward_portable(x, &yp, &argp, planes, h, w)
-            XCTAssertEqual(y.map(\.bitPattern), yp.map(\.bitPattern), "\(planes)x\(h)x\(w)")
-            XCTAssertEqual(arg, argp)
+            let x = poolValues(planes * h * w, &rng)
+            let (y, arg) = poolForward(hm_maxpool3s2_forward, hm_maxpool3s2_forward_portable, x, planes: planes, h: h, w: w,
+                                       outputs: planes * oh * ow)
             for p in 0..<planes {
                 for oy in 0..<oh {
                     for ox in 0..<ow {
@@ -197,6 +187,28 @@ final class LayerGradientTests: XCTestCase {
             withExtendedLifetime(input) { layer.forward(input.pointer, out.pointer, batch: 1) }
             XCTAssertEqual(out.array.map(\.bitPattern), y.map(\.bitPattern))
         }
+    }
+
+    /// Inputs for the pools' kernels: a third uniform in [-1, 1), the rest ties, zeros of both
+    /// signs, NaN and -infinity.
+    private func poolValues(_ n: Int, _ rng: inout TestRNG) -> [Float] {
+        let palette: [Float] = [0, -0.0, 1, 1, -1, .nan, -.infinity, 2.5, 0.5]
+        return (0..<n).map { _ in rng.int(3) == 0 ? rng.uniform(-1, 1) : palette[rng.int(palette.count)] }
+    }
+
+    typealias PoolKernel = @convention(c) (UnsafePointer<Float>?, UnsafeMutablePointer<Float>?, UnsafeMutablePointer<Int32>?,
+                                           Int, Int, Int) -> Void
+
+    /// A pool's forward kernel against its portable loop, bit for bit; the kernel's maxima and positions.
+    private func poolForward(_ kernel: PoolKernel, _ portable: PoolKernel, _ x: [Float], planes: Int, h: Int, w: Int,
+                             outputs: Int, file: StaticString = #filePath, line: UInt = #line) -> ([Float], [Int32]) {
+        var y = [Float](repeating: 9, count: outputs), yp = y
+        var arg = [Int32](repeating: -1, count: outputs), argp = arg
+        kernel(x, &y, &arg, planes, h, w)
+        portable(x, &yp, &argp, planes, h, w)
+        XCTAssertEqual(y.map(\.bitPattern), yp.map(\.bitPattern), "forward \(planes)x\(h)x\(w)", file: file, line: line)
+        XCTAssertEqual(arg, argp, "positions \(planes)x\(h)x\(w)", file: file, line: line)
+        return (y, arg)
     }
 
     func testMaxPoolRejectsTooSmallInput() {

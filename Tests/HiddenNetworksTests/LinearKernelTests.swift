@@ -31,6 +31,14 @@ final class LinearKernelTests: XCTestCase {
         return (Results(y: y, dx: dx, sums: sums), ok != 0)
     }
 
+    /// `got` against the sum of the products in double, to 1e-6 of the sum of their magnitudes
+    /// (plus `slack`: the fixed point's rounding of each chunk).
+    func assertSum(_ got: Double, of pairs: [(Float, Float)], slack: Double = 1e-30, _ what: String,
+                   file: StaticString = #filePath, line: UInt = #line) {
+        let products = pairs.map { Double($0.0) * Double($0.1) }
+        XCTAssertEqual(got, products.reduce(0, +), accuracy: 1e-6 * products.map(abs).reduce(0, +) + slack, what, file: file, line: line)
+    }
+
     func testKernelsMatchPortableLoopsBitForBitAndDoubleSums() {
         var rng = TestRNG(41)
         for s in shapes {
@@ -47,32 +55,17 @@ final class LinearKernelTests: XCTestCase {
             // Against the sums in double.
             for b in 0..<s.n {
                 for o in 0..<s.outputs {
-                    var sum = 0.0, magnitude = 0.0
-                    for i in 0..<s.inputs {
-                        let p = Double(x[b * s.inputs + i]) * Double(w[o * s.inputs + i])
-                        sum += p; magnitude += abs(p)
-                    }
-                    XCTAssertEqual(Double(portable.y[b * s.outputs + o]), sum, accuracy: 1e-6 * magnitude + 1e-30, "y \(s)")
+                    assertSum(Double(portable.y[b * s.outputs + o]), of: (0..<s.inputs).map { (x[b * s.inputs + $0], w[o * s.inputs + $0]) }, "y \(s)")
                 }
                 for i in 0..<s.inputs {
-                    var sum = 0.0, magnitude = 0.0
-                    for o in 0..<s.outputs {
-                        let p = Double(dy[b * s.outputs + o]) * Double(w[o * s.inputs + i])
-                        sum += p; magnitude += abs(p)
-                    }
-                    XCTAssertEqual(Double(portable.dx[b * s.inputs + i]), sum, accuracy: 1e-6 * magnitude + 1e-30, "dx \(s)")
+                    assertSum(Double(portable.dx[b * s.inputs + i]), of: (0..<s.outputs).map { (dy[b * s.outputs + $0], w[$0 * s.inputs + i]) }, "dx \(s)")
                 }
             }
+            let chunks = Double((s.n + 3) / 4)
             for o in 0..<s.outputs {
                 for i in stride(from: 0, to: s.inputs, by: max(1, s.inputs / 37)) {
-                    var sum = 0.0, magnitude = 0.0
-                    for b in 0..<s.n {
-                        let p = Double(dy[b * s.outputs + o]) * Double(x[b * s.inputs + i])
-                        sum += p; magnitude += abs(p)
-                    }
-                    let chunks = Double((s.n + 3) / 4)
-                    XCTAssertEqual(Double(portable.sums[o * s.inputs + i]) * 0x1p-30, sum,
-                                   accuracy: 1e-6 * magnitude + chunks * 0x1p-31, "dW \(s)")
+                    assertSum(Double(portable.sums[o * s.inputs + i]) * 0x1p-30, of: (0..<s.n).map { (dy[$0 * s.outputs + o], x[$0 * s.inputs + i]) },
+                              slack: chunks * 0x1p-31, "dW \(s)")
                 }
             }
         }
@@ -154,19 +147,7 @@ final class LinearKernelTests: XCTestCase {
             var rng = TestRNG(3)
             let x = rng.floats(batch * config.inputShape.count)
             let labels: [Int32] = (0..<batch).map { Int32($0 % 10) }
-            var results: [(logits: [Float], grads: [Float])] = []
-            for model in [plain, chunked] {
-                model.input.pointer.update(from: x, count: x.count)
-                model.updateMasks()
-                model.training = true
-                model.plan.gradientScale = 1 / Double(batch)
-                let logits = model.forward(batch: batch)
-                let grad = FloatBuffer(count: batch * 10)
-                _ = softmaxCrossEntropy(logits: logits, labels: labels, batch: batch, classes: 10, smoothing: 0, grad: grad.pointer)
-                model.backward(logitGrad: grad.pointer, batch: batch)
-                for m in model.masked { m.finishExactGradient() }
-                results.append((Array(UnsafeBufferPointer(start: logits, count: batch * 10)), model.scoreGrads.array))
-            }
+            let results = [plain, chunked].map { ChunkedModelTests.step($0, x, labels: labels, batch: batch) }
             assertAllClose(results[1].logits, results[0].logits, rtol: 1e-5, atol: 1e-6, "logits, own kernels \(own)")
             assertAllClose(results[1].grads, results[0].grads.map { $0 / Float(batch) }, rtol: 1e-3, atol: 1e-6,
                            "score gradients, own kernels \(own)")
