@@ -2,28 +2,17 @@
 // to nearest, and the compiler may not reorder or contract them.
 
 #include "ckernels.h"
-#include <string.h>
-#include <math.h>
+#include "fixed_point_internal.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #define HM_X86 1
 #endif
 
-static const double magic = 6755399441055744.0;   // 1.5 * 2^52
-static const double limit = 2251799813685248.0;   // 2^51
-
 static int accumulate_generic(const float *src, int64_t *acc, long n, double factor, int first) {
     int ok = 1;
-    uint64_t magic_bits;
-    memcpy(&magic_bits, &magic, sizeof magic_bits);
     for (long i = 0; i < n; i++) {
-        double v = (double)src[i] * factor;
-        if (!(fabs(v) < limit)) ok = 0;
-        double t = v + magic;
-        uint64_t bits;
-        memcpy(&bits, &t, sizeof bits);
-        uint64_t q = bits - magic_bits;
+        const uint64_t q = hm_fixed_round(src[i], factor, &ok);
         acc[i] = (int64_t)(first ? q : (uint64_t)acc[i] + q);
     }
     return ok;
@@ -32,7 +21,7 @@ static int accumulate_generic(const float *src, int64_t *acc, long n, double fac
 #ifdef HM_X86
 __attribute__((target("avx2")))
 static int accumulate_avx2(const float *src, int64_t *acc, long n, double factor, int first) {
-    const __m256d f = _mm256_set1_pd(factor), m = _mm256_set1_pd(magic), lim = _mm256_set1_pd(limit);
+    const __m256d f = _mm256_set1_pd(factor), m = _mm256_set1_pd(HM_FIXED_MAGIC), lim = _mm256_set1_pd(HM_FIXED_LIMIT);
     const __m256d abs_mask = _mm256_castsi256_pd(_mm256_set1_epi64x(0x7fffffffffffffffLL));
     const __m256i mb = _mm256_castpd_si256(m);
     __m256d bad = _mm256_setzero_pd();
@@ -67,7 +56,7 @@ static void decode_generic(const int64_t *acc, float *dst, long n, double scale)
 // minus 1.5 * 2^52 is x exactly, as (double)x is; larger values take the scalar conversion.
 __attribute__((target("avx2")))
 static void decode_avx2(const int64_t *acc, float *dst, long n, double scale) {
-    const __m256d m = _mm256_set1_pd(magic), s = _mm256_set1_pd(scale);
+    const __m256d m = _mm256_set1_pd(HM_FIXED_MAGIC), s = _mm256_set1_pd(scale);
     const __m256i mb = _mm256_castpd_si256(m);
     const __m256i lo = _mm256_set1_epi64x(-(1LL << 51)), hi = _mm256_set1_epi64x(1LL << 51);
     long i = 0;

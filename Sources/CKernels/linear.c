@@ -4,8 +4,7 @@
 #pragma STDC FP_CONTRACT OFF
 
 #include "linear.h"
-#include <math.h>
-#include <string.h>
+#include "fixed_point_internal.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -17,8 +16,6 @@
 
 #define KB HM_LINEAR_KBLOCK
 
-static const double magic = 6755399441055744.0;   // 1.5 * 2^52
-static const double limit = 2251799813685248.0;   // 2^51
 
 static long min_l(long a, long b) { return a < b ? a : b; }
 
@@ -63,8 +60,6 @@ static void input_grad_portable(const float *dy, const float *w, float *dx, long
 
 static int weight_grad_fixed_portable(const float *dy, const float *x, long n, long chunk, long in, long out,
                                       int64_t *acc, double factor, int first) {
-    uint64_t mb;
-    memcpy(&mb, &magic, sizeof mb);
     int ok = 1;
     for (long o = 0; o < out; o++)
         for (long i = 0; i < in; i++) {
@@ -73,12 +68,7 @@ static int weight_grad_fixed_portable(const float *dy, const float *x, long n, l
                 const long ce = min_l(c0 + chunk, n);
                 float g = 0;
                 for (long b = c0; b < ce; b++) g = fmaf(dy[b * out + o], x[b * in + i], g);
-                const double v = (double)g * factor;
-                if (!(fabs(v) < limit)) ok = 0;
-                const double t = v + magic;
-                uint64_t bits;
-                memcpy(&bits, &t, sizeof bits);
-                s += bits - mb;
+                s += hm_fixed_round(g, factor, &ok);
             }
             acc[o * in + i] = (int64_t)s;
         }
@@ -190,7 +180,7 @@ static AVX512 void input_grad_avx512(const float *dy, const float *w, float *dx,
 INLINE AVX512 int weight_grad_tile512(const float *dy, const float *x, long n, long chunk, long in, long out,
                                       int64_t *acc, double factor, int first, long o0, long i0, __mmask16 last,
                                       const int O, const int V) {
-    const __m512d f = _mm512_set1_pd(factor), mg = _mm512_set1_pd(magic), lim = _mm512_set1_pd(limit);
+    const __m512d f = _mm512_set1_pd(factor), mg = _mm512_set1_pd(HM_FIXED_MAGIC), lim = _mm512_set1_pd(HM_FIXED_LIMIT);
     __m512i s[4][2][2];
     long chunks = 0;
     for (int r = 0; r < O; r++)
@@ -226,9 +216,7 @@ INLINE AVX512 int weight_grad_tile512(const float *dy, const float *x, long n, l
                 }
     }
     // Each chunk added bits(v + magic); the integer is that minus bits(magic).
-    uint64_t mb;
-    memcpy(&mb, &magic, sizeof mb);
-    const __m512i off = _mm512_set1_epi64((long long)(mb * (uint64_t)chunks));
+    const __m512i off = _mm512_set1_epi64((long long)(hm_fixed_magic_bits() * (uint64_t)chunks));
     for (int r = 0; r < O; r++)
         for (int v = 0; v < V; v++)
             for (int h = 0; h < 2; h++) {
@@ -367,7 +355,7 @@ static AVX2 void input_grad_avx2(const float *dy, const float *w, float *dx, lon
 // fixed-point values in 2 x O integer ones (4 lanes of 64 bits each).
 INLINE AVX2 int weight_grad_tile256(const float *dy, const float *x, long n, long chunk, long in, long out,
                                     int64_t *acc, double factor, int first, long o0, long i0, __m256i last, const int O) {
-    const __m256d f = _mm256_set1_pd(factor), mg = _mm256_set1_pd(magic), lim = _mm256_set1_pd(limit);
+    const __m256d f = _mm256_set1_pd(factor), mg = _mm256_set1_pd(HM_FIXED_MAGIC), lim = _mm256_set1_pd(HM_FIXED_LIMIT);
     const __m256d abs_mask = _mm256_castsi256_pd(_mm256_set1_epi64x(0x7fffffffffffffffLL));
     // The float mask's lanes widened to the 64-bit halves.
     const __m256i mlo = _mm256_cvtepi32_epi64(_mm256_castsi256_si128(last));
@@ -396,9 +384,7 @@ INLINE AVX2 int weight_grad_tile256(const float *dy, const float *x, long n, lon
                 s[r][h] = _mm256_add_epi64(s[r][h], _mm256_castpd_si256(_mm256_add_pd(d, mg)));
             }
     }
-    uint64_t mb;
-    memcpy(&mb, &magic, sizeof mb);
-    const __m256i off = _mm256_set1_epi64x((long long)(mb * (uint64_t)chunks));
+    const __m256i off = _mm256_set1_epi64x((long long)(hm_fixed_magic_bits() * (uint64_t)chunks));
     for (int r = 0; r < O; r++) {
         long long *p = (long long *)(acc + (o0 + r) * in + i0);
         _mm256_maskstore_epi64(p, mlo, _mm256_sub_epi64(s[r][0], off));

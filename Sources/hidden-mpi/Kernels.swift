@@ -103,7 +103,7 @@ struct ConvolutionPaths {
         guard total + linear > 0 else { return nil }
         let ignored = DirectConvolution.ignoredSetting.map { "; HIDDEN_MPI_CONV=\($0) ignored: it takes im2col or avx2" } ?? ""
         let fc = linear == 0 ? "" : ownLinear == linear
-            ? "; fully connected layers by their own kernel (\(DirectConvolution.linearInstructionSet))"
+            ? "; fully connected layers by their own kernel (\(DirectConvolution.instructionSet))"
             : "; fully connected layers by sgemm"
         return (total > 0 ? paths : "convolutions: none") + fc + ignored
     }

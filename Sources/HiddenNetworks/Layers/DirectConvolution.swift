@@ -63,26 +63,17 @@ public final class DirectConvolution {
         }
     }
 
-    /// The level (hm_conv3x3_available) at which the fully connected layers run CKernels' own
-    /// kernels (linear.c) wherever the direct convolution may run; nil: sgemm.
-    static var linearLevel: Int32? {
+    /// The level (hm_conv3x3_available) at which this process runs CKernels' own kernels, the
+    /// direct convolution's and the fully connected layers' (linear.c); nil where it may not
+    /// (switched off, neither instruction set, or more than one BLAS thread): sgemm then.
+    static var ownKernelLevel: Int32? {
         enabled && hm_conv3x3_available() != 0 && BLASThreads.current == 1 ? hm_conv3x3_available() : nil
-    }
-
-    /// The instruction set of the fully connected layers' own kernels ("" for sgemm).
-    public static var linearInstructionSet: String {
-        switch linearLevel {
-        case 2: return "AVX-512"
-        case 1: return "AVX2"
-        default: return ""
-        }
     }
 
     static func qualifies(inChannels: Int, outChannels: Int, kernel: Int, stride: Int, padding: Int, height: Int,
                           width: Int) -> Bool {
-        enabled && kernel == 3 && padding == 1 && inChannels % 16 == 0 && outChannels % 16 == 0
-            && (stride == 1 || (stride == 2 && height % 2 == 0 && width % 2 == 0))
-            && hm_conv3x3_available() != 0 && BLASThreads.current == 1
+        kernel == 3 && padding == 1 && inChannels % 16 == 0 && outChannels % 16 == 0
+            && (stride == 1 || (stride == 2 && height % 2 == 0 && width % 2 == 0)) && ownKernelLevel != nil
     }
 
     init(inChannels: Int, outChannels: Int, stride: Int, height: Int, width: Int) {

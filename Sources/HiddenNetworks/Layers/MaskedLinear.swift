@@ -28,7 +28,7 @@ public final class MaskedLinear: Layer {
         outputShape = Shape([outFeatures])
         weights = MaskedWeights(count: inFeatures * outFeatures, fanIn: inFeatures, fanOut: outFeatures, k: k,
                                 shape: [outFeatures, inFeatures])
-        kernelLevel = DirectConvolution.linearLevel
+        kernelLevel = DirectConvolution.ownKernelLevel
         gemm = GEMMTally(shape: "linear \(inFeatures)->\(outFeatures)", kernel: kernelLevel == nil ? "sgemm" : "own")
     }
 
